@@ -1,0 +1,5 @@
+//! The `ringcast` binary.
+
+fn main() {
+    println!("ringcast {}", env!("CARGO_PKG_VERSION"));
+}

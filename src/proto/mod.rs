@@ -1,0 +1,14 @@
+//! RFC 6455, sans-IO: the handshake, frames, messages and the close handshake.
+//!
+//! Everything here takes bytes (and, where time matters, `now`) and returns bytes and events. It
+//! never does I/O, never reads a clock, never spawns, and never imports tokio, tokio-uring, socket2
+//! or `std::net`: the driver moves bytes, this module decides.
+
+pub mod error;
+pub mod frame;
+pub mod mask;
+pub mod opcode;
+
+pub use error::ProtocolError;
+pub use frame::{decode_header, DecodeLimits, FrameHeader, HeaderStatus, MAX_HEADER_LEN};
+pub use opcode::OpCode;
