@@ -1,0 +1,1874 @@
+//! Server configuration: every knob, its default, its rules, and where each value came from.
+//!
+//! Owns [`Config`] (one [`impl Default`](Config::default) holding every default), the catalogue of
+//! keys ([`Key`]: TOML key, `--flag`, `RINGCAST_*` variable), the human formats for durations
+//! (`"30s"`, `"1m30s"`, `"500ms"`, a bare number of seconds) and sizes (`"16MiB"`, `"8KiB"`, a bare
+//! number of bytes), the merge of the layers (flag > environment > file > default, see [`Loader`])
+//! and [`Config::validate`].
+//!
+//! It must never touch a socket, spawn, or read a clock; the only I/O is reading the config file in
+//! [`Loader::file`]. It runs once at start-up, so it may allocate freely: nothing here is on a hot
+//! path, and the driver copies the values it needs out of [`Config`].
+
+use std::ffi::OsString;
+use std::fmt;
+use std::net::{AddrParseError, IpAddr, Ipv4Addr, SocketAddr};
+use std::num::ParseIntError;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::proto::frame::MAX_HEADER_LEN;
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
+
+/// Most worker threads [`Config::validate`] accepts.
+pub const MAX_WORKERS: usize = 1024;
+/// Smallest handshake header limit: below 1 KiB ordinary browser handshakes (cookies, user agent)
+/// would be refused with 431.
+pub const MIN_HEADER_BYTES: usize = KIB;
+/// Largest handshake header limit: more is an attack surface, not a use case.
+pub const MAX_HEADER_BYTES: usize = MIB;
+/// Fewest header lines a handshake can carry. RFC 6455 §4.1 requires five: "|Host|", "|Upgrade|",
+/// "|Connection|", "|Sec-WebSocket-Key|" and "|Sec-WebSocket-Version|".
+pub const MIN_HEADERS: usize = 5;
+/// Most header lines: the driver parses into a header array of this length.
+pub const MAX_HEADERS: usize = 1024;
+/// Smallest frame limit. RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes
+/// or less", and an endpoint must be able to receive every one of them.
+pub const MIN_FRAME_SIZE: usize = 125;
+/// Largest io_uring submission queue (the kernel's `IORING_MAX_ENTRIES`).
+pub const MAX_RING_ENTRIES: u32 = 32768;
+/// Longest SQPOLL idle time: past this the polling thread burns a core for nothing.
+pub const MAX_SQPOLL_IDLE: Duration = Duration::from_secs(60);
+/// Largest listen backlog (the kernel caps it at `net.core.somaxconn` anyway).
+pub const MAX_BACKLOG: u32 = 65535;
+
+/// What to do when a connection's outgoing queue would exceed [`Config::max_backpressure`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackpressurePolicy {
+    /// Close the slow connection with 1008 (policy violation): no message is ever silently lost.
+    #[default]
+    Close,
+    /// Drop the new message for that connection and keep it open: for lossy feeds (prices, cursors)
+    /// where the next message supersedes the last.
+    Drop,
+}
+
+impl BackpressurePolicy {
+    /// The spelling used in flags, environment and file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackpressurePolicy::Close => "close",
+            BackpressurePolicy::Drop => "drop",
+        }
+    }
+}
+
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl LogFormat {
+    /// The spelling used in flags, environment and file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// Everything a `ringcast serve` process is told. Build it with [`Loader`] (or start from
+/// [`Config::default`]) and check it with [`Config::validate`] before use.
+///
+/// Each field documents its default and when to change it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Address every worker binds with SO_REUSEPORT. Default `127.0.0.1:8080` (loopback only, so a
+    /// fresh install is not exposed). Use `0.0.0.0:PORT` or `[::]:PORT` to serve the network.
+    pub listen: SocketAddr,
+    /// Worker threads, each with its own io_uring runtime, listener and connection table. Default:
+    /// the number of CPUs (`std::thread::available_parallelism`). Lower it to leave cores to other
+    /// processes (a load generator on the same machine, say). Between 1 and [`MAX_WORKERS`].
+    pub workers: usize,
+    /// Pin worker `i` to CPU `i`. Default `false`. Turn on when ringcast owns the machine: it keeps
+    /// caches warm and stops the scheduler from moving workers; leave off when sharing cores.
+    pub pin: bool,
+    /// Largest handshake request (request line plus headers) in bytes; more is refused with 431.
+    /// Default 8 KiB. Raise it only for clients with very large cookies. Between
+    /// [`MIN_HEADER_BYTES`] and [`MAX_HEADER_BYTES`].
+    pub max_header_bytes: usize,
+    /// Most header lines in a handshake request; more is refused with 431. Default 64. Between
+    /// [`MIN_HEADERS`] and [`MAX_HEADERS`].
+    pub max_headers: usize,
+    /// Largest payload a single frame may declare; more fails the connection with 1009, before any
+    /// memory is reserved. Default 16 MiB. Lower it when messages are small (chat, games): it bounds
+    /// what one hostile client can make a worker buffer. At least [`MIN_FRAME_SIZE`] and at most
+    /// `max_message_size`, since an unfragmented frame is a whole message.
+    pub max_frame_size: usize,
+    /// Largest message after reassembling fragments; more fails the connection with 1009. Default
+    /// 16 MiB. Lower it with `max_frame_size`. At least `max_frame_size`.
+    pub max_message_size: usize,
+    /// Subprotocols offered in `Sec-WebSocket-Protocol`, in server preference order: the first one
+    /// the client also lists is selected. Default: none (the header is never sent back). Each must
+    /// be an HTTP token, and each may appear once.
+    pub subprotocols: Vec<String>,
+    /// Time a client has to complete the upgrade handshake after connecting. Default 10 s. Lower it
+    /// under slowloris-style floods of idle sockets.
+    pub handshake_timeout: Duration,
+    /// Interval between server pings on a quiet connection. Default 30 s. Lower it behind proxies or
+    /// NAT that drop idle TCP flows sooner. Must be shorter than `idle_timeout`.
+    pub ping_interval: Duration,
+    /// A connection that sends nothing (not even a pong) for this long is closed. Default 75 s,
+    /// which allows two missed pings at the default `ping_interval`.
+    pub idle_timeout: Duration,
+    /// After sending a close frame, time to wait for the peer's close before dropping the TCP
+    /// connection. Default 5 s.
+    pub close_timeout: Duration,
+    /// On shutdown (SIGTERM/SIGINT), time to let connections close cleanly before the process
+    /// exits. Default 10 s. Raise it to ride out rolling deploys with slow clients.
+    pub drain_timeout: Duration,
+    /// Bytes that may wait in one connection's outgoing queue; past this, `backpressure_policy`
+    /// applies. Default 1 MiB. Worst-case memory is this times `max_connections`; a message larger
+    /// than this limit can never be queued.
+    pub max_backpressure: usize,
+    /// What happens to a connection whose queue is full. Default `close`.
+    pub backpressure_policy: BackpressurePolicy,
+    /// Most open connections per process (the cap is shared across workers); new connections past it
+    /// are closed at accept. Default 10 000, a bounded figure that fits a default `ulimit -n` raised
+    /// once. `0` means unlimited, leaving the file-descriptor limit as the only bound. Raise it
+    /// together with `ulimit -n`.
+    pub max_connections: usize,
+    /// Initial size of each connection's read buffer. It grows on demand up to the frame limit and
+    /// shrinks back afterwards. Default 4 KiB. Raise it when most messages are larger (saves
+    /// regrowth); lower it for many idle connections (saves memory). At least
+    /// [`MAX_HEADER_LEN`](crate::proto::frame::MAX_HEADER_LEN) so a frame header always fits.
+    pub read_buffer_size: usize,
+    /// io_uring submission queue entries per worker. Default 256. Raise it when a worker drives
+    /// thousands of busy connections and submissions queue up. A power of two, at most
+    /// [`MAX_RING_ENTRIES`]: the kernel would round anything else up.
+    pub ring_entries: u32,
+    /// SQPOLL: a kernel thread polls each worker's submission queue, saving a syscall per batch, and
+    /// sleeps after this much idleness. Default `None` (`off`): it costs a core per worker while
+    /// busy. Turn on (with e.g. `2ms`) only with spare cores. At most [`MAX_SQPOLL_IDLE`], in whole
+    /// milliseconds.
+    pub sqpoll: Option<Duration>,
+    /// Listen backlog (pending, not yet accepted connections) per worker. Default 1024. Raise it for
+    /// bursts of reconnecting clients, together with `net.core.somaxconn`. At most [`MAX_BACKLOG`].
+    pub backlog: u32,
+    /// Log line format on stderr. Default `text`. The level comes from `RUST_LOG` (default `info`).
+    pub log_format: LogFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+            workers: default_workers(),
+            pin: false,
+            max_header_bytes: 8 * KIB,
+            max_headers: 64,
+            max_frame_size: 16 * MIB,
+            max_message_size: 16 * MIB,
+            subprotocols: Vec::new(),
+            handshake_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(75),
+            close_timeout: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(10),
+            max_backpressure: MIB,
+            backpressure_policy: BackpressurePolicy::Close,
+            max_connections: 10_000,
+            read_buffer_size: 4 * KIB,
+            ring_entries: 256,
+            sqpoll: None,
+            backlog: 1024,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// The number of CPUs this process may run on, capped to [`MAX_WORKERS`]; 1 if unknown.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(MAX_WORKERS)
+}
+
+/// One configuration key. Its TOML key is [`Key::name`], its flag `--`[`Key::flag`], its
+/// environment variable [`Key::env_var`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)] // each variant is the field of `Config` with the same name
+pub enum Key {
+    Listen,
+    Workers,
+    Pin,
+    MaxHeaderBytes,
+    MaxHeaders,
+    MaxFrameSize,
+    MaxMessageSize,
+    Subprotocols,
+    HandshakeTimeout,
+    PingInterval,
+    IdleTimeout,
+    CloseTimeout,
+    DrainTimeout,
+    MaxBackpressure,
+    BackpressurePolicy,
+    MaxConnections,
+    ReadBufferSize,
+    RingEntries,
+    Sqpoll,
+    Backlog,
+    LogFormat,
+}
+
+impl Key {
+    /// Every key, in the order `--print-config` writes them.
+    pub const ALL: [Key; 21] = [
+        Key::Listen,
+        Key::Workers,
+        Key::Pin,
+        Key::MaxHeaderBytes,
+        Key::MaxHeaders,
+        Key::MaxFrameSize,
+        Key::MaxMessageSize,
+        Key::Subprotocols,
+        Key::HandshakeTimeout,
+        Key::PingInterval,
+        Key::IdleTimeout,
+        Key::CloseTimeout,
+        Key::DrainTimeout,
+        Key::MaxBackpressure,
+        Key::BackpressurePolicy,
+        Key::MaxConnections,
+        Key::ReadBufferSize,
+        Key::RingEntries,
+        Key::Sqpoll,
+        Key::Backlog,
+        Key::LogFormat,
+    ];
+
+    /// The TOML key, which is also the `Config` field name and the clap argument id.
+    pub fn name(self) -> &'static str {
+        match self {
+            Key::Listen => "listen",
+            Key::Workers => "workers",
+            Key::Pin => "pin",
+            Key::MaxHeaderBytes => "max_header_bytes",
+            Key::MaxHeaders => "max_headers",
+            Key::MaxFrameSize => "max_frame_size",
+            Key::MaxMessageSize => "max_message_size",
+            Key::Subprotocols => "subprotocols",
+            Key::HandshakeTimeout => "handshake_timeout",
+            Key::PingInterval => "ping_interval",
+            Key::IdleTimeout => "idle_timeout",
+            Key::CloseTimeout => "close_timeout",
+            Key::DrainTimeout => "drain_timeout",
+            Key::MaxBackpressure => "max_backpressure",
+            Key::BackpressurePolicy => "backpressure_policy",
+            Key::MaxConnections => "max_connections",
+            Key::ReadBufferSize => "read_buffer_size",
+            Key::RingEntries => "ring_entries",
+            Key::Sqpoll => "sqpoll",
+            Key::Backlog => "backlog",
+            Key::LogFormat => "log_format",
+        }
+    }
+
+    /// The long flag without its leading `--` (`max-frame-size`).
+    pub fn flag(self) -> String {
+        self.name().replace('_', "-")
+    }
+
+    /// The environment variable (`RINGCAST_MAX_FRAME_SIZE`).
+    pub fn env_var(self) -> String {
+        format!("RINGCAST_{}", self.name().to_ascii_uppercase())
+    }
+
+    /// The key whose TOML name is `name`.
+    pub fn from_name(name: &str) -> Option<Key> {
+        Key::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// [`Config::default`].
+    Default,
+    /// Set directly on a [`Config`] by the program (what [`Config::validate`] reports, since a bare
+    /// `Config` does not remember its layers).
+    Program,
+    /// A key of this TOML file.
+    File(PathBuf),
+    /// The key's `RINGCAST_*` environment variable.
+    Env,
+    /// The key's command-line flag.
+    Flag,
+}
+
+/// A key together with where its value came from; displays as `flag --workers`,
+/// `environment variable RINGCAST_WORKERS`, `config file ringcast.toml` or `default`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Provenance {
+    /// The key.
+    pub key: Key,
+    /// Where its value came from.
+    pub origin: Origin,
+}
+
+impl fmt::Display for Provenance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Origin::Default => f.write_str("default"),
+            Origin::Program => f.write_str("set by the program"),
+            Origin::File(path) => write!(f, "config file {}", path.display()),
+            Origin::Env => write!(f, "environment variable {}", self.key.env_var()),
+            Origin::Flag => write!(f, "flag --{}", self.key.flag()),
+        }
+    }
+}
+
+/// Why a duration string does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Nothing but whitespace.
+    #[error("empty duration")]
+    Empty,
+    /// A unit with no number before it, or a non-digit where a number belongs.
+    #[error("expected a number at `{0}`")]
+    MissingNumber(String),
+    /// A unit other than `ns`, `us`, `ms`, `s`, `m`, `h`.
+    #[error("unknown unit `{0}` (use ns, us, ms, s, m or h, e.g. 30s, 500ms, 1m30s)")]
+    UnknownUnit(String),
+    /// More than `Duration` can hold.
+    #[error("duration too large")]
+    Overflow,
+}
+
+/// Why a size string does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// Nothing but whitespace.
+    #[error("empty size")]
+    Empty,
+    /// No whole number at the start.
+    #[error("expected a whole number of bytes, optionally with a unit (e.g. 16MiB, 8KiB, 1024)")]
+    MissingNumber,
+    /// A unit other than `B`, `KiB`, `MiB`, `GiB`, `KB`, `MB`, `GB`.
+    #[error("unknown unit `{0}` (use B, KiB, MiB, GiB, or decimal KB, MB, GB)")]
+    UnknownUnit(String),
+    /// More than `usize` can hold.
+    #[error("size too large")]
+    Overflow,
+}
+
+/// Why a single value does not parse, whatever its key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// A bad duration.
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+    /// A bad size.
+    #[error(transparent)]
+    Size(#[from] SizeError),
+    /// A bad whole number.
+    #[error("not a whole number ({0})")]
+    Integer(#[from] ParseIntError),
+    /// Neither `true` nor `false`.
+    #[error("not a boolean (use true or false)")]
+    Bool,
+    /// Not `IP:PORT`.
+    #[error("not a socket address such as 127.0.0.1:8080 or [::1]:8080 ({0})")]
+    Address(#[from] AddrParseError),
+    /// Not one of a fixed set of words.
+    #[error("must be one of: {allowed}")]
+    Choice {
+        /// The accepted words, comma-separated.
+        allowed: &'static str,
+    },
+}
+
+/// Every way a configuration can be wrong, each naming the key and where its value came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file cannot be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not TOML.
+    #[error("config file {} is not valid TOML: {message}", path.display())]
+    FileSyntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's explanation, with line and column.
+        message: String,
+    },
+    /// A key in the config file that ringcast does not know.
+    #[error("unknown key `{key}` in config file {}{}", path.display(), did_you_mean(suggestion))]
+    UnknownKey {
+        /// The key as written.
+        key: String,
+        /// The file.
+        path: PathBuf,
+        /// A known key it was probably meant to be.
+        suggestion: Option<Key>,
+    },
+    /// A TOML value of the wrong type (`workers = "four"`).
+    #[error("{} ({at}) must be {expected}, found {found}", at.key)]
+    WrongType {
+        /// The key and its file.
+        at: Provenance,
+        /// What the key takes.
+        expected: &'static str,
+        /// The TOML type found.
+        found: &'static str,
+    },
+    /// An environment variable that is not valid UTF-8.
+    #[error("{} ({at}) is not valid UTF-8", at.key)]
+    NotUnicode {
+        /// The key and its variable.
+        at: Provenance,
+        /// The raw value.
+        value: OsString,
+    },
+    /// A value that does not parse.
+    #[error("invalid {} = {value:?} ({at}): {problem}", at.key)]
+    BadValue {
+        /// The key and where it came from.
+        at: Provenance,
+        /// The value as given.
+        value: String,
+        /// Why it does not parse.
+        problem: ValueError,
+    },
+    /// A value that parses but lies outside its allowed range.
+    #[error("invalid {} = {value} ({at}): must be {allowed}", at.key)]
+    OutOfRange {
+        /// The key and where it came from.
+        at: Provenance,
+        /// The value, formatted as the user would write it.
+        value: String,
+        /// The allowed range, in words.
+        allowed: String,
+    },
+    /// `ring_entries` that is not a power of two.
+    #[error(
+        "invalid {} = {value} ({at}): must be a power of two (the kernel would round it up to {})",
+        at.key, value.next_power_of_two()
+    )]
+    NotPowerOfTwo {
+        /// `ring_entries` and where it came from.
+        at: Provenance,
+        /// The value.
+        value: u32,
+    },
+    /// `ping_interval` not shorter than `idle_timeout`: idle connections would be closed before
+    /// their ping could keep them alive.
+    #[error(
+        "invalid ping_interval = {} ({ping_at}): must be shorter than idle_timeout = {} ({idle_at})",
+        format_duration(*ping), format_duration(*idle)
+    )]
+    PingNotBelowIdle {
+        /// `ping_interval`.
+        ping: Duration,
+        /// Where it came from.
+        ping_at: Provenance,
+        /// `idle_timeout`.
+        idle: Duration,
+        /// Where it came from.
+        idle_at: Provenance,
+    },
+    /// `max_frame_size` above `max_message_size`: an unfragmented frame is a whole message, so the
+    /// frame limit could never be reached.
+    #[error(
+        "invalid max_frame_size = {} ({frame_at}): must not exceed max_message_size = {} ({message_at})",
+        format_size(*frame), format_size(*message)
+    )]
+    FrameAboveMessage {
+        /// `max_frame_size`.
+        frame: usize,
+        /// Where it came from.
+        frame_at: Provenance,
+        /// `max_message_size`.
+        message: usize,
+        /// Where it came from.
+        message_at: Provenance,
+    },
+    /// A subprotocol that is not an HTTP token.
+    #[error(
+        "invalid subprotocols ({at}): {protocol:?} is not a token (RFC 6455 §4.1: non-empty, \
+         characters U+0021 to U+007E, no separators)"
+    )]
+    InvalidSubprotocol {
+        /// `subprotocols` and where it came from.
+        at: Provenance,
+        /// The offending entry.
+        protocol: String,
+    },
+    /// A subprotocol listed twice.
+    #[error("invalid subprotocols ({at}): {protocol:?} is listed twice (RFC 6455 §4.1: \"MUST all be unique strings\")")]
+    DuplicateSubprotocol {
+        /// `subprotocols` and where it came from.
+        at: Provenance,
+        /// The repeated entry.
+        protocol: String,
+    },
+}
+
+fn did_you_mean(suggestion: &Option<Key>) -> String {
+    match suggestion {
+        Some(key) => format!(" (did you mean `{key}`?)"),
+        None => String::new(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Human durations and sizes
+// ---------------------------------------------------------------------------------------------
+
+/// Parses a duration: a bare whole number of seconds (`"30"`), or one or more `<number><unit>`
+/// groups with units `ns`, `us`, `ms`, `s`, `m`, `h` (`"500ms"`, `"2m"`, `"1m30s"`).
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(DurationError::Empty);
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| DurationError::Overflow);
+    }
+    let mut rest = text;
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(DurationError::MissingNumber(rest.to_owned()));
+        }
+        let number: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| DurationError::Overflow)?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let part = match unit {
+            "ns" => Some(Duration::from_nanos(number)),
+            "us" => Some(Duration::from_micros(number)),
+            "ms" => Some(Duration::from_millis(number)),
+            "s" => Some(Duration::from_secs(number)),
+            "m" => number.checked_mul(60).map(Duration::from_secs),
+            "h" => number.checked_mul(3600).map(Duration::from_secs),
+            // A number not followed by a unit inside a compound ("1m30") is ambiguous.
+            _ => return Err(DurationError::UnknownUnit(unit.to_owned())),
+        };
+        total = part
+            .and_then(|p| total.checked_add(p))
+            .ok_or(DurationError::Overflow)?;
+    }
+    Ok(total)
+}
+
+/// Writes a duration the way [`parse_duration`] reads it, with the largest units first
+/// (`"1m30s"`, `"500ms"`, `"0s"`). `parse_duration(&format_duration(d)) == Ok(d)` for every `d`.
+pub fn format_duration(d: Duration) -> String {
+    if d.is_zero() {
+        return "0s".to_owned();
+    }
+    let secs = d.as_secs();
+    let nanos = d.subsec_nanos();
+    let parts = [
+        (secs / 3600, "h"),
+        (secs / 60 % 60, "m"),
+        (secs % 60, "s"),
+        (u64::from(nanos / 1_000_000), "ms"),
+        (u64::from(nanos / 1_000 % 1_000), "us"),
+        (u64::from(nanos % 1_000), "ns"),
+    ];
+    let mut out = String::new();
+    for (n, unit) in parts {
+        if n != 0 {
+            out.push_str(&n.to_string());
+            out.push_str(unit);
+        }
+    }
+    out
+}
+
+/// Parses a size in bytes: a bare whole number (`"1024"`), or a number and a unit, case-insensitive,
+/// optionally separated by a space: binary `B`, `KiB`, `MiB`, `GiB`, or decimal `KB`, `MB`, `GB`.
+pub fn parse_size(text: &str) -> Result<usize, SizeError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(SizeError::Empty);
+    }
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err(SizeError::MissingNumber);
+    }
+    let number: usize = text[..digits].parse().map_err(|_| SizeError::Overflow)?;
+    let unit = text[digits..].trim_start();
+    let multiplier: usize = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => KIB,
+        "mib" => MIB,
+        "gib" => 1024 * MIB,
+        "kb" => 1000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return Err(SizeError::UnknownUnit(unit.to_owned())),
+    };
+    number.checked_mul(multiplier).ok_or(SizeError::Overflow)
+}
+
+/// Writes a size the way [`parse_size`] reads it, in the largest binary unit that divides it
+/// exactly (`"16MiB"`, `"8KiB"`, `"1000B"`). `parse_size(&format_size(n)) == Ok(n)` for every `n`.
+pub fn format_size(bytes: usize) -> String {
+    const UNITS: [(usize, &str); 3] = [(1024 * MIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")];
+    for (unit, name) in UNITS {
+        if bytes != 0 && bytes % unit == 0 {
+            return format!("{}{name}", bytes / unit);
+        }
+    }
+    format!("{bytes}B")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading one value, from text (flag, environment) or TOML (file)
+// ---------------------------------------------------------------------------------------------
+
+/// A value as it arrives from a layer.
+enum Raw<'a> {
+    /// From a flag or an environment variable.
+    Text(&'a str),
+    /// From the config file.
+    Toml(&'a toml::Value),
+}
+
+fn toml_type(value: &toml::Value) -> &'static str {
+    match value {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "an integer",
+        toml::Value::Float(_) => "a float",
+        toml::Value::Boolean(_) => "a boolean",
+        toml::Value::Datetime(_) => "a datetime",
+        toml::Value::Array(_) => "an array",
+        toml::Value::Table(_) => "a table",
+    }
+}
+
+/// Reads one raw value for one key; every error names the key and its origin.
+struct Reader<'a> {
+    at: &'a Provenance,
+}
+
+impl Reader<'_> {
+    fn wrong_type(&self, expected: &'static str, found: &toml::Value) -> ConfigError {
+        ConfigError::WrongType {
+            at: self.at.clone(),
+            expected,
+            found: toml_type(found),
+        }
+    }
+
+    fn bad(&self, value: impl Into<String>, problem: impl Into<ValueError>) -> ConfigError {
+        ConfigError::BadValue {
+            at: self.at.clone(),
+            value: value.into(),
+            problem: problem.into(),
+        }
+    }
+
+    fn negative(&self, n: i64) -> ConfigError {
+        ConfigError::OutOfRange {
+            at: self.at.clone(),
+            value: n.to_string(),
+            allowed: "zero or more".to_owned(),
+        }
+    }
+
+    fn duration(&self, raw: Raw<'_>) -> Result<Duration, ConfigError> {
+        const EXPECTED: &str = "a duration string such as \"30s\" or an integer number of seconds";
+        match raw {
+            Raw::Text(s) => parse_duration(s).map_err(|e| self.bad(s, e)),
+            Raw::Toml(toml::Value::String(s)) => parse_duration(s).map_err(|e| self.bad(s, e)),
+            Raw::Toml(toml::Value::Integer(n)) => u64::try_from(*n)
+                .map(Duration::from_secs)
+                .map_err(|_| self.negative(*n)),
+            Raw::Toml(other) => Err(self.wrong_type(EXPECTED, other)),
+        }
+    }
+
+    fn size(&self, raw: Raw<'_>) -> Result<usize, ConfigError> {
+        const EXPECTED: &str = "a size string such as \"16MiB\" or an integer number of bytes";
+        match raw {
+            Raw::Text(s) => parse_size(s).map_err(|e| self.bad(s, e)),
+            Raw::Toml(toml::Value::String(s)) => parse_size(s).map_err(|e| self.bad(s, e)),
+            Raw::Toml(toml::Value::Integer(n)) => {
+                usize::try_from(*n).map_err(|_| self.negative(*n))
+            }
+            Raw::Toml(other) => Err(self.wrong_type(EXPECTED, other)),
+        }
+    }
+
+    fn count<T: TryFrom<i64> + std::str::FromStr<Err = ParseIntError>>(
+        &self,
+        raw: Raw<'_>,
+    ) -> Result<T, ConfigError> {
+        match raw {
+            Raw::Text(s) => s.trim().parse().map_err(|e| self.bad(s, e)),
+            Raw::Toml(toml::Value::Integer(n)) => {
+                T::try_from(*n).map_err(|_| {
+                    if *n < 0 {
+                        return self.negative(*n);
+                    }
+                    // Too large for the field: re-parse the text for the standard overflow message.
+                    match n.to_string().parse::<T>() {
+                        Err(e) => self.bad(n.to_string(), e),
+                        Ok(_) => unreachable!("{n} fits after all"),
+                    }
+                })
+            }
+            Raw::Toml(other) => Err(self.wrong_type("an integer", other)),
+        }
+    }
+
+    fn boolean(&self, raw: Raw<'_>) -> Result<bool, ConfigError> {
+        match raw {
+            Raw::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(self.bad(s, ValueError::Bool)),
+            },
+            Raw::Toml(toml::Value::Boolean(b)) => Ok(*b),
+            Raw::Toml(other) => Err(self.wrong_type("true or false", other)),
+        }
+    }
+
+    fn text<'v>(&self, raw: &Raw<'v>) -> Result<&'v str, ConfigError> {
+        match *raw {
+            Raw::Text(s) => Ok(s),
+            Raw::Toml(toml::Value::String(s)) => Ok(s),
+            Raw::Toml(other) => Err(self.wrong_type("a string", other)),
+        }
+    }
+
+    fn address(&self, raw: Raw<'_>) -> Result<SocketAddr, ConfigError> {
+        let s = self.text(&raw)?;
+        s.trim().parse().map_err(|e: AddrParseError| self.bad(s, e))
+    }
+
+    fn list(&self, raw: Raw<'_>) -> Result<Vec<String>, ConfigError> {
+        match raw {
+            // Comma-separated; an empty string is the empty list.
+            Raw::Text(s) => Ok(s
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect()),
+            Raw::Toml(toml::Value::Array(items)) => items
+                .iter()
+                .map(|item| match item {
+                    toml::Value::String(s) => Ok(s.clone()),
+                    other => Err(self.wrong_type("an array of strings", other)),
+                })
+                .collect(),
+            Raw::Toml(other) => Err(self.wrong_type("an array of strings", other)),
+        }
+    }
+
+    fn choice<T: Copy>(
+        &self,
+        raw: Raw<'_>,
+        options: &[(&str, T)],
+        allowed: &'static str,
+    ) -> Result<T, ConfigError> {
+        let s = self.text(&raw)?;
+        let wanted = s.trim().to_ascii_lowercase();
+        options
+            .iter()
+            .find(|(name, _)| *name == wanted)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| self.bad(s, ValueError::Choice { allowed }))
+    }
+
+    fn sqpoll(&self, raw: Raw<'_>) -> Result<Option<Duration>, ConfigError> {
+        match raw {
+            Raw::Text(s) if s.trim() == "off" => Ok(None),
+            Raw::Toml(toml::Value::String(s)) if s.trim() == "off" => Ok(None),
+            other => self.duration(other).map(Some),
+        }
+    }
+}
+
+impl Config {
+    /// Sets `key` from one raw value. Ranges and cross-key rules are left to [`Config::validate`].
+    fn set(&mut self, at: &Provenance, raw: Raw<'_>) -> Result<(), ConfigError> {
+        let r = Reader { at };
+        match at.key {
+            Key::Listen => self.listen = r.address(raw)?,
+            Key::Workers => self.workers = r.count(raw)?,
+            Key::Pin => self.pin = r.boolean(raw)?,
+            Key::MaxHeaderBytes => self.max_header_bytes = r.size(raw)?,
+            Key::MaxHeaders => self.max_headers = r.count(raw)?,
+            Key::MaxFrameSize => self.max_frame_size = r.size(raw)?,
+            Key::MaxMessageSize => self.max_message_size = r.size(raw)?,
+            Key::Subprotocols => self.subprotocols = r.list(raw)?,
+            Key::HandshakeTimeout => self.handshake_timeout = r.duration(raw)?,
+            Key::PingInterval => self.ping_interval = r.duration(raw)?,
+            Key::IdleTimeout => self.idle_timeout = r.duration(raw)?,
+            Key::CloseTimeout => self.close_timeout = r.duration(raw)?,
+            Key::DrainTimeout => self.drain_timeout = r.duration(raw)?,
+            Key::MaxBackpressure => self.max_backpressure = r.size(raw)?,
+            Key::BackpressurePolicy => {
+                self.backpressure_policy = r.choice(
+                    raw,
+                    &[
+                        ("close", BackpressurePolicy::Close),
+                        ("drop", BackpressurePolicy::Drop),
+                    ],
+                    "close, drop",
+                )?
+            }
+            Key::MaxConnections => self.max_connections = r.count(raw)?,
+            Key::ReadBufferSize => self.read_buffer_size = r.size(raw)?,
+            Key::RingEntries => self.ring_entries = r.count(raw)?,
+            Key::Sqpoll => self.sqpoll = r.sqpoll(raw)?,
+            Key::Backlog => self.backlog = r.count(raw)?,
+            Key::LogFormat => {
+                self.log_format = r.choice(
+                    raw,
+                    &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+                    "text, json",
+                )?
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of `key`, written as it would be in a flag or environment variable (and, quoted
+    /// where TOML needs it, in the file): `"16MiB"`, `"30s"`, `"chat,superchat"`, `"off"`.
+    pub fn render(&self, key: Key) -> String {
+        match key {
+            Key::Listen => self.listen.to_string(),
+            Key::Workers => self.workers.to_string(),
+            Key::Pin => self.pin.to_string(),
+            Key::MaxHeaderBytes => format_size(self.max_header_bytes),
+            Key::MaxHeaders => self.max_headers.to_string(),
+            Key::MaxFrameSize => format_size(self.max_frame_size),
+            Key::MaxMessageSize => format_size(self.max_message_size),
+            Key::Subprotocols => self.subprotocols.join(","),
+            Key::HandshakeTimeout => format_duration(self.handshake_timeout),
+            Key::PingInterval => format_duration(self.ping_interval),
+            Key::IdleTimeout => format_duration(self.idle_timeout),
+            Key::CloseTimeout => format_duration(self.close_timeout),
+            Key::DrainTimeout => format_duration(self.drain_timeout),
+            Key::MaxBackpressure => format_size(self.max_backpressure),
+            Key::BackpressurePolicy => self.backpressure_policy.as_str().to_owned(),
+            Key::MaxConnections => self.max_connections.to_string(),
+            Key::ReadBufferSize => format_size(self.read_buffer_size),
+            Key::RingEntries => self.ring_entries.to_string(),
+            Key::Sqpoll => self
+                .sqpoll
+                .map_or_else(|| "off".to_owned(), format_duration),
+            Key::Backlog => self.backlog.to_string(),
+            Key::LogFormat => self.log_format.as_str().to_owned(),
+        }
+    }
+
+    /// The whole configuration as a TOML document, one `key = value` line per key in
+    /// [`Key::ALL`] order. Feeding it back through `--config` yields the same `Config`.
+    pub fn to_toml(&self) -> String {
+        let mut out = String::new();
+        for key in Key::ALL {
+            let value = match key {
+                Key::Workers => toml::Value::Integer(self.workers as i64),
+                Key::Pin => toml::Value::Boolean(self.pin),
+                Key::MaxHeaders => toml::Value::Integer(self.max_headers as i64),
+                Key::MaxConnections => toml::Value::Integer(self.max_connections as i64),
+                Key::RingEntries => toml::Value::Integer(i64::from(self.ring_entries)),
+                Key::Backlog => toml::Value::Integer(i64::from(self.backlog)),
+                Key::Subprotocols => toml::Value::Array(
+                    self.subprotocols
+                        .iter()
+                        .cloned()
+                        .map(toml::Value::String)
+                        .collect(),
+                ),
+                _ => toml::Value::String(self.render(key)),
+            };
+            out.push_str(&format!("{} = {value}\n", key.name()));
+        }
+        out
+    }
+
+    /// SQPOLL idle time in milliseconds, as the kernel takes it, or `None` when SQPOLL is off.
+    pub fn sqpoll_idle_ms(&self) -> Option<u32> {
+        self.sqpoll
+            .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX))
+    }
+
+    /// Checks every range and cross-key rule. Errors name the key; since a bare `Config` does not
+    /// remember its layers, the origin they report is [`Origin::Program`] ([`Loader::build`]
+    /// reports the real one).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check(&|key| Provenance {
+            key,
+            origin: Origin::Program,
+        })
+    }
+
+    fn check(&self, at: &dyn Fn(Key) -> Provenance) -> Result<(), ConfigError> {
+        let range = |key: Key, value: String, allowed: String| ConfigError::OutOfRange {
+            at: at(key),
+            value,
+            allowed,
+        };
+        let positive_size = |key: Key, value: usize| {
+            if value == 0 {
+                Err(range(key, format_size(value), "greater than 0".to_owned()))
+            } else {
+                Ok(())
+            }
+        };
+        let positive_duration = |key: Key, value: Duration| {
+            if value.is_zero() {
+                Err(range(
+                    key,
+                    format_duration(value),
+                    "longer than 0s".to_owned(),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+
+        if !(1..=MAX_WORKERS).contains(&self.workers) {
+            return Err(range(
+                Key::Workers,
+                self.workers.to_string(),
+                format!("between 1 and {MAX_WORKERS}"),
+            ));
+        }
+        if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&self.max_header_bytes) {
+            return Err(range(
+                Key::MaxHeaderBytes,
+                format_size(self.max_header_bytes),
+                format!(
+                    "between {} and {}",
+                    format_size(MIN_HEADER_BYTES),
+                    format_size(MAX_HEADER_BYTES)
+                ),
+            ));
+        }
+        // RFC 6455 §4.1: the handshake "MUST" carry Host, Upgrade, Connection,
+        // Sec-WebSocket-Key and Sec-WebSocket-Version, so fewer than five lines refuses everyone.
+        if !(MIN_HEADERS..=MAX_HEADERS).contains(&self.max_headers) {
+            return Err(range(
+                Key::MaxHeaders,
+                self.max_headers.to_string(),
+                format!("between {MIN_HEADERS} and {MAX_HEADERS}"),
+            ));
+        }
+        // RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less";
+        // a frame limit below that would reject legal pings and closes.
+        if self.max_frame_size < MIN_FRAME_SIZE {
+            return Err(range(
+                Key::MaxFrameSize,
+                format_size(self.max_frame_size),
+                format!(
+                    "at least {} (the largest control frame)",
+                    format_size(MIN_FRAME_SIZE)
+                ),
+            ));
+        }
+        // Invariant: max_frame_size <= max_message_size. An unfragmented frame is a whole message,
+        // so a larger frame limit could never be reached; rejecting it keeps the two honest.
+        if self.max_frame_size > self.max_message_size {
+            return Err(ConfigError::FrameAboveMessage {
+                frame: self.max_frame_size,
+                frame_at: at(Key::MaxFrameSize),
+                message: self.max_message_size,
+                message_at: at(Key::MaxMessageSize),
+            });
+        }
+        self.check_subprotocols(at(Key::Subprotocols))?;
+        positive_duration(Key::HandshakeTimeout, self.handshake_timeout)?;
+        positive_duration(Key::PingInterval, self.ping_interval)?;
+        positive_duration(Key::IdleTimeout, self.idle_timeout)?;
+        positive_duration(Key::CloseTimeout, self.close_timeout)?;
+        positive_duration(Key::DrainTimeout, self.drain_timeout)?;
+        // Invariant: ping_interval < idle_timeout, so a healthy idle peer is pinged (and answers)
+        // before the idle timer can fire.
+        if self.ping_interval >= self.idle_timeout {
+            return Err(ConfigError::PingNotBelowIdle {
+                ping: self.ping_interval,
+                ping_at: at(Key::PingInterval),
+                idle: self.idle_timeout,
+                idle_at: at(Key::IdleTimeout),
+            });
+        }
+        positive_size(Key::MaxBackpressure, self.max_backpressure)?;
+        // Invariant: a read buffer always holds a complete frame header, so the header decoder can
+        // make progress without a regrowth.
+        if self.read_buffer_size < MAX_HEADER_LEN {
+            return Err(range(
+                Key::ReadBufferSize,
+                format_size(self.read_buffer_size),
+                format!(
+                    "at least {} (the longest frame header)",
+                    format_size(MAX_HEADER_LEN)
+                ),
+            ));
+        }
+        if !(1..=MAX_RING_ENTRIES).contains(&self.ring_entries) {
+            return Err(range(
+                Key::RingEntries,
+                self.ring_entries.to_string(),
+                format!("between 1 and {MAX_RING_ENTRIES}"),
+            ));
+        }
+        if !self.ring_entries.is_power_of_two() {
+            return Err(ConfigError::NotPowerOfTwo {
+                at: at(Key::RingEntries),
+                value: self.ring_entries,
+            });
+        }
+        if let Some(idle) = self.sqpoll {
+            // The kernel takes sq_thread_idle in whole milliseconds.
+            let whole_ms = idle.subsec_nanos() % 1_000_000 == 0;
+            if idle < Duration::from_millis(1) || idle > MAX_SQPOLL_IDLE || !whole_ms {
+                return Err(range(
+                    Key::Sqpoll,
+                    format_duration(idle),
+                    format!(
+                        "off or whole milliseconds between 1ms and {} (a bare number means seconds)",
+                        format_duration(MAX_SQPOLL_IDLE)
+                    ),
+                ));
+            }
+        }
+        if !(1..=MAX_BACKLOG).contains(&self.backlog) {
+            return Err(range(
+                Key::Backlog,
+                self.backlog.to_string(),
+                format!("between 1 and {MAX_BACKLOG}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_subprotocols(&self, at: Provenance) -> Result<(), ConfigError> {
+        for (i, protocol) in self.subprotocols.iter().enumerate() {
+            // RFC 6455 §4.1: "The elements that comprise this value MUST be non-empty strings with
+            // characters in the range U+0021 to U+007E not including separator characters as
+            // defined in [RFC2616] and MUST all be unique strings."
+            if protocol.is_empty() || !protocol.bytes().all(is_token_byte) {
+                return Err(ConfigError::InvalidSubprotocol {
+                    at,
+                    protocol: protocol.clone(),
+                });
+            }
+            if self.subprotocols[..i].contains(protocol) {
+                return Err(ConfigError::DuplicateSubprotocol {
+                    at,
+                    protocol: protocol.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An RFC 2616 token character: U+0021 to U+007E minus the separators
+/// `( ) < > @ , ; : \ " / [ ] ? = { }` (space and tab are already outside the range).
+fn is_token_byte(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b) && !b"()<>@,;:\\\"/[]?={}".contains(&b)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layers
+// ---------------------------------------------------------------------------------------------
+
+/// Merges the layers into a [`Config`]: start from the defaults, then apply the file, the
+/// environment and the flags, in that order, each overriding the last (flag > env > file > default),
+/// and remember where each key's value came from so errors can say so.
+///
+/// ```
+/// use ringcast::config::{Key, Loader};
+/// let env = |name: &str| (name == "RINGCAST_WORKERS").then(|| "3".into());
+/// let mut loader = Loader::new();
+/// loader.env(env).unwrap();
+/// loader.flags([(Key::Listen, "[::1]:9000")]).unwrap();
+/// let config = loader.build().unwrap();
+/// assert_eq!(config.workers, 3);
+/// assert_eq!(config.listen.to_string(), "[::1]:9000");
+/// ```
+#[derive(Debug)]
+pub struct Loader {
+    config: Config,
+    /// Where each key's current value came from, indexed by `Key as usize`.
+    origins: Vec<Origin>,
+}
+
+impl Default for Loader {
+    fn default() -> Self {
+        Loader::new()
+    }
+}
+
+impl Loader {
+    /// Starts from [`Config::default`].
+    pub fn new() -> Self {
+        Loader {
+            config: Config::default(),
+            origins: vec![Origin::Default; Key::ALL.len()],
+        }
+    }
+
+    fn apply(&mut self, key: Key, origin: Origin, raw: Raw<'_>) -> Result<(), ConfigError> {
+        let at = Provenance { key, origin };
+        self.config.set(&at, raw)?;
+        self.origins[key.index()] = at.origin;
+        Ok(())
+    }
+
+    /// Applies the TOML file at `path`. Unknown keys are an error.
+    pub fn file(&mut self, path: &Path) -> Result<&mut Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.toml(&text, path)
+    }
+
+    /// Applies TOML text as if read from `path` (which only names the origin).
+    pub fn toml(&mut self, text: &str, path: &Path) -> Result<&mut Self, ConfigError> {
+        let table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::FileSyntax {
+                    path: path.to_owned(),
+                    message: e.to_string().trim_end().to_owned(),
+                })?;
+        for (name, value) in &table {
+            let key = Key::from_name(name).ok_or_else(|| ConfigError::UnknownKey {
+                key: name.clone(),
+                path: path.to_owned(),
+                suggestion: Key::from_name(&name.to_ascii_lowercase().replace('-', "_")),
+            })?;
+            self.apply(key, Origin::File(path.to_owned()), Raw::Toml(value))?;
+        }
+        Ok(self)
+    }
+
+    /// Applies every `RINGCAST_*` variable that `lookup` returns (pass
+    /// `|name| std::env::var_os(name)` for the process environment).
+    pub fn env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<&mut Self, ConfigError> {
+        for key in Key::ALL {
+            let Some(value) = lookup(&key.env_var()) else {
+                continue;
+            };
+            let Some(text) = value.to_str() else {
+                return Err(ConfigError::NotUnicode {
+                    at: Provenance {
+                        key,
+                        origin: Origin::Env,
+                    },
+                    value,
+                });
+            };
+            self.apply(key, Origin::Env, Raw::Text(text))?;
+        }
+        Ok(self)
+    }
+
+    /// Applies command-line flag values.
+    pub fn flags<'a>(
+        &mut self,
+        flags: impl IntoIterator<Item = (Key, &'a str)>,
+    ) -> Result<&mut Self, ConfigError> {
+        for (key, text) in flags {
+            self.apply(key, Origin::Flag, Raw::Text(text))?;
+        }
+        Ok(self)
+    }
+
+    /// Where `key`'s current value came from.
+    pub fn origin(&self, key: Key) -> &Origin {
+        &self.origins[key.index()]
+    }
+
+    /// Validates the merged configuration, naming each offending key's origin, and returns it.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        self.config.check(&|key| Provenance {
+            key,
+            origin: self.origins[key.index()].clone(),
+        })?;
+        Ok(self.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(
+        file: &str,
+        env: &[(&str, &str)],
+        flags: &[(Key, &str)],
+    ) -> Result<Config, ConfigError> {
+        let mut loader = Loader::new();
+        loader.toml(file, Path::new("test.toml"))?;
+        loader.env(|name| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        })?;
+        loader.flags(flags.iter().copied())?;
+        loader.build()
+    }
+
+    fn load_err(file: &str, env: &[(&str, &str)], flags: &[(Key, &str)]) -> String {
+        load(file, env, flags)
+            .expect_err("configuration should be rejected")
+            .to_string()
+    }
+
+    // --- durations -------------------------------------------------------------------------
+
+    #[test]
+    fn a_bare_number_is_a_duration_in_seconds() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration(" 0 "), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn durations_take_ns_us_ms_s_m_h_units() {
+        assert_eq!(parse_duration("7ns"), Ok(Duration::from_nanos(7)));
+        assert_eq!(parse_duration("7us"), Ok(Duration::from_micros(7)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn compound_durations_add_their_parts() {
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(
+            parse_duration("1h2m3s4ms"),
+            Ok(Duration::from_millis(3_723_004))
+        );
+    }
+
+    #[test]
+    fn malformed_durations_say_why() {
+        assert_eq!(parse_duration(""), Err(DurationError::Empty));
+        assert_eq!(parse_duration("  "), Err(DurationError::Empty));
+        assert_eq!(
+            parse_duration("s"),
+            Err(DurationError::MissingNumber("s".into()))
+        );
+        assert_eq!(
+            parse_duration("5x"),
+            Err(DurationError::UnknownUnit("x".into()))
+        );
+        assert_eq!(
+            parse_duration("1m30"),
+            Err(DurationError::UnknownUnit(String::new()))
+        );
+        assert_eq!(
+            parse_duration("-5s"),
+            Err(DurationError::MissingNumber("-5s".into()))
+        );
+        assert_eq!(
+            parse_duration("1.5s"),
+            Err(DurationError::UnknownUnit(String::new()))
+        );
+        assert_eq!(
+            parse_duration("5 s"),
+            Err(DurationError::UnknownUnit(String::new()))
+        );
+    }
+
+    #[test]
+    fn durations_that_overflow_are_rejected() {
+        assert_eq!(
+            parse_duration("99999999999999999999"),
+            Err(DurationError::Overflow)
+        );
+        assert_eq!(
+            parse_duration("18446744073709551615h"),
+            Err(DurationError::Overflow)
+        );
+        assert_eq!(
+            parse_duration("18446744073709551615s1s"),
+            Err(DurationError::Overflow)
+        );
+    }
+
+    #[test]
+    fn formatted_durations_use_the_largest_units_first() {
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+        assert_eq!(format_duration(Duration::from_secs(30)), "30s");
+        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(format_duration(Duration::from_secs(7200)), "2h");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
+        assert_eq!(format_duration(Duration::new(0, 1_002_003)), "1ms2us3ns");
+    }
+
+    #[test]
+    fn every_formatted_duration_parses_back_to_itself() {
+        let samples = [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_millis(999),
+            Duration::from_secs(59),
+            Duration::from_secs(3661),
+            Duration::new(86_400 * 365, 123_456_789),
+            Duration::MAX,
+        ];
+        for d in samples {
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{d:?}");
+        }
+    }
+
+    // --- sizes -----------------------------------------------------------------------------
+
+    #[test]
+    fn a_bare_number_is_a_size_in_bytes() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("0"), Ok(0));
+    }
+
+    #[test]
+    fn sizes_take_binary_and_decimal_units_in_any_case() {
+        assert_eq!(parse_size("8KiB"), Ok(8192));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("16mib"), Ok(16 << 20));
+        assert_eq!(parse_size("3 B"), Ok(3));
+        assert_eq!(parse_size("2kB"), Ok(2000));
+        assert_eq!(parse_size("2MB"), Ok(2_000_000));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+    }
+
+    #[test]
+    fn malformed_sizes_say_why() {
+        assert_eq!(parse_size(""), Err(SizeError::Empty));
+        assert_eq!(parse_size("MiB"), Err(SizeError::MissingNumber));
+        assert_eq!(parse_size("-1"), Err(SizeError::MissingNumber));
+        assert_eq!(parse_size("16M"), Err(SizeError::UnknownUnit("M".into())));
+        assert_eq!(
+            parse_size("1.5MiB"),
+            Err(SizeError::UnknownUnit(".5MiB".into()))
+        );
+        assert_eq!(parse_size("99999999999999999999"), Err(SizeError::Overflow));
+        assert_eq!(
+            parse_size("18446744073709551615GiB"),
+            Err(SizeError::Overflow)
+        );
+    }
+
+    #[test]
+    fn formatted_sizes_use_the_largest_exact_binary_unit() {
+        assert_eq!(format_size(16 << 20), "16MiB");
+        assert_eq!(format_size(8192), "8KiB");
+        assert_eq!(format_size(1 << 30), "1GiB");
+        assert_eq!(format_size(1536), "1536B");
+        assert_eq!(format_size(1000), "1000B");
+        assert_eq!(format_size(0), "0B");
+    }
+
+    #[test]
+    fn every_formatted_size_parses_back_to_itself() {
+        for n in [0, 1, 14, 1000, 1024, 1025, 3 << 20, 5 << 30, usize::MAX] {
+            assert_eq!(parse_size(&format_size(n)), Ok(n), "{n}");
+        }
+    }
+
+    // --- defaults and the catalogue ---------------------------------------------------------
+
+    #[test]
+    fn the_defaults_are_valid() {
+        Config::default()
+            .validate()
+            .expect("defaults must validate");
+    }
+
+    #[test]
+    fn the_defaults_match_the_documented_values() {
+        let c = Config::default();
+        assert_eq!(c.render(Key::Listen), "127.0.0.1:8080");
+        assert_eq!(c.workers, default_workers());
+        assert_eq!(c.render(Key::MaxHeaderBytes), "8KiB");
+        assert_eq!(c.max_headers, 64);
+        assert_eq!(c.render(Key::MaxFrameSize), "16MiB");
+        assert_eq!(c.render(Key::MaxMessageSize), "16MiB");
+        assert_eq!(c.render(Key::HandshakeTimeout), "10s");
+        assert_eq!(c.render(Key::PingInterval), "30s");
+        assert_eq!(c.render(Key::IdleTimeout), "1m15s");
+        assert_eq!(c.render(Key::CloseTimeout), "5s");
+        assert_eq!(c.render(Key::DrainTimeout), "10s");
+        assert_eq!(c.render(Key::MaxBackpressure), "1MiB");
+        assert_eq!(c.render(Key::BackpressurePolicy), "close");
+        assert_eq!(c.max_connections, 10_000);
+        assert_eq!(c.render(Key::ReadBufferSize), "4KiB");
+        assert_eq!(c.ring_entries, 256);
+        assert_eq!(c.render(Key::Sqpoll), "off");
+        assert_eq!(c.backlog, 1024);
+        assert_eq!(c.render(Key::LogFormat), "text");
+        assert!(!c.pin && c.subprotocols.is_empty());
+    }
+
+    #[test]
+    fn keys_map_to_flags_and_environment_variables() {
+        assert_eq!(Key::MaxFrameSize.flag(), "max-frame-size");
+        assert_eq!(Key::MaxFrameSize.env_var(), "RINGCAST_MAX_FRAME_SIZE");
+        for key in Key::ALL {
+            assert_eq!(Key::from_name(key.name()), Some(key));
+            assert_eq!(Key::ALL[key.index()], key);
+        }
+    }
+
+    // --- layers ----------------------------------------------------------------------------
+
+    #[test]
+    fn a_flag_beats_the_environment_which_beats_the_file_which_beats_the_default() {
+        let file = "workers = 3\nping_interval = \"20s\"\nidle_timeout = \"40s\"\n";
+        let env = [
+            ("RINGCAST_PING_INTERVAL", "25s"),
+            ("RINGCAST_IDLE_TIMEOUT", "50s"),
+        ];
+        let flags = [(Key::IdleTimeout, "60s")];
+        let mut loader = Loader::new();
+        loader.toml(file, Path::new("test.toml")).unwrap();
+        loader
+            .env(|name| {
+                env.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| OsString::from(v))
+            })
+            .unwrap();
+        loader.flags(flags).unwrap();
+        assert_eq!(
+            loader.origin(Key::Workers),
+            &Origin::File("test.toml".into())
+        );
+        assert_eq!(loader.origin(Key::PingInterval), &Origin::Env);
+        assert_eq!(loader.origin(Key::IdleTimeout), &Origin::Flag);
+        assert_eq!(loader.origin(Key::Listen), &Origin::Default);
+        let c = loader.build().unwrap();
+        assert_eq!(c.workers, 3);
+        assert_eq!(c.ping_interval, Duration::from_secs(25));
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.listen, Config::default().listen);
+    }
+
+    #[test]
+    fn every_key_can_be_set_from_each_layer() {
+        let mut wanted = Config {
+            listen: "[::1]:9000".parse().unwrap(),
+            workers: 3,
+            pin: true,
+            max_header_bytes: 2 * KIB,
+            max_headers: 10,
+            max_frame_size: MIB,
+            max_message_size: 2 * MIB,
+            subprotocols: vec!["chat".into(), "v2.json".into()],
+            handshake_timeout: Duration::from_secs(3),
+            ping_interval: Duration::from_millis(1500),
+            idle_timeout: Duration::from_secs(4),
+            close_timeout: Duration::from_secs(6),
+            drain_timeout: Duration::from_secs(120),
+            max_backpressure: 64 * KIB,
+            backpressure_policy: BackpressurePolicy::Drop,
+            max_connections: 0,
+            read_buffer_size: 512,
+            ring_entries: 1024,
+            sqpoll: Some(Duration::from_millis(2)),
+            backlog: 16,
+            log_format: LogFormat::Json,
+        };
+        let text: Vec<(Key, String)> = Key::ALL.iter().map(|&k| (k, wanted.render(k))).collect();
+
+        let from_file = load(&wanted.to_toml(), &[], &[]).unwrap();
+        assert_eq!(from_file, wanted);
+
+        let env: Vec<(String, String)> =
+            text.iter().map(|(k, v)| (k.env_var(), v.clone())).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(load("", &env, &[]).unwrap(), wanted);
+
+        let flags: Vec<(Key, &str)> = text.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(load("", &[], &flags).unwrap(), wanted);
+
+        wanted.subprotocols.clear();
+        assert_eq!(
+            load("", &[], &[(Key::Subprotocols, "")])
+                .unwrap()
+                .subprotocols,
+            wanted.subprotocols
+        );
+    }
+
+    #[test]
+    fn file_values_may_be_bare_numbers_for_durations_and_sizes() {
+        let c = load(
+            "idle_timeout = 90\nmax_frame_size = 4096\nsqpoll = 1\n",
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.idle_timeout, Duration::from_secs(90));
+        assert_eq!(c.max_frame_size, 4096);
+        assert_eq!(c.sqpoll, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn the_pin_flag_and_choices_ignore_case() {
+        let c = load(
+            "",
+            &[("RINGCAST_PIN", "TRUE"), ("RINGCAST_LOG_FORMAT", "JSON")],
+            &[],
+        )
+        .unwrap();
+        assert!(c.pin);
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn an_unknown_file_key_is_named_with_a_suggestion() {
+        let err = load_err("max-frame-size = 10\n", &[], &[]);
+        assert_eq!(
+            err,
+            "unknown key `max-frame-size` in config file test.toml (did you mean `max_frame_size`?)"
+        );
+        let err = load_err("colour = \"blue\"\n", &[], &[]);
+        assert_eq!(err, "unknown key `colour` in config file test.toml");
+    }
+
+    #[test]
+    fn a_file_that_is_not_toml_is_rejected() {
+        let err = load("workers = \n", &[], &[]).unwrap_err();
+        assert!(matches!(err, ConfigError::FileSyntax { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_names_its_path() {
+        let err = Loader::new()
+            .file(Path::new("/nonexistent/ringcast.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("cannot read config file /nonexistent/ringcast.toml:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_value_of_the_wrong_type_names_key_type_and_file() {
+        assert_eq!(
+            load_err("workers = \"four\"\n", &[], &[]),
+            "workers (config file test.toml) must be an integer, found a string"
+        );
+        assert_eq!(
+            load_err("pin = 1\n", &[], &[]),
+            "pin (config file test.toml) must be true or false, found an integer"
+        );
+        assert_eq!(
+            load_err("subprotocols = \"chat\"\n", &[], &[]),
+            "subprotocols (config file test.toml) must be an array of strings, found a string"
+        );
+        assert_eq!(
+            load_err("subprotocols = [\"chat\", 2]\n", &[], &[]),
+            "subprotocols (config file test.toml) must be an array of strings, found an integer"
+        );
+        assert_eq!(
+            load_err("idle_timeout = 1.5\n", &[], &[]),
+            "idle_timeout (config file test.toml) must be a duration string such as \"30s\" or an \
+             integer number of seconds, found a float"
+        );
+    }
+
+    #[test]
+    fn a_negative_file_number_is_out_of_range() {
+        assert_eq!(
+            load_err("max_frame_size = -1\n", &[], &[]),
+            "invalid max_frame_size = -1 (config file test.toml): must be zero or more"
+        );
+        assert_eq!(
+            load_err("workers = -2\n", &[], &[]),
+            "invalid workers = -2 (config file test.toml): must be zero or more"
+        );
+    }
+
+    #[test]
+    fn a_file_number_too_large_for_its_field_is_rejected() {
+        let err = load_err("ring_entries = 5000000000\n", &[], &[]);
+        assert!(
+            err.starts_with("invalid ring_entries = \"5000000000\" (config file test.toml)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unparsable_values_name_the_key_the_value_and_the_layer() {
+        assert_eq!(
+            load_err("", &[("RINGCAST_IDLE_TIMEOUT", "soon")], &[]),
+            "invalid idle_timeout = \"soon\" (environment variable RINGCAST_IDLE_TIMEOUT): \
+             expected a number at `soon`"
+        );
+        assert_eq!(
+            load_err("", &[], &[(Key::MaxFrameSize, "16M")]),
+            "invalid max_frame_size = \"16M\" (flag --max-frame-size): unknown unit `M` \
+             (use B, KiB, MiB, GiB, or decimal KB, MB, GB)"
+        );
+        assert_eq!(
+            load_err("", &[], &[(Key::BackpressurePolicy, "block")]),
+            "invalid backpressure_policy = \"block\" (flag --backpressure-policy): \
+             must be one of: close, drop"
+        );
+        assert_eq!(
+            load_err("", &[], &[(Key::Pin, "yes")]),
+            "invalid pin = \"yes\" (flag --pin): not a boolean (use true or false)"
+        );
+        let err = load_err("listen = \"localhost:80\"\n", &[], &[]);
+        assert!(
+            err.starts_with(
+                "invalid listen = \"localhost:80\" (config file test.toml): not a socket address"
+            ),
+            "{err}"
+        );
+        let err = load_err("", &[("RINGCAST_WORKERS", "two")], &[]);
+        assert!(err.starts_with("invalid workers = \"two\" (environment variable RINGCAST_WORKERS): not a whole number"), "{err}");
+    }
+
+    #[test]
+    fn an_environment_variable_that_is_not_utf8_is_rejected() {
+        use std::os::unix::ffi::OsStringExt;
+        let err = Loader::new()
+            .env(|name| (name == "RINGCAST_LISTEN").then(|| OsString::from_vec(vec![0xff])))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "listen (environment variable RINGCAST_LISTEN) is not valid UTF-8"
+        );
+    }
+
+    // --- validation --------------------------------------------------------------------------
+
+    #[test]
+    fn workers_must_be_between_1_and_1024() {
+        assert_eq!(
+            load_err("", &[], &[(Key::Workers, "0")]),
+            "invalid workers = 0 (flag --workers): must be between 1 and 1024"
+        );
+        assert!(load_err("", &[], &[(Key::Workers, "1025")]).contains("between 1 and 1024"));
+        assert_eq!(
+            load("", &[], &[(Key::Workers, "1024")]).unwrap().workers,
+            1024
+        );
+    }
+
+    #[test]
+    fn max_header_bytes_must_be_between_1kib_and_1mib() {
+        assert_eq!(
+            load_err("", &[], &[(Key::MaxHeaderBytes, "1023")]),
+            "invalid max_header_bytes = 1023B (flag --max-header-bytes): must be between 1KiB and 1MiB"
+        );
+        assert!(load("", &[], &[(Key::MaxHeaderBytes, "1KiB")]).is_ok());
+        assert!(load_err("", &[], &[(Key::MaxHeaderBytes, "1025KiB")]).contains("max_header_bytes"));
+    }
+
+    #[test]
+    fn max_headers_must_leave_room_for_the_five_required_headers() {
+        assert!(load_err("max_headers = 4\n", &[], &[])
+            .contains("max_headers = 4 (config file test.toml): must be between 5 and 1024"));
+        assert!(load("max_headers = 5\n", &[], &[]).is_ok());
+        assert!(load_err("max_headers = 1025\n", &[], &[]).contains("max_headers"));
+    }
+
+    #[test]
+    fn max_frame_size_below_125_bytes_is_rejected() {
+        assert_eq!(
+            load_err("", &[], &[(Key::MaxFrameSize, "124")]),
+            "invalid max_frame_size = 124B (flag --max-frame-size): must be at least 125B \
+             (the largest control frame)"
+        );
+        assert!(load("", &[], &[(Key::MaxFrameSize, "125")]).is_ok());
+    }
+
+    #[test]
+    fn max_frame_size_above_max_message_size_names_both_keys_and_origins() {
+        assert_eq!(
+            load_err(
+                "max_message_size = \"1MiB\"\n",
+                &[("RINGCAST_MAX_FRAME_SIZE", "2MiB")],
+                &[]
+            ),
+            "invalid max_frame_size = 2MiB (environment variable RINGCAST_MAX_FRAME_SIZE): must \
+             not exceed max_message_size = 1MiB (config file test.toml)"
+        );
+        assert!(load(
+            "max_message_size = \"1MiB\"\nmax_frame_size = \"1MiB\"\n",
+            &[],
+            &[]
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn ping_interval_must_be_shorter_than_idle_timeout() {
+        assert_eq!(
+            load_err("", &[], &[(Key::PingInterval, "75s")]),
+            "invalid ping_interval = 1m15s (flag --ping-interval): must be shorter than \
+             idle_timeout = 1m15s (default)"
+        );
+        assert!(load("", &[], &[(Key::PingInterval, "74s")]).is_ok());
+    }
+
+    #[test]
+    fn zero_durations_are_rejected() {
+        for key in [
+            Key::HandshakeTimeout,
+            Key::PingInterval,
+            Key::IdleTimeout,
+            Key::CloseTimeout,
+            Key::DrainTimeout,
+        ] {
+            let err = load_err("", &[], &[(key, "0s")]);
+            assert_eq!(
+                err,
+                format!(
+                    "invalid {key} = 0s (flag --{}): must be longer than 0s",
+                    key.flag()
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn zero_max_backpressure_is_rejected() {
+        assert_eq!(
+            load_err("", &[("RINGCAST_MAX_BACKPRESSURE", "0")], &[]),
+            "invalid max_backpressure = 0B (environment variable RINGCAST_MAX_BACKPRESSURE): \
+             must be greater than 0"
+        );
+    }
+
+    #[test]
+    fn a_read_buffer_smaller_than_a_frame_header_is_rejected() {
+        assert!(load_err("", &[], &[(Key::ReadBufferSize, "13")]).contains("at least 14B"));
+        assert!(load("", &[], &[(Key::ReadBufferSize, "14")]).is_ok());
+    }
+
+    #[test]
+    fn ring_entries_must_be_a_power_of_two_up_to_32768() {
+        assert_eq!(
+            load_err("", &[], &[(Key::RingEntries, "300")]),
+            "invalid ring_entries = 300 (flag --ring-entries): must be a power of two (the kernel \
+             would round it up to 512)"
+        );
+        assert!(load_err("", &[], &[(Key::RingEntries, "0")]).contains("between 1 and 32768"));
+        assert!(load_err("", &[], &[(Key::RingEntries, "65536")]).contains("between 1 and 32768"));
+        assert!(load("", &[], &[(Key::RingEntries, "32768")]).is_ok());
+    }
+
+    #[test]
+    fn sqpoll_is_off_or_whole_milliseconds_up_to_a_minute() {
+        assert_eq!(
+            load("", &[], &[(Key::Sqpoll, "off")])
+                .unwrap()
+                .sqpoll_idle_ms(),
+            None
+        );
+        assert_eq!(
+            load("", &[], &[(Key::Sqpoll, "2ms")])
+                .unwrap()
+                .sqpoll_idle_ms(),
+            Some(2)
+        );
+        assert!(load_err("", &[], &[(Key::Sqpoll, "2000")]).contains("between 1ms and 1m"));
+        assert!(load_err("", &[], &[(Key::Sqpoll, "500us")]).contains("sqpoll"));
+        assert!(load_err("", &[], &[(Key::Sqpoll, "1ms500us")]).contains("whole milliseconds"));
+    }
+
+    #[test]
+    fn backlog_must_be_between_1_and_65535() {
+        assert!(load_err("backlog = 0\n", &[], &[]).contains("between 1 and 65535"));
+        assert!(load_err("backlog = 65536\n", &[], &[]).contains("between 1 and 65535"));
+    }
+
+    #[test]
+    fn subprotocols_must_be_unique_tokens() {
+        assert_eq!(
+            load_err("", &[], &[(Key::Subprotocols, "chat,a b")]),
+            "invalid subprotocols (flag --subprotocols): \"a b\" is not a token (RFC 6455 §4.1: \
+             non-empty, characters U+0021 to U+007E, no separators)"
+        );
+        assert!(load_err("subprotocols = [\"\"]\n", &[], &[]).contains("\"\" is not a token"));
+        assert!(load_err("subprotocols = [\"x/y\"]\n", &[], &[]).contains("not a token"));
+        assert!(load_err("subprotocols = [\"é\"]\n", &[], &[]).contains("not a token"));
+        assert_eq!(
+            load_err("", &[("RINGCAST_SUBPROTOCOLS", "chat, chat")], &[]),
+            "invalid subprotocols (environment variable RINGCAST_SUBPROTOCOLS): \"chat\" is listed \
+             twice (RFC 6455 §4.1: \"MUST all be unique strings\")"
+        );
+    }
+
+    #[test]
+    fn validate_on_a_bare_config_reports_the_program_as_origin() {
+        let config = Config {
+            workers: 0,
+            ..Config::default()
+        };
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "invalid workers = 0 (set by the program): must be between 1 and 1024"
+        );
+    }
+
+    #[test]
+    fn print_config_output_reads_back_as_the_same_config() {
+        let config = Config {
+            subprotocols: vec!["a\"b".into()],
+            ..Config::default()
+        };
+        let mut loader = Loader::new();
+        loader.toml(&config.to_toml(), Path::new("x.toml")).unwrap();
+        assert_eq!(loader.config, config);
+        assert!(config
+            .to_toml()
+            .starts_with("listen = \"127.0.0.1:8080\"\nworkers = "));
+    }
+}
