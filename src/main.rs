@@ -63,7 +63,6 @@ fn serve(args: &ServeArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server stopped");
-            eprintln!("ringcast: {e}");
             ExitCode::from(EXIT_FAILURE)
         }
     }
