@@ -47,8 +47,13 @@ pub struct ServeArgs {
     #[arg(long)]
     pub print_config: bool,
 
-    /// Address to bind (IPv6 as [::1]:8080).
-    #[arg(long, value_name = "ADDR", help_heading = "Network")]
+    /// Address to bind.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        help = "Address to bind (IPv6 as [::1]:8080)",
+        help_heading = "Network"
+    )]
     pub listen: Option<String>,
     /// Listen backlog per worker.
     #[arg(long, value_name = "N", help_heading = "Network")]
@@ -232,6 +237,8 @@ mod tests {
             .command
         {
             Command::Serve(args) => args,
+            #[allow(unreachable_patterns)] // other subcommands (bench) join later
+            other => panic!("parsed as {other:?}"),
         }
     }
 

@@ -142,14 +142,16 @@ pub struct Config {
     /// What happens to a connection whose queue is full. Default `close`.
     pub backpressure_policy: BackpressurePolicy,
     /// Most open connections per process (the cap is shared across workers); new connections past it
-    /// are closed at accept. Default 10 000, a bounded figure that fits a default `ulimit -n` raised
-    /// once. `0` means unlimited, leaving the file-descriptor limit as the only bound. Raise it
-    /// together with `ulimit -n`.
+    /// are closed at accept. Default 10 000: finite, so a connection flood is refused before it
+    /// exhausts memory (worst case about `max_connections` × (`read_buffer_size` +
+    /// `max_backpressure`)) or file descriptors. `ulimit -n` must exceed it by a few (listeners,
+    /// rings). `0` means unlimited, leaving the descriptor limit as the only bound. Raise it together
+    /// with `ulimit -n`.
     pub max_connections: usize,
     /// Initial size of each connection's read buffer. It grows on demand up to the frame limit and
     /// shrinks back afterwards. Default 4 KiB. Raise it when most messages are larger (saves
     /// regrowth); lower it for many idle connections (saves memory). At least
-    /// [`MAX_HEADER_LEN`](crate::proto::frame::MAX_HEADER_LEN) so a frame header always fits.
+    /// [`MAX_HEADER_LEN`] so a frame header always fits.
     pub read_buffer_size: usize,
     /// io_uring submission queue entries per worker. Default 256. Raise it when a worker drives
     /// thousands of busy connections and submissions queue up. A power of two, at most
@@ -736,24 +738,20 @@ impl Reader<'_> {
         }
     }
 
-    fn count<T: TryFrom<i64> + std::str::FromStr<Err = ParseIntError>>(
+    fn count<T: std::str::FromStr<Err = ParseIntError>>(
         &self,
         raw: Raw<'_>,
     ) -> Result<T, ConfigError> {
         match raw {
             Raw::Text(s) => s.trim().parse().map_err(|e| self.bad(s, e)),
-            Raw::Toml(toml::Value::Integer(n)) => {
-                T::try_from(*n).map_err(|_| {
-                    if *n < 0 {
-                        return self.negative(*n);
-                    }
-                    // Too large for the field: re-parse the text for the standard overflow message.
-                    match n.to_string().parse::<T>() {
-                        Err(e) => self.bad(n.to_string(), e),
-                        Ok(_) => unreachable!("{n} fits after all"),
-                    }
-                })
-            }
+            // Parsing the decimal text gives the field's own range check and overflow message.
+            Raw::Toml(toml::Value::Integer(n)) => n.to_string().parse().map_err(|e| {
+                if *n < 0 {
+                    self.negative(*n)
+                } else {
+                    self.bad(n.to_string(), e)
+                }
+            }),
             Raw::Toml(other) => Err(self.wrong_type("an integer", other)),
         }
     }
