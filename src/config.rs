@@ -301,6 +301,8 @@ impl Key {
         Key::ALL.into_iter().find(|k| k.name() == name)
     }
 
+    /// Position in [`Key::ALL`]. Invariant: the variants are declared in `ALL` order (a unit test
+    /// checks `Key::ALL[k.index()] == k`), so per-key tables can be plain arrays.
     fn index(self) -> usize {
         self as usize
     }
