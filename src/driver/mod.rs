@@ -1,0 +1,131 @@
+//! The only I/O in ringcast: worker threads, rings, sockets, buffers, signals.
+//!
+//! Owns threads and the movement of bytes and time. Makes no protocol decision: the handshake module
+//! and the protocol machine decide every reply; this module reads, writes, arms timers and counts.
+//!
+//! - [`Server::start`] binds one `SO_REUSEPORT` listener per worker and starts the workers;
+//!   [`Server::shutdown`] begins the graceful drain; [`Server::wait`] joins the workers.
+//! - [`run`] is the binary's entry point: a server plus SIGTERM/SIGINT handling.
+
+mod connection;
+mod listener;
+mod mesh;
+mod notify;
+mod pool;
+mod route;
+mod worker;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::config::Config;
+use crate::metrics::WorkerStats;
+
+pub use worker::Shared;
+
+/// A running server: its workers, their inboxes and the address they listen on.
+pub struct Server {
+    local_addr: SocketAddr,
+    outboxes: Vec<mesh::Outbox>,
+    threads: Vec<JoinHandle<io::Result<()>>>,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Binds the listeners and starts one worker thread per configured worker.
+    pub fn start(config: Config) -> io::Result<Server> {
+        let workers = config.workers;
+        let (listeners, local_addr) = listener::bind_reuseport(config.listen, workers, config.backlog)?;
+        let pin = config.pin;
+        let shared = Arc::new(Shared {
+            stats: (0..workers).map(|_| WorkerStats::default()).collect(),
+            draining: AtomicBool::new(false),
+            open_connections: AtomicUsize::new(0),
+            config,
+        });
+        let (outboxes, inboxes) = mesh::mesh(workers);
+        let cores = if pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+        let mut threads = Vec::with_capacity(workers);
+        for (id, (listener, inbox)) in listeners.into_iter().zip(inboxes).enumerate() {
+            let shared = shared.clone();
+            let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
+            let thread = std::thread::Builder::new().name(format!("ringcast-w{id}")).spawn(move || {
+                if let Some(core) = core {
+                    if !core_affinity::set_for_current(core) {
+                        tracing::warn!(worker = id, core = core.id, "could not pin worker to its core");
+                    }
+                }
+                worker::run(id, shared, listener, inbox)
+            })?;
+            threads.push(thread);
+        }
+        tracing::info!(listen = %local_addr, workers, pin, "ringcast listening");
+        Ok(Server { local_addr, outboxes, threads, shared })
+    }
+
+    /// The address every worker listens on (the real port when the config said port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Counters and flags shared by the workers.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Begins the graceful drain on every worker (idempotent).
+    pub fn shutdown(&self) {
+        if !self.shared.draining.swap(true, Ordering::SeqCst) {
+            for outbox in &self.outboxes {
+                let _ = outbox.send(mesh::MeshMsg::Shutdown);
+            }
+        }
+    }
+
+    /// Waits for every worker to finish its drain.
+    pub fn wait(self) -> io::Result<()> {
+        let mut result = Ok(());
+        for thread in self.threads {
+            match thread.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(e),
+                Err(_) => result = Err(io::Error::other("a worker thread panicked")),
+            }
+        }
+        result
+    }
+}
+
+/// Runs a server until SIGTERM or SIGINT and its drain complete. A second signal exits at once.
+pub fn run(config: Config) -> io::Result<()> {
+    let server = Server::start(config)?;
+    let signals = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    signals.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: draining"),
+            _ = int.recv() => tracing::info!("SIGINT: draining"),
+        }
+        server.shutdown();
+        let waiter = tokio::task::spawn_blocking(move || server.wait());
+        tokio::select! {
+            joined = waiter => {
+                let result = joined.map_err(io::Error::other)?;
+                tracing::info!("drained; exiting");
+                result
+            }
+            _ = term.recv() => second_signal(),
+            _ = int.recv() => second_signal(),
+        }
+    })
+}
+
+fn second_signal() -> ! {
+    tracing::warn!("second signal: exiting now");
+    std::process::exit(1)
+}

@@ -1,0 +1,143 @@
+//! Reading the first request of a connection and deciding what it gets: a WebSocket endpoint, a
+//! plain HTTP answer, or a refusal.
+//!
+//! Owns the server's routing table (`/echo`, `/healthz`, `/metrics`) and the admission checks that
+//! need server state (draining, the global connection cap). Every refusal is rendered by the
+//! handshake module with its specific status and reason; this module only picks it.
+
+use bytes::BytesMut;
+
+use crate::metrics::{self, Rejection};
+use crate::proto::handshake::{self, HandshakeError, Parse, Request, RequestParser};
+
+use super::connection::{SocketIo, Stop};
+use super::worker::Worker;
+
+/// A WebSocket endpoint a connection was upgraded to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `GET /echo`: every data message is sent back unchanged.
+    Echo,
+}
+
+/// What the first request of a connection gets.
+pub enum Route {
+    /// A complete HTTP response, after which the connection is closed.
+    Respond {
+        /// The rendered response.
+        bytes: Vec<u8>,
+        /// Why the request was refused, or `None` for a successful plain request.
+        rejection: Option<Rejection>,
+    },
+    /// A `101 Switching Protocols` response; the connection then speaks WebSocket. A slot under the
+    /// global connection cap has been reserved for it.
+    Upgrade {
+        /// The rendered 101 response.
+        response: Vec<u8>,
+        /// Which endpoint serves the connection.
+        endpoint: Endpoint,
+    },
+}
+
+/// What arrived before the handshake ended.
+pub enum Incoming {
+    /// A complete request and the bytes that followed it (the first frames, if the client did not
+    /// wait for the 101).
+    Request(Request, BytesMut),
+    /// A request that breaks a rule.
+    Invalid(HandshakeError),
+    /// The peer went away before completing a request.
+    Gone,
+}
+
+/// Reads until the request head is complete, invalid, or the connection ends. The parser scans
+/// each byte once and never looks past the head-size limit.
+pub async fn read_request(io: &mut SocketIo<'_>) -> Result<Incoming, Stop> {
+    let mut parser = RequestParser::new(io.worker.handshake_limits);
+    let mut buf = BytesMut::new();
+    loop {
+        match io.read(&mut buf).await? {
+            None => continue,
+            Some(0) => return Ok(Incoming::Gone),
+            Some(_) => {}
+        }
+        match parser.parse(&buf) {
+            Ok(Parse::Partial) => {}
+            Ok(Parse::Complete(request, consumed)) => {
+                let _ = buf.split_to(consumed);
+                if buf.is_empty() {
+                    io.worker.pool.borrow_mut().give_read(buf);
+                    buf = BytesMut::new();
+                }
+                return Ok(Incoming::Request(request, buf));
+            }
+            Err(err) => return Ok(Incoming::Invalid(err)),
+        }
+    }
+}
+
+/// Renders a refusal for a handshake error.
+pub fn refusal(err: HandshakeError) -> Route {
+    let mut bytes = Vec::with_capacity(256);
+    err.render_response(&mut bytes);
+    Route::Respond { bytes, rejection: Some(Rejection::from_status(err.status())) }
+}
+
+/// Decides what `request` gets.
+pub fn route(worker: &Worker, request: &Request) -> Route {
+    match request.path() {
+        "/echo" => upgrade(worker, request, Endpoint::Echo),
+        "/healthz" => plain(request, || {
+            if worker.draining() {
+                (503, "text/plain; charset=utf-8", b"draining\n".to_vec())
+            } else {
+                (200, "text/plain; charset=utf-8", b"ok\n".to_vec())
+            }
+        }),
+        "/metrics" => plain(request, || {
+            let text = metrics::render(&worker.shared.stats, worker.draining());
+            (200, "text/plain; version=0.0.4; charset=utf-8", text.into_bytes())
+        }),
+        _ => refusal(HandshakeError::NotFound),
+    }
+}
+
+fn upgrade(worker: &Worker, request: &Request, endpoint: Endpoint) -> Route {
+    let upgrade = match handshake::validate_upgrade(request, &worker.upgrade_config) {
+        Ok(upgrade) => upgrade,
+        Err(err) => return refusal(err),
+    };
+    if worker.draining() {
+        return unavailable(Rejection::Draining, "server is shutting down\n");
+    }
+    if !worker.shared.try_reserve_connection() {
+        return unavailable(Rejection::Capacity, "connection limit reached\n");
+    }
+    let mut response = Vec::with_capacity(192);
+    upgrade.render_response(&mut response);
+    Route::Upgrade { response, endpoint }
+}
+
+fn unavailable(why: Rejection, reason: &str) -> Route {
+    let mut bytes = Vec::with_capacity(192);
+    handshake::render_response(
+        503,
+        "text/plain; charset=utf-8",
+        &[("Connection", "close"), ("Retry-After", "1")],
+        reason.as_bytes(),
+        &mut bytes,
+    )
+    .expect("static headers are valid");
+    Route::Respond { bytes, rejection: Some(why) }
+}
+
+fn plain(request: &Request, answer: impl FnOnce() -> (u16, &'static str, Vec<u8>)) -> Route {
+    if request.method() != "GET" {
+        return refusal(HandshakeError::MethodNotAllowed);
+    }
+    let (status, content_type, body) = answer();
+    let mut bytes = Vec::with_capacity(body.len() + 128);
+    handshake::render_response(status, content_type, &[("Connection", "close")], &body, &mut bytes)
+        .expect("static headers are valid");
+    Route::Respond { bytes, rejection: None }
+}

@@ -1,0 +1,280 @@
+//! One worker: an OS thread running its own tokio-uring runtime, listener, connection table, timer
+//! wheel and buffer pool.
+//!
+//! Owns everything per core. Nothing here is shared with another thread except the read-only
+//! [`Shared`] block (config, counters, the global connection count) and the mesh inbox. State that
+//! several tasks of this worker touch lives in `Cell`/`RefCell`: a borrow is never held across an
+//! `.await`, which is what keeps those borrows from ever overlapping.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::metrics::WorkerStats;
+use crate::proto::conn::{BackpressurePolicy, ConnLimits};
+use crate::proto::handshake::{HandshakeLimits, UpgradeConfig};
+use crate::table::{ConnKey, ConnTable};
+use crate::time::wheel::{TimerKey, TimerWheel};
+
+use super::connection::{self, ConnShared};
+use super::mesh::{Inbox, MeshMsg};
+use super::notify::LocalNotify;
+use super::pool::BufferPool;
+
+/// How often a worker advances its timer wheel. The wheel's resolution is 1 ms; the tick bounds how
+/// late a timer can fire.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// How many read buffers and iovec lists a worker keeps for reuse.
+const POOLED_BUFFERS: usize = 256;
+
+/// State shared by all workers of one server: read-mostly, written only through atomics.
+pub struct Shared {
+    /// The validated configuration.
+    pub config: Config,
+    /// One counter block per worker (worker `i` writes only `stats[i]`).
+    pub stats: Box<[WorkerStats]>,
+    /// Set once the drain has begun; read by `/healthz` and `/metrics` on any worker.
+    pub draining: AtomicBool,
+    /// WebSocket connections open across all workers, for the global cap.
+    pub open_connections: AtomicUsize,
+}
+
+impl Shared {
+    /// Reserves one slot under `max_connections`; `false` when the server is full.
+    pub fn try_reserve_connection(&self) -> bool {
+        let max = self.config.max_connections;
+        let prev = self.open_connections.fetch_add(1, Ordering::Relaxed);
+        if max != 0 && prev >= max {
+            self.open_connections.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Gives back a slot taken by [`Shared::try_reserve_connection`].
+    pub fn release_connection(&self) {
+        self.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What a connection's timer means when it fires; decided from the connection's own state.
+pub type TimerEntry = ConnKey;
+
+/// The per-thread state of one worker.
+pub struct Worker {
+    /// This worker's index (also its CPU when pinning).
+    pub id: usize,
+    /// Config, counters and flags shared with the other workers.
+    pub shared: Arc<Shared>,
+    /// Protocol limits handed to every new connection machine.
+    pub conn_limits: ConnLimits,
+    /// Limits on the upgrade request head.
+    pub handshake_limits: HandshakeLimits,
+    /// Subprotocols this server speaks, for the upgrade.
+    pub upgrade_config: UpgradeConfig,
+    /// Open connections of this worker, by key.
+    pub table: RefCell<ConnTable<Rc<ConnShared>>>,
+    /// Every connection timer of this worker (1 tick = 1 ms since `epoch`).
+    pub wheel: RefCell<TimerWheel<TimerEntry>>,
+    /// Read buffers and iovec lists.
+    pub pool: RefCell<BufferPool>,
+    /// Milliseconds since `epoch`, refreshed every tick and on every accept. Reading this instead of
+    /// the clock keeps clock reads off the per-message path.
+    now: Cell<u64>,
+    epoch: Instant,
+    /// Set when this worker's drain is complete: the worker's main future returns.
+    done: LocalNotify,
+}
+
+impl Worker {
+    /// The counters this worker writes.
+    #[inline]
+    pub fn stats(&self) -> &WorkerStats {
+        &self.shared.stats[self.id]
+    }
+
+    /// The configuration.
+    #[inline]
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The cached time in ms since the worker started.
+    #[inline]
+    pub fn now(&self) -> u64 {
+        self.now.get()
+    }
+
+    /// Reads the clock and refreshes the cached time.
+    pub fn refresh_now(&self) -> u64 {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.now.set(now);
+        now
+    }
+
+    /// Whether the server is draining.
+    pub fn draining(&self) -> bool {
+        self.shared.draining.load(Ordering::Relaxed)
+    }
+
+    /// Arms (or re-arms) the single timer of connection `key` at `deadline` ms.
+    pub fn arm(&self, key: ConnKey, slot: &Cell<Option<TimerKey>>, deadline: u64) {
+        let mut wheel = self.wheel.borrow_mut();
+        if let Some(old) = slot.take() {
+            wheel.cancel(old);
+        }
+        slot.set(Some(wheel.insert(deadline, key)));
+    }
+
+    /// Cancels the timer in `slot`, if armed.
+    pub fn disarm(&self, slot: &Cell<Option<TimerKey>>) {
+        if let Some(old) = slot.take() {
+            self.wheel.borrow_mut().cancel(old);
+        }
+    }
+
+    /// A connection id unique within this server: `worker:key`.
+    pub fn conn_id(&self, key: ConnKey) -> String {
+        format!("{}:{}", self.id, key)
+    }
+}
+
+/// Milliseconds in a duration, saturating.
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Runs worker `id` on the current thread until its drain completes.
+pub fn run(id: usize, shared: Arc<Shared>, listener: std::net::TcpListener, inbox: Inbox) -> std::io::Result<()> {
+    let config = &shared.config;
+    let mut builder = tokio_uring::builder();
+    builder.entries(config.ring_entries);
+    if let Some(idle_ms) = config.sqpoll_idle_ms() {
+        builder.uring_builder(tokio_uring::uring_builder().setup_sqpoll(idle_ms));
+    }
+    let conn_limits = ConnLimits {
+        max_frame_len: config.max_frame_size as u64,
+        max_message_len: config.max_message_size,
+        max_backpressure: config.max_backpressure,
+        backpressure_policy: match config.backpressure_policy {
+            crate::config::BackpressurePolicy::Close => BackpressurePolicy::Close,
+            crate::config::BackpressurePolicy::Drop => BackpressurePolicy::DropData,
+        },
+    };
+    let handshake_limits = HandshakeLimits { max_head_bytes: config.max_header_bytes, max_headers: config.max_headers };
+    let upgrade_config = UpgradeConfig::with_protocols(config.subprotocols.iter());
+    builder.start(async move {
+        let worker = Rc::new(Worker {
+            id,
+            conn_limits,
+            handshake_limits,
+            upgrade_config,
+            table: RefCell::new(ConnTable::new()),
+            wheel: RefCell::new(TimerWheel::new(0)),
+            pool: RefCell::new(BufferPool::new(shared.config.read_buffer_size, POOLED_BUFFERS)),
+            now: Cell::new(0),
+            epoch: Instant::now(),
+            done: LocalNotify::default(),
+            shared,
+        });
+        let listener = tokio_uring::net::TcpListener::from_std(listener);
+        tokio_uring::spawn(accept_loop(worker.clone(), listener));
+        tokio_uring::spawn(tick_loop(worker.clone()));
+        tokio_uring::spawn(inbox_loop(worker.clone(), inbox));
+        worker.done.notified().await;
+        Ok(())
+    })
+}
+
+async fn accept_loop(worker: Rc<Worker>, listener: tokio_uring::net::TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                worker.refresh_now();
+                let _ = stream.set_nodelay(true);
+                tokio_uring::spawn(connection::run(worker.clone(), stream, peer));
+            }
+            Err(e) => {
+                // EMFILE/ENFILE/ENOMEM: back off instead of spinning; the error is logged once per burst.
+                tracing::warn!(worker = worker.id, error = %e, "accept failed; pausing accepts for 100 ms");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn tick_loop(worker: Rc<Worker>) {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut expired = Vec::new();
+    loop {
+        interval.tick().await;
+        let now = worker.refresh_now();
+        worker.wheel.borrow_mut().advance(now, &mut expired);
+        for key in expired.drain(..) {
+            let conn = worker.table.borrow().get(key).cloned();
+            if let Some(conn) = conn {
+                connection::on_timer(&worker, key, &conn, now);
+            }
+        }
+        worker.stats().timers_armed.set(worker.wheel.borrow().len() as u64);
+    }
+}
+
+async fn inbox_loop(worker: Rc<Worker>, mut inbox: Inbox) {
+    while let Some(msg) = inbox.recv().await {
+        match msg {
+            MeshMsg::Shutdown => {
+                tokio_uring::spawn(drain(worker.clone()));
+            }
+        }
+    }
+}
+
+/// The graceful drain of this worker: close every open connection with 1001 in batches spread over
+/// the first half of the drain timeout, wait for the peers' replies until the drain timeout, then
+/// drop whatever is left and let the worker exit.
+async fn drain(worker: Rc<Worker>) {
+    let drain_timeout = worker.config().drain_timeout;
+    let deadline = Instant::now() + drain_timeout;
+    let keys: Vec<ConnKey> = worker.table.borrow().keys().collect();
+    // Batches every STEP over half the drain time, so a restart does not make every client
+    // reconnect in the same instant.
+    const STEP: Duration = Duration::from_millis(20);
+    let steps = ((drain_timeout / 2).as_millis() / STEP.as_millis()).max(1) as usize;
+    let batch = keys.len().div_ceil(steps).max(1);
+    tracing::info!(worker = worker.id, connections = keys.len(), batch, "draining");
+    for chunk in keys.chunks(batch) {
+        for &key in chunk {
+            let conn = worker.table.borrow().get(key).cloned();
+            if let Some(conn) = conn {
+                connection::go_away(&worker, key, &conn);
+            }
+        }
+        if chunk.len() == batch && keys.len() > batch {
+            tokio::time::sleep(STEP).await;
+        }
+    }
+    while !worker.table.borrow().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(TICK).await;
+    }
+    let left: Vec<Rc<ConnShared>> = worker.table.borrow().iter().map(|(_, c)| c.clone()).collect();
+    if !left.is_empty() {
+        tracing::info!(worker = worker.id, connections = left.len(), "drain timeout; dropping the rest");
+        for conn in &left {
+            conn.kill(connection::Kill::DrainTimeout);
+        }
+        // Let the killed tasks run their teardown (counters, log lines) before the runtime stops.
+        for _ in 0..10 {
+            if worker.table.borrow().is_empty() {
+                break;
+            }
+            tokio::time::sleep(TICK).await;
+        }
+    }
+    worker.done.notify();
+}

@@ -1,0 +1,260 @@
+//! Counters every worker keeps about itself, and their Prometheus text rendering.
+//!
+//! Owns: the per-worker counter block ([`WorkerStats`]) and [`render`]. Each block has exactly one
+//! writer (its worker thread); any thread may read it. Writers use [`Counter::add`], a relaxed
+//! load + store (plain moves on x86, no locked instruction), which is correct only because of that
+//! single-writer invariant. Never logs, never allocates on the counting path.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A monotonically increasing (or, for gauges, up-and-down) number with a single writer.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`. Only the owning worker may call this (single-writer invariant, see module doc).
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    /// Subtracts `n` (gauges only).
+    #[inline]
+    pub fn sub(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_sub(n), Relaxed);
+    }
+
+    /// Sets the value (gauges mirrored from a worker's own structures).
+    #[inline]
+    pub fn set(&self, n: u64) {
+        self.0.store(n, Relaxed);
+    }
+
+    /// Reads the current value from any thread.
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// Why a handshake (or a plain HTTP request on a WebSocket port) was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Rejection {
+    /// 400: malformed request, missing Host, missing or bad key.
+    BadRequest,
+    /// 404: unknown path.
+    NotFound,
+    /// 405: not GET.
+    MethodNotAllowed,
+    /// 426: wrong version, or not an upgrade on a WebSocket path.
+    UpgradeRequired,
+    /// 431: headers over the byte or count limit.
+    HeadersTooLarge,
+    /// 505: not HTTP/1.1.
+    HttpVersion,
+    /// The request did not complete within the handshake timeout (slowloris).
+    Timeout,
+    /// 503: the server is draining.
+    Draining,
+    /// 503: the connection cap was reached.
+    Capacity,
+    /// Any other status.
+    Other,
+}
+
+impl Rejection {
+    /// Every rejection, in rendering order.
+    pub const ALL: [Rejection; 10] = [
+        Rejection::BadRequest,
+        Rejection::NotFound,
+        Rejection::MethodNotAllowed,
+        Rejection::UpgradeRequired,
+        Rejection::HeadersTooLarge,
+        Rejection::HttpVersion,
+        Rejection::Timeout,
+        Rejection::Draining,
+        Rejection::Capacity,
+        Rejection::Other,
+    ];
+
+    /// The rejection an HTTP error status stands for.
+    pub fn from_status(status: u16) -> Rejection {
+        match status {
+            400 => Rejection::BadRequest,
+            404 => Rejection::NotFound,
+            405 => Rejection::MethodNotAllowed,
+            426 => Rejection::UpgradeRequired,
+            431 => Rejection::HeadersTooLarge,
+            505 => Rejection::HttpVersion,
+            _ => Rejection::Other,
+        }
+    }
+
+    /// The Prometheus label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Rejection::BadRequest => "bad_request",
+            Rejection::NotFound => "not_found",
+            Rejection::MethodNotAllowed => "method_not_allowed",
+            Rejection::UpgradeRequired => "upgrade_required",
+            Rejection::HeadersTooLarge => "headers_too_large",
+            Rejection::HttpVersion => "http_version",
+            Rejection::Timeout => "timeout",
+            Rejection::Draining => "draining",
+            Rejection::Capacity => "capacity",
+            Rejection::Other => "other",
+        }
+    }
+}
+
+/// The close codes counted one by one; anything else lands in "other".
+pub const COUNTED_CLOSE_CODES: [u16; 10] = [1000, 1001, 1002, 1003, 1006, 1007, 1008, 1009, 1010, 1011];
+
+/// The counters of one worker.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Gauge: WebSocket connections open now.
+    pub connections_open: Counter,
+    /// Upgrades answered with 101.
+    pub handshakes_accepted: Counter,
+    /// Handshakes refused, indexed by [`Rejection`].
+    pub handshakes_rejected: [Counter; 10],
+    /// Plain HTTP requests served (health, metrics, pages).
+    pub http_requests: Counter,
+    /// Data messages received.
+    pub messages_in: Counter,
+    /// Data messages queued for sending.
+    pub messages_out: Counter,
+    /// Bytes read from sockets (after the handshake).
+    pub bytes_in: Counter,
+    /// Bytes written to sockets (after the handshake).
+    pub bytes_out: Counter,
+    /// Connections closed, indexed like [`COUNTED_CLOSE_CODES`], plus one slot for other codes.
+    pub closes: [Counter; 11],
+    /// Connections closed (or messages dropped) because the peer did not read fast enough.
+    pub slow_consumers: Counter,
+    /// Gauge: timers armed in the worker's wheel.
+    pub timers_armed: Counter,
+    /// Pings sent by the heartbeat.
+    pub pings_sent: Counter,
+}
+
+impl WorkerStats {
+    /// Counts one refused handshake.
+    #[inline]
+    pub fn rejected(&self, why: Rejection) {
+        self.handshakes_rejected[why as usize].add(1);
+    }
+
+    /// Counts one closed connection by the code it ended with (1006 when it ended without one).
+    #[inline]
+    pub fn closed(&self, code: u16) {
+        let slot = COUNTED_CLOSE_CODES.iter().position(|&c| c == code).unwrap_or(COUNTED_CLOSE_CODES.len());
+        self.closes[slot].add(1);
+    }
+}
+
+/// Renders every worker's counters, per worker and in total, in the Prometheus text format
+/// (version 0.0.4).
+pub fn render(workers: &[WorkerStats], draining: bool) -> String {
+    let mut out = String::with_capacity(4096);
+    let simple: [(&str, &str, &str, fn(&WorkerStats) -> &Counter); 10] = [
+        ("connections_open", "gauge", "WebSocket connections open.", |w| &w.connections_open),
+        ("handshakes_accepted_total", "counter", "Upgrades answered with 101.", |w| {
+            &w.handshakes_accepted
+        }),
+        ("http_requests_total", "counter", "Plain HTTP requests served.", |w| &w.http_requests),
+        ("messages_in_total", "counter", "Data messages received.", |w| &w.messages_in),
+        ("messages_out_total", "counter", "Data messages queued for sending.", |w| &w.messages_out),
+        ("bytes_in_total", "counter", "Bytes read after the handshake.", |w| &w.bytes_in),
+        ("bytes_out_total", "counter", "Bytes written after the handshake.", |w| &w.bytes_out),
+        ("slow_consumers_total", "counter", "Slow consumers closed or whose messages were dropped.", |w| {
+            &w.slow_consumers
+        }),
+        ("timers_armed", "gauge", "Timers armed in the worker's timer wheel.", |w| &w.timers_armed),
+        ("pings_sent_total", "counter", "Heartbeat pings sent.", |w| &w.pings_sent),
+    ];
+    for (name, kind, help, get) in simple {
+        let _ = writeln!(out, "# HELP ringcast_{name} {help}\n# TYPE ringcast_{name} {kind}");
+        let mut total = 0u64;
+        for (i, w) in workers.iter().enumerate() {
+            let v = get(w).get();
+            total = total.wrapping_add(v);
+            let _ = writeln!(out, "ringcast_{name}{{worker=\"{i}\"}} {v}");
+        }
+        let _ = writeln!(out, "ringcast_{name} {total}");
+    }
+
+    let name = "handshakes_rejected_total";
+    let _ = writeln!(out, "# HELP ringcast_{name} Handshakes refused, by reason.\n# TYPE ringcast_{name} counter");
+    for why in Rejection::ALL {
+        let mut total = 0u64;
+        for (i, w) in workers.iter().enumerate() {
+            let v = w.handshakes_rejected[why as usize].get();
+            total = total.wrapping_add(v);
+            let _ = writeln!(out, "ringcast_{name}{{worker=\"{i}\",reason=\"{}\"}} {v}", why.label());
+        }
+        let _ = writeln!(out, "ringcast_{name}{{reason=\"{}\"}} {total}", why.label());
+    }
+
+    let name = "closes_total";
+    let _ = writeln!(out, "# HELP ringcast_{name} Connections closed, by close code.\n# TYPE ringcast_{name} counter");
+    for slot in 0..=COUNTED_CLOSE_CODES.len() {
+        let label = COUNTED_CLOSE_CODES.get(slot).map_or_else(|| "other".to_string(), |c| c.to_string());
+        let mut total = 0u64;
+        for (i, w) in workers.iter().enumerate() {
+            let v = w.closes[slot].get();
+            total = total.wrapping_add(v);
+            let _ = writeln!(out, "ringcast_{name}{{worker=\"{i}\",code=\"{label}\"}} {v}");
+        }
+        let _ = writeln!(out, "ringcast_{name}{{code=\"{label}\"}} {total}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_draining 1 while the server is shutting down.\n# TYPE ringcast_draining gauge\nringcast_draining {}",
+        u8::from(draining)
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_per_worker_and_total_series() {
+        let workers = [WorkerStats::default(), WorkerStats::default()];
+        workers[0].messages_in.add(3);
+        workers[1].messages_in.add(4);
+        workers[1].rejected(Rejection::NotFound);
+        workers[0].closed(1000);
+        workers[1].closed(4000);
+        let text = render(&workers, false);
+        assert!(text.contains("ringcast_messages_in_total{worker=\"0\"} 3\n"));
+        assert!(text.contains("ringcast_messages_in_total{worker=\"1\"} 4\n"));
+        assert!(text.contains("ringcast_messages_in_total 7\n"));
+        assert!(text.contains("ringcast_handshakes_rejected_total{reason=\"not_found\"} 1\n"));
+        assert!(text.contains("ringcast_closes_total{code=\"1000\"} 1\n"));
+        assert!(text.contains("ringcast_closes_total{code=\"other\"} 1\n"));
+        assert!(text.contains("ringcast_draining 0\n"));
+    }
+
+    #[test]
+    fn gauges_go_up_and_down() {
+        let s = WorkerStats::default();
+        s.connections_open.add(2);
+        s.connections_open.sub(1);
+        assert_eq!(s.connections_open.get(), 1);
+    }
+
+    #[test]
+    fn every_rejection_has_its_own_slot() {
+        for (i, why) in Rejection::ALL.iter().enumerate() {
+            assert_eq!(*why as usize, i);
+        }
+        assert_eq!(Rejection::from_status(431), Rejection::HeadersTooLarge);
+        assert_eq!(Rejection::from_status(418), Rejection::Other);
+    }
+}

@@ -1,0 +1,143 @@
+//! Every way a connection ends: the closing handshake in both directions, protocol errors with
+//! their close codes, and a peer that just goes away.
+
+mod common;
+
+use std::io::Write;
+
+use common::*;
+
+#[test]
+fn a_client_close_is_echoed_with_its_code_and_the_server_closes_tcp() {
+    let server = TestServer::start();
+    for code in [1000u16, 1001, 1003, 1011, 3000, 4999] {
+        let mut s = ws_connect(server.addr, "/echo");
+        s.write_all(&client_frame(true, 8, &close_payload(code, "bye"))).unwrap();
+        let close = read_close(&mut s);
+        assert_eq!(close.close_code(), Some(code));
+        assert_tcp_closed(&mut s);
+    }
+}
+
+#[test]
+fn an_empty_close_is_answered_with_an_empty_close() {
+    let server = TestServer::start();
+    let mut s = ws_connect(server.addr, "/echo");
+    s.write_all(&client_frame(true, 8, b"")).unwrap();
+    let close = read_close(&mut s);
+    assert!(close.payload.is_empty());
+    assert_tcp_closed(&mut s);
+}
+
+#[test]
+fn invalid_close_codes_fail_with_1002() {
+    let server = TestServer::start();
+    for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
+        let mut s = ws_connect(server.addr, "/echo");
+        s.write_all(&client_frame(true, 8, &close_payload(code, ""))).unwrap();
+        assert_eq!(read_close(&mut s).close_code(), Some(1002), "code {code}");
+        assert_tcp_closed(&mut s);
+    }
+}
+
+#[test]
+fn a_one_byte_close_payload_fails_with_1002() {
+    let server = TestServer::start();
+    let mut s = ws_connect(server.addr, "/echo");
+    s.write_all(&client_frame(true, 8, &[0x03])).unwrap();
+    assert_eq!(read_close(&mut s).close_code(), Some(1002));
+}
+
+#[test]
+fn a_close_reason_that_is_not_utf8_fails_with_1007() {
+    let server = TestServer::start();
+    let mut s = ws_connect(server.addr, "/echo");
+    let mut payload = close_payload(1000, "");
+    payload.extend_from_slice(&[0xCE, 0xBA, 0xE1, 0xBD, 0xB9, 0xCF, 0x83, 0xCE, 0xBC, 0xCE, 0xB5, 0xED, 0xA0, 0x80]);
+    s.write_all(&client_frame(true, 8, &payload)).unwrap();
+    assert_eq!(read_close(&mut s).close_code(), Some(1007));
+}
+
+#[test]
+fn protocol_violations_fail_with_their_close_code_and_the_server_keeps_serving() {
+    let server = TestServer::start();
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("unmasked frame", unmasked_frame(1, b"hi"), 1002),
+        ("reserved opcode 3", client_frame(true, 3, b""), 1002),
+        ("reserved opcode 0xB", client_frame(true, 0xB, b""), 1002),
+        ("RSV1 without extension", client_frame_rsv(true, 4, 1, b"x"), 1002),
+        ("RSV3 without extension", client_frame_rsv(true, 1, 2, b"x"), 1002),
+        ("fragmented ping", client_frame(false, 9, b""), 1002),
+        ("ping of 126 bytes", client_frame(true, 9, &[0u8; 126]), 1002),
+        ("continuation with nothing to continue", client_frame(true, 0, b"x"), 1002),
+        ("invalid UTF-8 text", client_frame(true, 1, &[0xC0, 0xAF]), 1007),
+        (
+            "new data frame inside a fragmented message",
+            [client_frame(false, 1, b"a"), client_frame(true, 1, b"b")].concat(),
+            1002,
+        ),
+        (
+            "invalid UTF-8 split across fragments",
+            [client_frame(false, 1, &[0xF0, 0x90]), client_frame(true, 0, &[0x28, 0x8C])].concat(),
+            1007,
+        ),
+        ("declared length of 2^63 - 1", {
+            let mut f = vec![0x82, 0xFF];
+            f.extend_from_slice(&(u64::MAX >> 1).to_be_bytes());
+            f.extend_from_slice(&[1, 2, 3, 4]);
+            f
+        }, 1009),
+        ("64-bit length with the top bit set", {
+            let mut f = vec![0x82, 0xFF];
+            f.extend_from_slice(&u64::MAX.to_be_bytes());
+            f
+        }, 1002),
+    ];
+    for (name, wire, code) in cases {
+        let mut s = ws_connect(server.addr, "/echo");
+        s.write_all(&wire).unwrap();
+        let close = read_close(&mut s);
+        assert_eq!(close.close_code(), Some(code), "{name}: {:?}", close.close_reason());
+        assert!(!close.close_reason().is_empty(), "{name}: a close carries a reason");
+        assert_tcp_closed(&mut s);
+        assert_echo_works(server.addr);
+    }
+}
+
+#[test]
+fn a_message_over_the_size_limit_fails_with_1009_without_buffering_it() {
+    let server = TestServer::with(|c| {
+        c.max_message_size = 1000;
+        c.max_frame_size = 1000;
+    });
+    let mut s = ws_connect(server.addr, "/echo");
+    // Only the header of a 1001-byte frame: the limit is enforced before the payload arrives.
+    let frame = client_frame(true, 2, &[0u8; 1001]);
+    s.write_all(&frame[..8]).unwrap();
+    assert_eq!(read_close(&mut s).close_code(), Some(1009));
+    // Fragments that together exceed the message limit.
+    let mut s = ws_connect(server.addr, "/echo");
+    s.write_all(&client_frame(false, 2, &[0u8; 600])).unwrap();
+    s.write_all(&client_frame(true, 0, &[0u8; 600])).unwrap();
+    assert_eq!(read_close(&mut s).close_code(), Some(1009));
+}
+
+#[test]
+fn a_peer_that_drops_tcp_without_a_close_frees_its_slot() {
+    let server = TestServer::start();
+    for _ in 0..20 {
+        let s = ws_connect(server.addr, "/echo");
+        drop(s);
+    }
+    assert_echo_works(server.addr);
+    // The connection gauge returns to zero once the server has seen every EOF.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let metrics = http_get(server.addr, "/metrics");
+        if metrics.contains("\nringcast_connections_open 0\n") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "connections never closed:\n{metrics}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
