@@ -5,10 +5,17 @@
 //! - [`proto`]: RFC 6455, sans-IO. The upgrade handshake, the frame codec, masking, message
 //!   assembly with incremental UTF-8 checks, close codes, and the per-connection protocol machine.
 //!   Bytes and `now` in, bytes and events out.
+//! - [`time`]: the per-worker hierarchical timer wheel (heartbeats, idle/handshake/close timeouts),
+//!   sans-IO: ticks are passed in, no clock is read. O(1) insert, cancel and reset.
+//! - [`table`]: the per-core connection slab; [`table::ConnKey`]s carry a generation so a stale
+//!   key misses instead of reaching the connection that reused its slot.
 //! - [`config`]: every server knob with its default (one `impl Default`), the merge of flag >
 //!   `RINGCAST_*` environment > TOML file > default, and validation naming key and origin.
 //! - [`cli`]: the `ringcast serve` command line (clap derive); help shows each default.
 //! - [`logging`]: the stderr `tracing` subscriber (text or JSON), filtered by `RUST_LOG`.
+//! - [`metrics`]: per-worker counters (single writer each) and their Prometheus rendering.
+//! - [`driver`]: the only I/O. One thread per worker, each with its own tokio-uring runtime,
+//!   `SO_REUSEPORT` listener, connection table, timer wheel and buffer pool; the graceful drain.
 //!
 //! Nothing outside `driver` (and the binary) performs I/O or reads a clock.
 
@@ -17,5 +24,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod driver;
 pub mod logging;
+pub mod metrics;
 pub mod proto;
+pub mod table;
+pub mod time;
