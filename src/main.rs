@@ -11,7 +11,6 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use ringcast::cli::{self, Command, ServeArgs};
-use ringcast::config::Config;
 use ringcast::logging;
 
 #[global_allocator]
@@ -59,22 +58,11 @@ fn serve(args: &ServeArgs) -> ExitCode {
         version = env!("CARGO_PKG_VERSION"),
         "starting"
     );
-    match run(config) {
+    match ringcast::driver::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server stopped");
             ExitCode::from(EXIT_FAILURE)
         }
     }
-}
-
-/// Hands the validated configuration to the server. Until the io_uring driver is merged this build
-/// cannot serve, and says so; the lead replaces the body with `ringcast::driver::run(config)`.
-fn run(config: Config) -> std::io::Result<()> {
-    drop(config);
-    Err(std::io::Error::new(
-        std::io::ErrorKind::Unsupported,
-        "this build has no server driver yet (ringcast::driver::run is merged separately); \
-         the configuration is valid: `ringcast serve --print-config` shows it",
-    ))
 }

@@ -110,7 +110,8 @@ impl Rejection {
 }
 
 /// The close codes counted one by one; anything else lands in "other".
-pub const COUNTED_CLOSE_CODES: [u16; 10] = [1000, 1001, 1002, 1003, 1006, 1007, 1008, 1009, 1010, 1011];
+pub const COUNTED_CLOSE_CODES: [u16; 10] =
+    [1000, 1001, 1002, 1003, 1006, 1007, 1008, 1009, 1010, 1011];
 
 /// The counters of one worker.
 #[derive(Debug, Default)]
@@ -151,7 +152,10 @@ impl WorkerStats {
     /// Counts one closed connection by the code it ended with (1006 when it ended without one).
     #[inline]
     pub fn closed(&self, code: u16) {
-        let slot = COUNTED_CLOSE_CODES.iter().position(|&c| c == code).unwrap_or(COUNTED_CLOSE_CODES.len());
+        let slot = COUNTED_CLOSE_CODES
+            .iter()
+            .position(|&c| c == code)
+            .unwrap_or(COUNTED_CLOSE_CODES.len());
         self.closes[slot].add(1);
     }
 }
@@ -161,23 +165,72 @@ impl WorkerStats {
 pub fn render(workers: &[WorkerStats], draining: bool) -> String {
     let mut out = String::with_capacity(4096);
     let simple: [(&str, &str, &str, fn(&WorkerStats) -> &Counter); 10] = [
-        ("connections_open", "gauge", "WebSocket connections open.", |w| &w.connections_open),
-        ("handshakes_accepted_total", "counter", "Upgrades answered with 101.", |w| {
-            &w.handshakes_accepted
-        }),
-        ("http_requests_total", "counter", "Plain HTTP requests served.", |w| &w.http_requests),
-        ("messages_in_total", "counter", "Data messages received.", |w| &w.messages_in),
-        ("messages_out_total", "counter", "Data messages queued for sending.", |w| &w.messages_out),
-        ("bytes_in_total", "counter", "Bytes read after the handshake.", |w| &w.bytes_in),
-        ("bytes_out_total", "counter", "Bytes written after the handshake.", |w| &w.bytes_out),
-        ("slow_consumers_total", "counter", "Slow consumers closed or whose messages were dropped.", |w| {
-            &w.slow_consumers
-        }),
-        ("timers_armed", "gauge", "Timers armed in the worker's timer wheel.", |w| &w.timers_armed),
-        ("pings_sent_total", "counter", "Heartbeat pings sent.", |w| &w.pings_sent),
+        (
+            "connections_open",
+            "gauge",
+            "WebSocket connections open.",
+            |w| &w.connections_open,
+        ),
+        (
+            "handshakes_accepted_total",
+            "counter",
+            "Upgrades answered with 101.",
+            |w| &w.handshakes_accepted,
+        ),
+        (
+            "http_requests_total",
+            "counter",
+            "Plain HTTP requests served.",
+            |w| &w.http_requests,
+        ),
+        (
+            "messages_in_total",
+            "counter",
+            "Data messages received.",
+            |w| &w.messages_in,
+        ),
+        (
+            "messages_out_total",
+            "counter",
+            "Data messages queued for sending.",
+            |w| &w.messages_out,
+        ),
+        (
+            "bytes_in_total",
+            "counter",
+            "Bytes read after the handshake.",
+            |w| &w.bytes_in,
+        ),
+        (
+            "bytes_out_total",
+            "counter",
+            "Bytes written after the handshake.",
+            |w| &w.bytes_out,
+        ),
+        (
+            "slow_consumers_total",
+            "counter",
+            "Slow consumers closed or whose messages were dropped.",
+            |w| &w.slow_consumers,
+        ),
+        (
+            "timers_armed",
+            "gauge",
+            "Timers armed in the worker's timer wheel.",
+            |w| &w.timers_armed,
+        ),
+        (
+            "pings_sent_total",
+            "counter",
+            "Heartbeat pings sent.",
+            |w| &w.pings_sent,
+        ),
     ];
     for (name, kind, help, get) in simple {
-        let _ = writeln!(out, "# HELP ringcast_{name} {help}\n# TYPE ringcast_{name} {kind}");
+        let _ = writeln!(
+            out,
+            "# HELP ringcast_{name} {help}\n# TYPE ringcast_{name} {kind}"
+        );
         let mut total = 0u64;
         for (i, w) in workers.iter().enumerate() {
             let v = get(w).get();
@@ -188,26 +241,41 @@ pub fn render(workers: &[WorkerStats], draining: bool) -> String {
     }
 
     let name = "handshakes_rejected_total";
-    let _ = writeln!(out, "# HELP ringcast_{name} Handshakes refused, by reason.\n# TYPE ringcast_{name} counter");
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_{name} Handshakes refused, by reason.\n# TYPE ringcast_{name} counter"
+    );
     for why in Rejection::ALL {
         let mut total = 0u64;
         for (i, w) in workers.iter().enumerate() {
             let v = w.handshakes_rejected[why as usize].get();
             total = total.wrapping_add(v);
-            let _ = writeln!(out, "ringcast_{name}{{worker=\"{i}\",reason=\"{}\"}} {v}", why.label());
+            let _ = writeln!(
+                out,
+                "ringcast_{name}{{worker=\"{i}\",reason=\"{}\"}} {v}",
+                why.label()
+            );
         }
         let _ = writeln!(out, "ringcast_{name}{{reason=\"{}\"}} {total}", why.label());
     }
 
     let name = "closes_total";
-    let _ = writeln!(out, "# HELP ringcast_{name} Connections closed, by close code.\n# TYPE ringcast_{name} counter");
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_{name} Connections closed, by close code.\n# TYPE ringcast_{name} counter"
+    );
     for slot in 0..=COUNTED_CLOSE_CODES.len() {
-        let label = COUNTED_CLOSE_CODES.get(slot).map_or_else(|| "other".to_string(), |c| c.to_string());
+        let label = COUNTED_CLOSE_CODES
+            .get(slot)
+            .map_or_else(|| "other".to_string(), |c| c.to_string());
         let mut total = 0u64;
         for (i, w) in workers.iter().enumerate() {
             let v = w.closes[slot].get();
             total = total.wrapping_add(v);
-            let _ = writeln!(out, "ringcast_{name}{{worker=\"{i}\",code=\"{label}\"}} {v}");
+            let _ = writeln!(
+                out,
+                "ringcast_{name}{{worker=\"{i}\",code=\"{label}\"}} {v}"
+            );
         }
         let _ = writeln!(out, "ringcast_{name}{{code=\"{label}\"}} {total}");
     }

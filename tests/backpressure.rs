@@ -48,7 +48,8 @@ fn a_client_that_never_reads_is_closed_as_a_slow_consumer_while_others_carry_on(
         assert_eq!(read_frame(s).unwrap().payload, b"hello");
     }
     // The slow one was closed: reading now drains echoes, then a 1008 close or the end of TCP.
-    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut saw_1008 = false;
     while let Ok(f) = read_frame(&mut slow) {
         if f.opcode == 8 {
@@ -84,5 +85,8 @@ fn under_the_drop_policy_a_slow_client_loses_data_but_keeps_its_connection() {
         assert_eq!(f.opcode, 2);
         kept += 1;
     }
-    assert!(kept < 64 * 16, "some echoes were dropped, not all kept ({kept})");
+    assert!(
+        kept < 64 * 16,
+        "some echoes were dropped, not all kept ({kept})"
+    );
 }

@@ -12,7 +12,8 @@ fn a_client_close_is_echoed_with_its_code_and_the_server_closes_tcp() {
     let server = TestServer::start();
     for code in [1000u16, 1001, 1003, 1011, 3000, 4999] {
         let mut s = ws_connect(server.addr, "/echo");
-        s.write_all(&client_frame(true, 8, &close_payload(code, "bye"))).unwrap();
+        s.write_all(&client_frame(true, 8, &close_payload(code, "bye")))
+            .unwrap();
         let close = read_close(&mut s);
         assert_eq!(close.close_code(), Some(code));
         assert_tcp_closed(&mut s);
@@ -34,7 +35,8 @@ fn invalid_close_codes_fail_with_1002() {
     let server = TestServer::start();
     for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
         let mut s = ws_connect(server.addr, "/echo");
-        s.write_all(&client_frame(true, 8, &close_payload(code, ""))).unwrap();
+        s.write_all(&client_frame(true, 8, &close_payload(code, "")))
+            .unwrap();
         assert_eq!(read_close(&mut s).close_code(), Some(1002), "code {code}");
         assert_tcp_closed(&mut s);
     }
@@ -53,7 +55,9 @@ fn a_close_reason_that_is_not_utf8_fails_with_1007() {
     let server = TestServer::start();
     let mut s = ws_connect(server.addr, "/echo");
     let mut payload = close_payload(1000, "");
-    payload.extend_from_slice(&[0xCE, 0xBA, 0xE1, 0xBD, 0xB9, 0xCF, 0x83, 0xCE, 0xBC, 0xCE, 0xB5, 0xED, 0xA0, 0x80]);
+    payload.extend_from_slice(&[
+        0xCE, 0xBA, 0xE1, 0xBD, 0xB9, 0xCF, 0x83, 0xCE, 0xBC, 0xCE, 0xB5, 0xED, 0xA0, 0x80,
+    ]);
     s.write_all(&client_frame(true, 8, &payload)).unwrap();
     assert_eq!(read_close(&mut s).close_code(), Some(1007));
 }
@@ -65,12 +69,32 @@ fn protocol_violations_fail_with_their_close_code_and_the_server_keeps_serving()
         ("unmasked frame", unmasked_frame(1, b"hi"), 1002),
         ("reserved opcode 3", client_frame(true, 3, b""), 1002),
         ("reserved opcode 0xB", client_frame(true, 0xB, b""), 1002),
-        ("RSV1 without extension", client_frame_rsv(true, 4, 1, b"x"), 1002),
-        ("RSV3 without extension", client_frame_rsv(true, 1, 2, b"x"), 1002),
+        (
+            "RSV1 without extension",
+            client_frame_rsv(true, 4, 1, b"x"),
+            1002,
+        ),
+        (
+            "RSV3 without extension",
+            client_frame_rsv(true, 1, 2, b"x"),
+            1002,
+        ),
         ("fragmented ping", client_frame(false, 9, b""), 1002),
-        ("ping of 126 bytes", client_frame(true, 9, &[0u8; 126]), 1002),
-        ("continuation with nothing to continue", client_frame(true, 0, b"x"), 1002),
-        ("invalid UTF-8 text", client_frame(true, 1, &[0xC0, 0xAF]), 1007),
+        (
+            "ping of 126 bytes",
+            client_frame(true, 9, &[0u8; 126]),
+            1002,
+        ),
+        (
+            "continuation with nothing to continue",
+            client_frame(true, 0, b"x"),
+            1002,
+        ),
+        (
+            "invalid UTF-8 text",
+            client_frame(true, 1, &[0xC0, 0xAF]),
+            1007,
+        ),
         (
             "new data frame inside a fragmented message",
             [client_frame(false, 1, b"a"), client_frame(true, 1, b"b")].concat(),
@@ -78,27 +102,47 @@ fn protocol_violations_fail_with_their_close_code_and_the_server_keeps_serving()
         ),
         (
             "invalid UTF-8 split across fragments",
-            [client_frame(false, 1, &[0xF0, 0x90]), client_frame(true, 0, &[0x28, 0x8C])].concat(),
+            [
+                client_frame(false, 1, &[0xF0, 0x90]),
+                client_frame(true, 0, &[0x28, 0x8C]),
+            ]
+            .concat(),
             1007,
         ),
-        ("declared length of 2^63 - 1", {
-            let mut f = vec![0x82, 0xFF];
-            f.extend_from_slice(&(u64::MAX >> 1).to_be_bytes());
-            f.extend_from_slice(&[1, 2, 3, 4]);
-            f
-        }, 1009),
-        ("64-bit length with the top bit set", {
-            let mut f = vec![0x82, 0xFF];
-            f.extend_from_slice(&u64::MAX.to_be_bytes());
-            f
-        }, 1002),
+        (
+            "declared length of 2^63 - 1",
+            {
+                let mut f = vec![0x82, 0xFF];
+                f.extend_from_slice(&(u64::MAX >> 1).to_be_bytes());
+                f.extend_from_slice(&[1, 2, 3, 4]);
+                f
+            },
+            1009,
+        ),
+        (
+            "64-bit length with the top bit set",
+            {
+                let mut f = vec![0x82, 0xFF];
+                f.extend_from_slice(&u64::MAX.to_be_bytes());
+                f
+            },
+            1002,
+        ),
     ];
     for (name, wire, code) in cases {
         let mut s = ws_connect(server.addr, "/echo");
         s.write_all(&wire).unwrap();
         let close = read_close(&mut s);
-        assert_eq!(close.close_code(), Some(code), "{name}: {:?}", close.close_reason());
-        assert!(!close.close_reason().is_empty(), "{name}: a close carries a reason");
+        assert_eq!(
+            close.close_code(),
+            Some(code),
+            "{name}: {:?}",
+            close.close_reason()
+        );
+        assert!(
+            !close.close_reason().is_empty(),
+            "{name}: a close carries a reason"
+        );
         assert_tcp_closed(&mut s);
         assert_echo_works(server.addr);
     }
@@ -137,7 +181,10 @@ fn a_peer_that_drops_tcp_without_a_close_frees_its_slot() {
         if metrics.contains("\nringcast_connections_open 0\n") {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "connections never closed:\n{metrics}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connections never closed:\n{metrics}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

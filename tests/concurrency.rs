@@ -43,7 +43,11 @@ async fn a_thousand_concurrent_connections_across_two_workers_all_echo_correctly
     for worker in 0..2 {
         let accepted: u64 = metrics
             .lines()
-            .find_map(|l| l.strip_prefix(&format!("ringcast_handshakes_accepted_total{{worker=\"{worker}\"}} ")))
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "ringcast_handshakes_accepted_total{{worker=\"{worker}\"}} "
+                ))
+            })
             .unwrap()
             .parse()
             .unwrap();

@@ -19,17 +19,31 @@ fn pattern(len: usize) -> Vec<u8> {
 #[tokio::test]
 async fn text_and_binary_messages_at_edge_lengths_come_back_unchanged() {
     let server = TestServer::start();
-    let config = WebSocketConfig::default().max_message_size(Some(4 << 20)).max_frame_size(Some(4 << 20));
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(4 << 20))
+        .max_frame_size(Some(4 << 20));
     let (mut ws, response) =
-        tokio_tungstenite::connect_async_with_config(server.url("/echo"), Some(config), false).await.unwrap();
+        tokio_tungstenite::connect_async_with_config(server.url("/echo"), Some(config), false)
+            .await
+            .unwrap();
     assert_eq!(response.status(), 101);
     for len in EDGE_LENGTHS {
-        let text: String = std::iter::repeat_n('é', len / 2).chain(std::iter::repeat_n('a', len % 2)).collect();
+        let text: String = std::iter::repeat_n('é', len / 2)
+            .chain(std::iter::repeat_n('a', len % 2))
+            .collect();
         ws.send(Message::text(text.clone())).await.unwrap();
-        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(text), "text of {len} bytes");
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::text(text),
+            "text of {len} bytes"
+        );
         let bin = pattern(len);
         ws.send(Message::binary(bin.clone())).await.unwrap();
-        assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(bin), "binary of {len} bytes");
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::binary(bin),
+            "binary of {len} bytes"
+        );
     }
     ws.close(None).await.unwrap();
     while let Some(Ok(_)) = ws.next().await {}
@@ -38,16 +52,23 @@ async fn text_and_binary_messages_at_edge_lengths_come_back_unchanged() {
 #[tokio::test]
 async fn pipelined_messages_are_echoed_in_order() {
     let server = TestServer::start();
-    let (ws, _) = tokio_tungstenite::connect_async(server.url("/echo")).await.unwrap();
+    let (ws, _) = tokio_tungstenite::connect_async(server.url("/echo"))
+        .await
+        .unwrap();
     let (mut tx, mut rx) = ws.split();
     let sender = tokio::spawn(async move {
         for i in 0..500u32 {
-            tx.send(Message::text(format!("message {i}"))).await.unwrap();
+            tx.send(Message::text(format!("message {i}")))
+                .await
+                .unwrap();
         }
         tx
     });
     for i in 0..500u32 {
-        assert_eq!(rx.next().await.unwrap().unwrap(), Message::text(format!("message {i}")));
+        assert_eq!(
+            rx.next().await.unwrap().unwrap(),
+            Message::text(format!("message {i}"))
+        );
     }
     sender.await.unwrap();
 }
@@ -62,9 +83,19 @@ fn a_fragmented_message_is_echoed_whole_with_control_frames_in_between() {
     wire.extend(client_frame(true, 0, b"!"));
     s.write_all(&wire).unwrap();
     let pong = read_frame(&mut s).unwrap();
-    assert_eq!((pong.opcode, pong.payload.as_slice()), (0xA, &b"ping in the middle"[..]));
+    assert_eq!(
+        (pong.opcode, pong.payload.as_slice()),
+        (0xA, &b"ping in the middle"[..])
+    );
     let msg = read_frame(&mut s).unwrap();
-    assert_eq!(msg, Frame { fin: true, opcode: 1, payload: "Hello, wörld!".as_bytes().to_vec() });
+    assert_eq!(
+        msg,
+        Frame {
+            fin: true,
+            opcode: 1,
+            payload: "Hello, wörld!".as_bytes().to_vec()
+        }
+    );
 }
 
 #[test]
@@ -74,7 +105,14 @@ fn bytes_arriving_one_at_a_time_still_make_one_message() {
     for byte in client_frame(true, 2, &pattern(300)) {
         s.write_all(&[byte]).unwrap();
     }
-    assert_eq!(read_frame(&mut s).unwrap(), Frame { fin: true, opcode: 2, payload: pattern(300) });
+    assert_eq!(
+        read_frame(&mut s).unwrap(),
+        Frame {
+            fin: true,
+            opcode: 2,
+            payload: pattern(300)
+        }
+    );
 }
 
 #[test]
@@ -83,7 +121,14 @@ fn a_ping_is_answered_with_a_pong_carrying_the_same_payload() {
     let mut s = ws_connect(server.addr, "/echo");
     for payload in [&b""[..], b"x", &[0xAB; 125]] {
         s.write_all(&client_frame(true, 9, payload)).unwrap();
-        assert_eq!(read_frame(&mut s).unwrap(), Frame { fin: true, opcode: 0xA, payload: payload.to_vec() });
+        assert_eq!(
+            read_frame(&mut s).unwrap(),
+            Frame {
+                fin: true,
+                opcode: 0xA,
+                payload: payload.to_vec()
+            }
+        );
     }
 }
 
@@ -91,7 +136,8 @@ fn a_ping_is_answered_with_a_pong_carrying_the_same_payload() {
 fn an_unsolicited_pong_is_ignored() {
     let server = TestServer::start();
     let mut s = ws_connect(server.addr, "/echo");
-    s.write_all(&client_frame(true, 0xA, b"unsolicited")).unwrap();
+    s.write_all(&client_frame(true, 0xA, b"unsolicited"))
+        .unwrap();
     s.write_all(&client_frame(true, 1, b"after")).unwrap();
     assert_eq!(read_frame(&mut s).unwrap().payload, b"after");
 }

@@ -9,9 +9,18 @@ use common::*;
 
 fn refused(server: &TestServer, request: &str, status: &str) -> (String, String) {
     let (head, body) = http_request(server.addr, request);
-    assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "expected {status}, got {head:?}");
-    assert!(head.to_ascii_lowercase().contains("connection: close\r\n"), "{head}");
-    assert!(!body.trim().is_empty(), "a refusal carries a one-line reason");
+    assert!(
+        head.starts_with(&format!("HTTP/1.1 {status} ")),
+        "expected {status}, got {head:?}"
+    );
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close\r\n"),
+        "{head}"
+    );
+    assert!(
+        !body.trim().is_empty(),
+        "a refusal carries a one-line reason"
+    );
     assert_echo_works(server.addr);
     (head, body)
 }
@@ -27,8 +36,16 @@ fn upgrade_with(path: &str, host: &str, extra: &str, key: &str, version: &str) -
 fn a_missing_or_malformed_key_is_400() {
     let server = TestServer::start();
     refused(&server, "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n", "400");
-    refused(&server, &upgrade_with("/echo", "x", "", "dG9vIHNob3J0", "13"), "400");
-    refused(&server, &upgrade_with("/echo", "x", "", "not base64 at all!!!!!==", "13"), "400");
+    refused(
+        &server,
+        &upgrade_with("/echo", "x", "", "dG9vIHNob3J0", "13"),
+        "400",
+    );
+    refused(
+        &server,
+        &upgrade_with("/echo", "x", "", "not base64 at all!!!!!==", "13"),
+        "400",
+    );
 }
 
 #[test]
@@ -44,7 +61,11 @@ fn a_missing_host_is_400() {
 #[test]
 fn garbage_instead_of_http_is_400() {
     let server = TestServer::start();
-    refused(&server, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", "400");
+    refused(
+        &server,
+        "\x16\x03\x01\x02\x00\x01\x00\x01\x7f\x03\x03\r\n\r\n",
+        "400",
+    );
 }
 
 #[test]
@@ -57,7 +78,11 @@ fn an_unknown_path_is_404() {
 #[test]
 fn a_method_other_than_get_is_405_with_allow() {
     let server = TestServer::start();
-    let (head, _) = refused(&server, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "405");
+    let (head, _) = refused(
+        &server,
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        "405",
+    );
     assert!(head.contains("Allow: GET\r\n"), "{head}");
 }
 
@@ -78,7 +103,11 @@ fn headers_over_the_limits_are_431() {
     let big = format!("X-Big: {}\r\n", "a".repeat(4096));
     refused(&server, &upgrade_with("/echo", "x", &big, KEY, "13"), "431");
     let many: String = (0..10).map(|i| format!("X-H{i}: v\r\n")).collect();
-    refused(&server, &upgrade_with("/echo", "x", &many, KEY, "13"), "431");
+    refused(
+        &server,
+        &upgrade_with("/echo", "x", &many, KEY, "13"),
+        "431",
+    );
 }
 
 #[test]

@@ -18,7 +18,8 @@ fn shutdown_sends_1001_to_every_connection_and_the_workers_exit() {
         let close = read_close(s);
         assert_eq!(close.close_code(), Some(1001));
         assert_eq!(close.close_reason(), "going away");
-        s.write_all(&client_frame(true, 8, &close_payload(1001, ""))).unwrap();
+        s.write_all(&client_frame(true, 8, &close_payload(1001, "")))
+            .unwrap();
         assert_tcp_closed(s);
     }
     server.shutdown();
@@ -45,7 +46,15 @@ fn spawn_binary() -> (std::process::Child, std::net::SocketAddr) {
         l.local_addr().unwrap().port()
     };
     let child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--workers", "2", "--drain-timeout", "3s"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--workers",
+            "2",
+            "--drain-timeout",
+            "3s",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -61,7 +70,11 @@ fn spawn_binary() -> (std::process::Child, std::net::SocketAddr) {
 }
 
 fn signal(child: &std::process::Child, sig: &str) {
-    let ok = Command::new("kill").args([&format!("-{sig}"), &child.id().to_string()]).status().unwrap().success();
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
     assert!(ok);
 }
 
@@ -72,7 +85,8 @@ fn sigterm_drains_and_the_process_exits_0() {
     signal(&child, "TERM");
     for s in &mut clients {
         assert_eq!(read_close(s).close_code(), Some(1001));
-        s.write_all(&client_frame(true, 8, &close_payload(1001, ""))).unwrap();
+        s.write_all(&client_frame(true, 8, &close_payload(1001, "")))
+            .unwrap();
     }
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
@@ -87,5 +101,9 @@ fn a_second_signal_exits_at_once() {
     assert_eq!(read_close(&mut s).close_code(), Some(1001));
     signal(&child, "INT");
     let status = child.wait().unwrap();
-    assert_ne!(status.code(), Some(0), "the second signal cuts the drain short");
+    assert_ne!(
+        status.code(),
+        Some(0),
+        "the second signal cuts the drain short"
+    );
 }

@@ -38,7 +38,8 @@ fn a_client_that_answers_pings_stays_connected_past_the_idle_timeout() {
     for _ in 0..4 {
         let ping = read_frame(&mut s).unwrap();
         assert_eq!(ping.opcode, 9);
-        s.write_all(&client_frame(true, 0xA, &ping.payload)).unwrap();
+        s.write_all(&client_frame(true, 0xA, &ping.payload))
+            .unwrap();
     }
     // Four ping rounds took longer than the idle timeout; the connection still echoes.
     s.write_all(&client_frame(true, 1, b"still here")).unwrap();
@@ -70,10 +71,16 @@ fn a_handshake_that_never_completes_is_dropped() {
     s.write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\n").unwrap();
     // The slowloris keeps the request open; the server drops it when the handshake timeout passes.
     let rest = read_to_end(&mut s);
-    assert!(rest.is_empty() || String::from_utf8_lossy(&rest).starts_with("HTTP/1.1 408"), "{rest:?}");
+    assert!(
+        rest.is_empty() || String::from_utf8_lossy(&rest).starts_with("HTTP/1.1 408"),
+        "{rest:?}"
+    );
     assert_echo_works(server.addr);
     let metrics = http_get(server.addr, "/metrics");
-    assert!(metrics.contains("ringcast_handshakes_rejected_total{reason=\"timeout\"} 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("ringcast_handshakes_rejected_total{reason=\"timeout\"} 1\n"),
+        "{metrics}"
+    );
 }
 
 #[test]

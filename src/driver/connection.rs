@@ -119,7 +119,9 @@ pub fn on_timer(worker: &Worker, key: ConnKey, conn: &ConnShared, now: u64) {
         Phase::Open => {
             let cfg = worker.config();
             let mut machine = conn.machine.borrow_mut();
-            let Some(machine) = machine.as_mut() else { return };
+            let Some(machine) = machine.as_mut() else {
+                return;
+            };
             match machine.state() {
                 State::Closing | State::Closed => conn.kill(Kill::CloseTimeout),
                 State::Open => {
@@ -136,7 +138,11 @@ pub fn on_timer(worker: &Worker, key: ConnKey, conn: &ConnShared, now: u64) {
                         worker.arm(key, &conn.timer, last + millis(cfg.idle_timeout));
                         conn.notify.notify();
                     } else {
-                        let wait = if conn.pinged.get() { cfg.idle_timeout } else { cfg.ping_interval };
+                        let wait = if conn.pinged.get() {
+                            cfg.idle_timeout
+                        } else {
+                            cfg.ping_interval
+                        };
                         worker.arm(key, &conn.timer, last + millis(wait));
                     }
                 }
@@ -151,7 +157,11 @@ pub fn go_away(worker: &Worker, key: ConnKey, conn: &ConnShared) {
     match conn.machine.borrow_mut().as_mut() {
         Some(machine) => {
             machine.close(1001, "going away");
-            worker.arm(key, &conn.timer, worker.now() + millis(worker.config().close_timeout));
+            worker.arm(
+                key,
+                &conn.timer,
+                worker.now() + millis(worker.config().close_timeout),
+            );
             conn.notify.notify();
         }
         None => conn.kill(Kill::DrainTimeout),
@@ -169,7 +179,11 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let started = worker.now();
     let conn = Rc::new(ConnShared::new(started));
     let key = worker.table.borrow_mut().insert(conn.clone());
-    worker.arm(key, &conn.timer, started + millis(worker.config().handshake_timeout));
+    worker.arm(
+        key,
+        &conn.timer,
+        started + millis(worker.config().handshake_timeout),
+    );
 
     let upgraded = serve(&worker, &stream, peer, key, &conn).await;
 
@@ -192,21 +206,35 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
 }
 
 /// Serves the connection; returns how it ended if it was upgraded to WebSocket.
-async fn serve(worker: &Rc<Worker>, stream: &TcpStream, peer: SocketAddr, key: ConnKey, conn: &ConnShared) -> Option<Ending> {
-    let fd = match AsyncFd::with_interest(SocketFd(stream.as_raw_fd()), Interest::READABLE) {
+async fn serve(
+    worker: &Rc<Worker>,
+    stream: &TcpStream,
+    peer: SocketAddr,
+    key: ConnKey,
+    conn: &ConnShared,
+) -> Option<Ending> {
+    let fd = match SocketFd::register(stream) {
         Ok(fd) => fd,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "cannot register socket for readiness");
             return None;
         }
     };
-    let mut io = SocketIo { worker, stream, fd: &fd, conn, key };
+    let mut io = SocketIo {
+        worker,
+        stream,
+        fd: &fd,
+        conn,
+        key,
+    };
 
     // 1. The upgrade request.
     let (request, leftover) = match route::read_request(&mut io).await {
         Ok(route::Incoming::Request(request, leftover)) => (request, leftover),
         Ok(route::Incoming::Invalid(err)) => {
-            worker.stats().rejected(crate::metrics::Rejection::from_status(err.status()));
+            worker
+                .stats()
+                .rejected(crate::metrics::Rejection::from_status(err.status()));
             tracing::info!(%peer, status = err.status(), reason = %err, "handshake refused");
             if let Route::Respond { bytes, .. } = route::refusal(err) {
                 let _ = io.write_all(Bytes::from(bytes)).await;
@@ -250,11 +278,18 @@ async fn serve(worker: &Rc<Worker>, stream: &TcpStream, peer: SocketAddr, key: C
     *conn.machine.borrow_mut() = Some(Connection::new(worker.conn_limits));
     conn.phase.set(Phase::Open);
     conn.last_activity.set(worker.now());
-    worker.arm(key, &conn.timer, worker.now() + millis(worker.config().ping_interval));
+    worker.arm(
+        key,
+        &conn.timer,
+        worker.now() + millis(worker.config().ping_interval),
+    );
     tracing::info!(conn = %worker.conn_id(key), %peer, path = %request.path(), "connection open");
     drop(request);
 
-    let mut ending = Ending { code: 1006, reason: String::from("abnormal closure") };
+    let mut ending = Ending {
+        code: 1006,
+        reason: String::from("abnormal closure"),
+    };
     let mut rbuf = leftover;
     if !rbuf.is_empty() {
         conn.last_activity.set(worker.now());
@@ -305,10 +340,18 @@ async fn websocket_loop(
         if let Some(kill) = conn.kill.get() {
             return Err(Stop::Killed(kill));
         }
-        let state = conn.machine.borrow().as_ref().map_or(State::Closed, Connection::state);
+        let state = conn
+            .machine
+            .borrow()
+            .as_ref()
+            .map_or(State::Closed, Connection::state);
         if write.is_terminated() {
             let mut iov = worker.pool.borrow_mut().take_iov();
-            in_flight = conn.machine.borrow_mut().as_mut().map_or(0, |m| m.poll_transmit(&mut iov));
+            in_flight = conn
+                .machine
+                .borrow_mut()
+                .as_mut()
+                .map_or(0, |m| m.poll_transmit(&mut iov));
             if iov.is_empty() {
                 worker.pool.borrow_mut().give_iov(iov);
                 if state == State::Closed || conn.drop_after_flush.get() {
@@ -329,7 +372,11 @@ async fn websocket_loop(
             // We sent a close: the peer has `close_timeout` to answer (or, after an idle timeout, to
             // take our last bytes) before the TCP connection is dropped.
             close_timer_armed = true;
-            worker.arm(key, &conn.timer, worker.now() + millis(worker.config().close_timeout));
+            worker.arm(
+                key,
+                &conn.timer,
+                worker.now() + millis(worker.config().close_timeout),
+            );
         }
         let reading = !eof && state != State::Closed;
         tokio::select! {
@@ -399,9 +446,17 @@ async fn write_all_chunks(stream: &TcpStream, mut iov: Vec<Bytes>) -> (io::Resul
 }
 
 /// Feeds the read bytes to the machine and handles every event it produces.
-fn process(worker: &Worker, conn: &ConnShared, endpoint: &route::Endpoint, rbuf: &mut BytesMut, ending: &mut Ending) {
+fn process(
+    worker: &Worker,
+    conn: &ConnShared,
+    endpoint: &route::Endpoint,
+    rbuf: &mut BytesMut,
+    ending: &mut Ending,
+) {
     let mut machine = conn.machine.borrow_mut();
-    let Some(machine) = machine.as_mut() else { return };
+    let Some(machine) = machine.as_mut() else {
+        return;
+    };
     machine.handle_read(rbuf);
     let stats = worker.stats();
     while let Some(event) = machine.poll_event() {
@@ -461,13 +516,24 @@ impl SocketIo<'_> {
             }
             ready = self.fd.readable() => ready.map_err(Stop::Io)?,
         };
-        self.read_ready(guard, buf).await.map(Some).map_err(Stop::Io)
+        self.read_ready(guard, buf)
+            .await
+            .map(Some)
+            .map_err(Stop::Io)
     }
 
     /// Reads through the ring into `buf` (a pooled buffer if `buf` has no capacity) once readiness
     /// was reported. Returns the bytes read; 0 is EOF.
-    async fn read_ready(&self, mut guard: AsyncFdReadyGuard<'_, SocketFd>, buf: &mut BytesMut) -> io::Result<usize> {
-        let mut owned = if buf.capacity() == 0 { self.worker.pool.borrow_mut().take_read() } else { std::mem::take(buf) };
+    async fn read_ready(
+        &self,
+        mut guard: AsyncFdReadyGuard<'_, SocketFd>,
+        buf: &mut BytesMut,
+    ) -> io::Result<usize> {
+        let mut owned = if buf.capacity() == 0 {
+            self.worker.pool.borrow_mut().take_read()
+        } else {
+            std::mem::take(buf)
+        };
         if owned.capacity() - owned.len() < MIN_READ_SPACE {
             owned.reserve(owned.len().max(self.worker.pool.borrow().read_size()));
         }
@@ -546,6 +612,20 @@ fn consume(iov: &mut Vec<Bytes>, mut n: usize) {
 /// A socket's fd, registered for readiness without taking ownership (the `TcpStream` closes it).
 pub struct SocketFd(RawFd);
 
+impl SocketFd {
+    /// Registers `stream`'s fd with the reactor for read readiness. The registration borrows the
+    /// stream, so it cannot outlive it.
+    #[allow(unsafe_code)]
+    fn register(stream: &TcpStream) -> io::Result<AsyncFd<SocketFd>> {
+        // SAFETY: the fd is the open socket of `stream`. The returned `AsyncFd` is a local of
+        // `serve`, which only borrows `stream` from `run`; `run` drops the stream after `serve`
+        // returns, so the fd stays open and refers to the same socket for the registration's
+        // whole life, and `SocketFd::as_raw_fd` always returns that same fd.
+        unsafe { AsyncFd::register_with_interest(SocketFd(stream.as_raw_fd()), Interest::READABLE) }
+            .map_err(io::Error::from)
+    }
+}
+
 impl AsRawFd for SocketFd {
     fn as_raw_fd(&self) -> RawFd {
         self.0
@@ -558,9 +638,16 @@ mod tests {
 
     #[test]
     fn consume_drops_whole_chunks_and_advances_a_partial_one() {
-        let mut iov = vec![Bytes::from_static(b"abc"), Bytes::from_static(b"defg"), Bytes::from_static(b"h")];
+        let mut iov = vec![
+            Bytes::from_static(b"abc"),
+            Bytes::from_static(b"defg"),
+            Bytes::from_static(b"h"),
+        ];
         consume(&mut iov, 5);
-        assert_eq!(iov, vec![Bytes::from_static(b"fg"), Bytes::from_static(b"h")]);
+        assert_eq!(
+            iov,
+            vec![Bytes::from_static(b"fg"), Bytes::from_static(b"h")]
+        );
         consume(&mut iov, 3);
         assert!(iov.is_empty());
     }

@@ -11,17 +11,25 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 /// Binds `count` listening sockets to `addr` with `SO_REUSEPORT`; returns them and the address
 /// they share.
-pub fn bind_reuseport(addr: SocketAddr, count: usize, backlog: u32) -> io::Result<(Vec<std::net::TcpListener>, SocketAddr)> {
+pub fn bind_reuseport(
+    addr: SocketAddr,
+    count: usize,
+    backlog: u32,
+) -> io::Result<(Vec<std::net::TcpListener>, SocketAddr)> {
     let mut sockets = Vec::with_capacity(count);
     let mut bound = addr;
     for _ in 0..count {
-        let socket = Socket::new(Domain::for_address(bound), Type::STREAM, Some(Protocol::TCP))?;
+        let socket = Socket::new(
+            Domain::for_address(bound),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
         socket.set_reuse_address(true)?;
         socket.set_reuse_port(true)?;
         if bound.is_ipv6() {
             socket.set_only_v6(true)?;
         }
-        socket.set_nodelay(true)?;
+        socket.set_tcp_nodelay(true)?;
         socket.bind(&bound.into())?;
         socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
         if bound.port() == 0 {

@@ -38,7 +38,8 @@ impl Server {
     /// Binds the listeners and starts one worker thread per configured worker.
     pub fn start(config: Config) -> io::Result<Server> {
         let workers = config.workers;
-        let (listeners, local_addr) = listener::bind_reuseport(config.listen, workers, config.backlog)?;
+        let (listeners, local_addr) =
+            listener::bind_reuseport(config.listen, workers, config.backlog)?;
         let pin = config.pin;
         let shared = Arc::new(Shared {
             stats: (0..workers).map(|_| WorkerStats::default()).collect(),
@@ -47,23 +48,38 @@ impl Server {
             config,
         });
         let (outboxes, inboxes) = mesh::mesh(workers);
-        let cores = if pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+        let cores = if pin {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let mut threads = Vec::with_capacity(workers);
         for (id, (listener, inbox)) in listeners.into_iter().zip(inboxes).enumerate() {
             let shared = shared.clone();
             let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
-            let thread = std::thread::Builder::new().name(format!("ringcast-w{id}")).spawn(move || {
-                if let Some(core) = core {
-                    if !core_affinity::set_for_current(core) {
-                        tracing::warn!(worker = id, core = core.id, "could not pin worker to its core");
+            let thread = std::thread::Builder::new()
+                .name(format!("ringcast-w{id}"))
+                .spawn(move || {
+                    if let Some(core) = core {
+                        if !core_affinity::set_for_current(core) {
+                            tracing::warn!(
+                                worker = id,
+                                core = core.id,
+                                "could not pin worker to its core"
+                            );
+                        }
                     }
-                }
-                worker::run(id, shared, listener, inbox)
-            })?;
+                    worker::run(id, shared, listener, inbox)
+                })?;
             threads.push(thread);
         }
         tracing::info!(listen = %local_addr, workers, pin, "ringcast listening");
-        Ok(Server { local_addr, outboxes, threads, shared })
+        Ok(Server {
+            local_addr,
+            outboxes,
+            threads,
+            shared,
+        })
     }
 
     /// The address every worker listens on (the real port when the config said port 0).
@@ -101,12 +117,15 @@ impl Server {
 
 /// Runs a server until SIGTERM or SIGINT and its drain complete. A second signal exits at once.
 pub fn run(config: Config) -> io::Result<()> {
-    let server = Server::start(config)?;
-    let signals = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     signals.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
+        // Handlers first: a signal that arrives once the port is open must drain, not kill.
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
+        let server = Server::start(config)?;
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: draining"),
             _ = int.recv() => tracing::info!("SIGINT: draining"),

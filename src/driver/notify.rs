@@ -59,13 +59,17 @@ mod tests {
     fn a_notify_before_waiting_is_not_lost() {
         let n = LocalNotify::default();
         n.notify();
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         rt.block_on(n.notified());
     }
 
     #[test]
     fn a_notify_wakes_the_waiting_task() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let local = tokio::task::LocalSet::new();
         local.block_on(&rt, async {
             let n = std::rc::Rc::new(LocalNotify::default());

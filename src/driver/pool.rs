@@ -19,7 +19,12 @@ pub struct BufferPool {
 impl BufferPool {
     /// A pool handing out read buffers of `read_size` bytes, keeping at most `max_pooled` of each kind.
     pub fn new(read_size: usize, max_pooled: usize) -> Self {
-        BufferPool { read_size, max_pooled, reads: Vec::new(), iovs: Vec::new() }
+        BufferPool {
+            read_size,
+            max_pooled,
+            reads: Vec::new(),
+            iovs: Vec::new(),
+        }
     }
 
     /// The standard read buffer size.
@@ -29,7 +34,9 @@ impl BufferPool {
 
     /// An empty read buffer with at least `read_size` bytes of capacity.
     pub fn take_read(&mut self) -> BytesMut {
-        self.reads.pop().unwrap_or_else(|| BytesMut::with_capacity(self.read_size))
+        self.reads
+            .pop()
+            .unwrap_or_else(|| BytesMut::with_capacity(self.read_size))
     }
 
     /// Returns a read buffer whose bytes have all been consumed.
@@ -84,7 +91,11 @@ mod tests {
         let payload = buf.split_to(7).freeze();
         pool.give_read(buf);
         let other = pool.take_read();
-        assert_eq!(&payload[..], b"payload", "the payload is untouched by later reads");
+        assert_eq!(
+            &payload[..],
+            b"payload",
+            "the payload is untouched by later reads"
+        );
         assert!(other.capacity() >= 4096);
     }
 

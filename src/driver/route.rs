@@ -80,7 +80,10 @@ pub async fn read_request(io: &mut SocketIo<'_>) -> Result<Incoming, Stop> {
 pub fn refusal(err: HandshakeError) -> Route {
     let mut bytes = Vec::with_capacity(256);
     err.render_response(&mut bytes);
-    Route::Respond { bytes, rejection: Some(Rejection::from_status(err.status())) }
+    Route::Respond {
+        bytes,
+        rejection: Some(Rejection::from_status(err.status())),
+    }
 }
 
 /// Decides what `request` gets.
@@ -96,7 +99,11 @@ pub fn route(worker: &Worker, request: &Request) -> Route {
         }),
         "/metrics" => plain(request, || {
             let text = metrics::render(&worker.shared.stats, worker.draining());
-            (200, "text/plain; version=0.0.4; charset=utf-8", text.into_bytes())
+            (
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                text.into_bytes(),
+            )
         }),
         _ => refusal(HandshakeError::NotFound),
     }
@@ -128,7 +135,10 @@ fn unavailable(why: Rejection, reason: &str) -> Route {
         &mut bytes,
     )
     .expect("static headers are valid");
-    Route::Respond { bytes, rejection: Some(why) }
+    Route::Respond {
+        bytes,
+        rejection: Some(why),
+    }
 }
 
 fn plain(request: &Request, answer: impl FnOnce() -> (u16, &'static str, Vec<u8>)) -> Route {
@@ -137,7 +147,16 @@ fn plain(request: &Request, answer: impl FnOnce() -> (u16, &'static str, Vec<u8>
     }
     let (status, content_type, body) = answer();
     let mut bytes = Vec::with_capacity(body.len() + 128);
-    handshake::render_response(status, content_type, &[("Connection", "close")], &body, &mut bytes)
-        .expect("static headers are valid");
-    Route::Respond { bytes, rejection: None }
+    handshake::render_response(
+        status,
+        content_type,
+        &[("Connection", "close")],
+        &body,
+        &mut bytes,
+    )
+    .expect("static headers are valid");
+    Route::Respond {
+        bytes,
+        rejection: None,
+    }
 }

@@ -149,7 +149,12 @@ pub fn millis(d: Duration) -> u64 {
 }
 
 /// Runs worker `id` on the current thread until its drain completes.
-pub fn run(id: usize, shared: Arc<Shared>, listener: std::net::TcpListener, inbox: Inbox) -> std::io::Result<()> {
+pub fn run(
+    id: usize,
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    inbox: Inbox,
+) -> std::io::Result<()> {
     let config = &shared.config;
     let mut builder = tokio_uring::builder();
     builder.entries(config.ring_entries);
@@ -165,7 +170,10 @@ pub fn run(id: usize, shared: Arc<Shared>, listener: std::net::TcpListener, inbo
             crate::config::BackpressurePolicy::Drop => BackpressurePolicy::DropData,
         },
     };
-    let handshake_limits = HandshakeLimits { max_head_bytes: config.max_header_bytes, max_headers: config.max_headers };
+    let handshake_limits = HandshakeLimits {
+        max_head_bytes: config.max_header_bytes,
+        max_headers: config.max_headers,
+    };
     let upgrade_config = UpgradeConfig::with_protocols(config.subprotocols.iter());
     builder.start(async move {
         let worker = Rc::new(Worker {
@@ -175,7 +183,10 @@ pub fn run(id: usize, shared: Arc<Shared>, listener: std::net::TcpListener, inbo
             upgrade_config,
             table: RefCell::new(ConnTable::new()),
             wheel: RefCell::new(TimerWheel::new(0)),
-            pool: RefCell::new(BufferPool::new(shared.config.read_buffer_size, POOLED_BUFFERS)),
+            pool: RefCell::new(BufferPool::new(
+                shared.config.read_buffer_size,
+                POOLED_BUFFERS,
+            )),
             now: Cell::new(0),
             epoch: Instant::now(),
             done: LocalNotify::default(),
@@ -221,7 +232,10 @@ async fn tick_loop(worker: Rc<Worker>) {
                 connection::on_timer(&worker, key, &conn, now);
             }
         }
-        worker.stats().timers_armed.set(worker.wheel.borrow().len() as u64);
+        worker
+            .stats()
+            .timers_armed
+            .set(worker.wheel.borrow().len() as u64);
     }
 }
 
@@ -247,7 +261,12 @@ async fn drain(worker: Rc<Worker>) {
     const STEP: Duration = Duration::from_millis(20);
     let steps = ((drain_timeout / 2).as_millis() / STEP.as_millis()).max(1) as usize;
     let batch = keys.len().div_ceil(steps).max(1);
-    tracing::info!(worker = worker.id, connections = keys.len(), batch, "draining");
+    tracing::info!(
+        worker = worker.id,
+        connections = keys.len(),
+        batch,
+        "draining"
+    );
     for chunk in keys.chunks(batch) {
         for &key in chunk {
             let conn = worker.table.borrow().get(key).cloned();
@@ -262,9 +281,18 @@ async fn drain(worker: Rc<Worker>) {
     while !worker.table.borrow().is_empty() && Instant::now() < deadline {
         tokio::time::sleep(TICK).await;
     }
-    let left: Vec<Rc<ConnShared>> = worker.table.borrow().iter().map(|(_, c)| c.clone()).collect();
+    let left: Vec<Rc<ConnShared>> = worker
+        .table
+        .borrow()
+        .iter()
+        .map(|(_, c)| c.clone())
+        .collect();
     if !left.is_empty() {
-        tracing::info!(worker = worker.id, connections = left.len(), "drain timeout; dropping the rest");
+        tracing::info!(
+            worker = worker.id,
+            connections = left.len(),
+            "drain timeout; dropping the rest"
+        );
         for conn in &left {
             conn.kill(connection::Kill::DrainTimeout);
         }

@@ -33,7 +33,10 @@ impl TestServer {
         tweak(&mut config);
         let server = Server::start(config).expect("server starts");
         let addr = server.local_addr();
-        TestServer { server: Some(server), addr }
+        TestServer {
+            server: Some(server),
+            addr,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -93,7 +96,10 @@ pub fn read_head(stream: &mut TcpStream) -> String {
         match stream.read(&mut byte) {
             Ok(0) => break,
             Ok(_) => head.push(byte[0]),
-            Err(e) => panic!("reading the response head: {e} (got {:?})", String::from_utf8_lossy(&head)),
+            Err(e) => panic!(
+                "reading the response head: {e} (got {:?})",
+                String::from_utf8_lossy(&head)
+            ),
         }
     }
     String::from_utf8(head).unwrap()
@@ -110,8 +116,14 @@ pub fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
 pub fn ws_connect(addr: SocketAddr, path: &str) -> TcpStream {
     let mut s = connect(addr);
     let head = send_request(&mut s, upgrade_request(path, addr).as_bytes());
-    assert!(head.starts_with("HTTP/1.1 101 "), "expected 101, got {head:?}");
-    assert!(head.contains(&format!("Sec-WebSocket-Accept: {ACCEPT}\r\n")), "{head}");
+    assert!(
+        head.starts_with("HTTP/1.1 101 "),
+        "expected 101, got {head:?}"
+    );
+    assert!(
+        head.contains(&format!("Sec-WebSocket-Accept: {ACCEPT}\r\n")),
+        "{head}"
+    );
     s
 }
 
@@ -192,7 +204,11 @@ pub fn read_frame(stream: &mut TcpStream) -> io::Result<Frame> {
     };
     let mut payload = vec![0u8; len];
     stream.read_exact(&mut payload)?;
-    Ok(Frame { fin: head[0] & 0x80 != 0, opcode: head[0] & 0x0F, payload })
+    Ok(Frame {
+        fin: head[0] & 0x80 != 0,
+        opcode: head[0] & 0x0F,
+        payload,
+    })
 }
 
 /// Reads frames until a close frame, skipping pings; returns the close frame.
@@ -202,7 +218,10 @@ pub fn read_close(stream: &mut TcpStream) -> Frame {
         if f.opcode == 8 {
             return f;
         }
-        assert_eq!(f.opcode, 9, "only pings may come before the close, got {f:?}");
+        assert_eq!(
+            f.opcode, 9,
+            "only pings may come before the close, got {f:?}"
+        );
     }
 }
 
@@ -223,7 +242,8 @@ pub fn assert_echo_works(addr: SocketAddr) {
     s.write_all(&client_frame(true, 1, b"still alive")).unwrap();
     let f = read_frame(&mut s).unwrap();
     assert_eq!((f.opcode, f.payload.as_slice()), (1, &b"still alive"[..]));
-    s.write_all(&client_frame(true, 8, &close_payload(1000, ""))).unwrap();
+    s.write_all(&client_frame(true, 8, &close_payload(1000, "")))
+        .unwrap();
     assert_eq!(read_close(&mut s).close_code(), Some(1000));
 }
 
@@ -238,5 +258,8 @@ pub fn http_get(addr: SocketAddr, path: &str) -> String {
 pub fn http_request(addr: SocketAddr, request: &str) -> (String, String) {
     let mut s = connect(addr);
     let head = send_request(&mut s, request.as_bytes());
-    (head, String::from_utf8_lossy(&read_to_end(&mut s)).into_owned())
+    (
+        head,
+        String::from_utf8_lossy(&read_to_end(&mut s)).into_owned(),
+    )
 }
