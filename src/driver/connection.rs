@@ -1,23 +1,29 @@
-//! One connection's task: read the upgrade request, answer it, then move bytes between the socket
-//! and the protocol machine until the connection ends.
+//! One connection: its state in the worker's table, and the task that serves it while it is active.
 //!
 //! Owns the I/O of one socket and nothing else: every protocol decision (what to reply, which close
 //! code, when the connection is over) is the machine's ([`crate::proto::conn::Connection`]) or the
-//! handshake module's. Never holds a read buffer while idle: it waits for readiness first
-//! (`AsyncFd`, no buffer), then reads through the ring into a pooled buffer, and gives the buffer
-//! back once every byte in it has been consumed.
+//! handshake module's.
+//!
+//! A connection has a task only while it is active. Readiness comes from the worker's reactor (one
+//! epoll registration per connection for its whole life); a read goes through the ring into a
+//! pooled buffer that is given back as soon as every byte in it is consumed. A connection that has
+//! been quiet for [`PARK_AFTER`] with nothing to write *parks*: its task ends, leaving only its
+//! [`ConnShared`] in the table (no task, no buffer, no tokio registration). Readiness, queued
+//! output or a timer starts a new task ([`Worker::wake`]). That is what keeps an idle connection
+//! small.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::pin::pin;
 use std::rc::Rc;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::future::{Fuse, FusedFuture, FutureExt};
-use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
-use tokio::io::Interest;
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
@@ -26,8 +32,11 @@ use crate::table::ConnKey;
 use crate::time::wheel::TimerKey;
 
 use super::notify::LocalNotify;
-use super::route::{self, Route};
+use super::route::{self, Endpoint, Incoming, Route};
 use super::worker::{millis, Worker};
+
+/// A connection with nothing to read or write for this long gives up its task.
+pub const PARK_AFTER: Duration = Duration::from_secs(1);
 
 /// At most this many chunks go into one vectored write (the kernel's IOV_MAX is 1024).
 const MAX_IOV: usize = 512;
@@ -35,12 +44,12 @@ const MAX_IOV: usize = 512;
 /// A read is only issued with at least this much free space in the buffer.
 const MIN_READ_SPACE: usize = 512;
 
-/// Why a connection is being dropped without (or before the end of) a closing handshake.
+/// Why a connection is dropped without (or before the end of) a closing handshake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kill {
     /// The upgrade request did not complete within the handshake timeout.
     HandshakeTimeout,
-    /// We sent a close and the peer did not answer within the close timeout.
+    /// We sent a close and the peer did not answer (or did not take our last bytes) in time.
     CloseTimeout,
     /// The drain timeout passed during shutdown.
     DrainTimeout,
@@ -50,7 +59,7 @@ impl Kill {
     fn reason(self) -> &'static str {
         match self {
             Kill::HandshakeTimeout => "handshake timeout",
-            Kill::CloseTimeout => "close timeout: no close reply from the peer",
+            Kill::CloseTimeout => "close timeout: the peer did not complete the closing handshake",
             Kill::DrainTimeout => "drain timeout",
         }
     }
@@ -61,256 +70,210 @@ impl Kill {
 enum Phase {
     /// Reading the upgrade request; the timer is the handshake timeout.
     Handshake,
-    /// WebSocket open; the timer is the heartbeat (ping, then idle timeout) or, once a close was
-    /// sent, the close timeout.
+    /// WebSocket open; the timer is the heartbeat (ping, idle timeout), the park check, or, once a
+    /// close was sent, the close timeout.
     Open,
-    /// Closing the TCP connection: FIN sent, draining the peer's last bytes; the timer bounds it.
+    /// FIN sent; reading the peer's last bytes until its FIN. The timer bounds it.
     Linger,
 }
 
-/// The part of a connection other tasks of the worker reach through the connection table.
+/// How a WebSocket connection ended, for the close log line and the counters.
+struct Ending {
+    code: u16,
+    reason: Cow<'static, str>,
+}
+
+/// Everything a connection keeps between activations; reached by the worker through the table.
 pub struct ConnShared {
-    /// Wakes the connection's task: output queued, timer fired, shutdown began.
-    pub notify: LocalNotify,
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// Tick (ms) of the accept.
+    started: u64,
+    /// Wakes the running task: output queued, readiness, a timer, shutdown.
+    notify: LocalNotify,
     /// The single armed timer of this connection, if any.
     pub timer: Cell<Option<TimerKey>>,
+    /// A task is serving this connection now. Invariant: set exactly while a task for it exists
+    /// (set by [`Worker::wake`] before spawning, cleared by the task when it parks or ends).
+    task_running: Cell<bool>,
+    /// The reactor reported readiness that no read has consumed yet.
+    readable: Cell<bool>,
+    /// Bumped on every readiness event, so a read can tell whether an event arrived meanwhile.
+    ready_gen: Cell<u32>,
+    /// `readable` may be stale (an event arrived while a read was already draining the socket):
+    /// peek before trusting it, so a read never blocks with a buffer held.
+    maybe_stale: Cell<bool>,
+    /// The timer asked the task to park at its next quiet moment.
+    park_requested: Cell<bool>,
     phase: Cell<Phase>,
     kill: Cell<Option<Kill>>,
-    /// Tick (ms) of the last byte received; the heartbeat measures silence from here.
-    last_activity: Cell<u64>,
-    /// A heartbeat ping is outstanding since `last_activity`.
+    /// Tick of the last byte received: the heartbeat measures the peer's silence from here.
+    last_read: Cell<u64>,
+    /// Tick of the last read or completed write: parking measures quiet from here.
+    last_busy: Cell<u64>,
+    /// A heartbeat ping is outstanding since `last_read`.
     pinged: Cell<bool>,
-    /// Drop the TCP connection as soon as the queued bytes are written (idle timeout: the peer is
-    /// presumed gone, so its close reply is not awaited).
+    /// Drop TCP as soon as the queued bytes are written (idle timeout: the peer is presumed gone).
     drop_after_flush: Cell<bool>,
+    endpoint: Cell<Endpoint>,
+    /// Bytes of a partly received frame, kept across activations (empty, unallocated when idle).
+    rbuf: RefCell<BytesMut>,
+    ending: RefCell<Ending>,
     /// The protocol machine, once the upgrade succeeded.
     pub machine: RefCell<Option<Connection>>,
 }
 
 impl ConnShared {
-    fn new(now: u64) -> Self {
-        ConnShared {
-            notify: LocalNotify::default(),
-            timer: Cell::new(None),
-            phase: Cell::new(Phase::Handshake),
-            kill: Cell::new(None),
-            last_activity: Cell::new(now),
-            pinged: Cell::new(false),
-            drop_after_flush: Cell::new(false),
-            machine: RefCell::new(None),
-        }
+    /// Records a readiness event from the reactor.
+    pub fn mark_readable(&self) {
+        self.ready_gen.set(self.ready_gen.get().wrapping_add(1));
+        self.readable.set(true);
     }
 
-    /// Makes the task drop the TCP connection at once.
-    pub fn kill(&self, why: Kill) {
+    /// Whether a task serves the connection now.
+    pub fn task_running(&self) -> bool {
+        self.task_running.get()
+    }
+
+    /// Marks the connection as served by a new task (see [`Worker::wake`]).
+    pub fn set_task_running(&self) {
+        self.task_running.set(true);
+    }
+
+    /// Wakes the running task, if any.
+    pub fn notify(&self) {
+        self.notify.notify();
+    }
+
+    /// Makes the task drop the TCP connection at once (the caller wakes it).
+    fn kill(&self, why: Kill) {
         if self.kill.get().is_none() {
             self.kill.set(Some(why));
         }
-        self.notify.notify();
     }
 }
 
+/// Takes an accepted socket into the worker: table slot, reactor registration, handshake timer.
+/// No task is started until the client sends something.
+pub fn accept(worker: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
+    let now = worker.now();
+    let fd = stream.as_raw_fd();
+    let conn = Rc::new(ConnShared {
+        stream,
+        peer,
+        started: now,
+        notify: LocalNotify::default(),
+        timer: Cell::new(None),
+        task_running: Cell::new(false),
+        readable: Cell::new(false),
+        ready_gen: Cell::new(0),
+        maybe_stale: Cell::new(false),
+        park_requested: Cell::new(false),
+        phase: Cell::new(Phase::Handshake),
+        kill: Cell::new(None),
+        last_read: Cell::new(now),
+        last_busy: Cell::new(now),
+        pinged: Cell::new(false),
+        drop_after_flush: Cell::new(false),
+        endpoint: Cell::new(Endpoint::Echo),
+        rbuf: RefCell::new(BytesMut::new()),
+        ending: RefCell::new(Ending { code: 1006, reason: Cow::Borrowed("abnormal closure") }),
+        machine: RefCell::new(None),
+    });
+    let key = worker.table.borrow_mut().insert(conn.clone());
+    if let Err(e) = worker.reactor.register(fd, key) {
+        tracing::warn!(%peer, error = %e, "cannot register socket with the reactor; dropping it");
+        worker.table.borrow_mut().remove(key);
+        return;
+    }
+    worker.arm(key, &conn.timer, now + millis(worker.config().handshake_timeout));
+}
+
 /// Handles the expiry of connection `key`'s timer.
-pub fn on_timer(worker: &Worker, key: ConnKey, conn: &ConnShared, now: u64) {
+pub fn on_timer(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>, now: u64) {
     conn.timer.set(None);
     match conn.phase.get() {
-        Phase::Handshake => conn.kill(Kill::HandshakeTimeout),
-        Phase::Linger => conn.kill(Kill::CloseTimeout),
+        Phase::Handshake => {
+            conn.kill(Kill::HandshakeTimeout);
+            worker.wake(key, conn);
+        }
+        Phase::Linger => {
+            conn.kill(Kill::CloseTimeout);
+            worker.wake(key, conn);
+        }
         Phase::Open => {
             let cfg = worker.config();
+            let (ping, idle) = (millis(cfg.ping_interval), millis(cfg.idle_timeout));
             let mut machine = conn.machine.borrow_mut();
-            let Some(machine) = machine.as_mut() else {
+            let Some(machine) = machine.as_mut() else { return };
+            if machine.state() != State::Open || conn.drop_after_flush.get() {
+                conn.kill(Kill::CloseTimeout);
+                worker.wake(key, conn);
                 return;
-            };
-            match machine.state() {
-                State::Closing | State::Closed => conn.kill(Kill::CloseTimeout),
-                State::Open => {
-                    let last = conn.last_activity.get();
-                    let silent = now.saturating_sub(last);
-                    if silent >= millis(cfg.idle_timeout) {
-                        machine.close(1001, "idle timeout");
-                        conn.drop_after_flush.set(true);
-                        conn.notify.notify();
-                    } else if silent >= millis(cfg.ping_interval) && !conn.pinged.get() {
-                        machine.send_ping(b"ringcast");
-                        conn.pinged.set(true);
-                        worker.stats().pings_sent.add(1);
-                        worker.arm(key, &conn.timer, last + millis(cfg.idle_timeout));
-                        conn.notify.notify();
-                    } else {
-                        let wait = if conn.pinged.get() {
-                            cfg.idle_timeout
-                        } else {
-                            cfg.ping_interval
-                        };
-                        worker.arm(key, &conn.timer, last + millis(wait));
-                    }
+            }
+            let last = conn.last_read.get();
+            let silent = now.saturating_sub(last);
+            if silent >= idle {
+                machine.close(1001, "idle timeout");
+                conn.drop_after_flush.set(true);
+                worker.wake(key, conn);
+                return;
+            }
+            if silent >= ping && !conn.pinged.get() {
+                machine.send_ping(b"ringcast");
+                conn.pinged.set(true);
+                worker.stats().pings_sent.add(1);
+                worker.wake(key, conn);
+            }
+            let mut next = last + if conn.pinged.get() { idle } else { ping };
+            if conn.task_running.get() && !conn.park_requested.get() {
+                let park_due = conn.last_busy.get() + millis(PARK_AFTER);
+                if now >= park_due {
+                    conn.park_requested.set(true);
+                    conn.notify();
+                } else {
+                    next = next.min(park_due);
                 }
             }
+            worker.arm(key, &conn.timer, next);
         }
     }
 }
 
 /// Starts the closing handshake with 1001 "going away" (shutdown), or drops a connection that has
 /// not finished its handshake.
-pub fn go_away(worker: &Worker, key: ConnKey, conn: &ConnShared) {
-    match conn.machine.borrow_mut().as_mut() {
+pub fn go_away(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) {
+    let upgraded = match conn.machine.borrow_mut().as_mut() {
         Some(machine) => {
             machine.close(1001, "going away");
-            worker.arm(
-                key,
-                &conn.timer,
-                worker.now() + millis(worker.config().close_timeout),
-            );
-            conn.notify.notify();
+            true
         }
-        None => conn.kill(Kill::DrainTimeout),
+        None => false,
+    };
+    if upgraded {
+        worker.arm(key, &conn.timer, worker.now() + millis(worker.config().close_timeout));
+    } else {
+        conn.kill(Kill::DrainTimeout);
     }
+    worker.wake(key, conn);
 }
 
-/// How a connection ended, for the close log line and the counters.
-struct Ending {
-    code: u16,
-    reason: String,
+/// Drops a connection at once (the drain timeout passed).
+pub fn kill_now(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) {
+    conn.kill(Kill::DrainTimeout);
+    worker.wake(key, conn);
 }
 
-/// The task of one accepted TCP connection.
-pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
-    let started = worker.now();
-    let conn = Rc::new(ConnShared::new(started));
-    let key = worker.table.borrow_mut().insert(conn.clone());
-    worker.arm(
-        key,
-        &conn.timer,
-        started + millis(worker.config().handshake_timeout),
-    );
-
-    let upgraded = serve(&worker, &stream, peer, key, &conn).await;
-
-    worker.disarm(&conn.timer);
-    worker.table.borrow_mut().remove(key);
-    if let Some(ending) = upgraded {
-        let stats = worker.stats();
-        stats.connections_open.sub(1);
-        stats.closed(ending.code);
-        worker.shared.release_connection();
-        tracing::info!(
-            conn = %worker.conn_id(key),
-            %peer,
-            duration_ms = worker.refresh_now().saturating_sub(started),
-            code = ending.code,
-            reason = %ending.reason,
-            "connection closed"
-        );
-    }
+/// What an activation ended with.
+enum Outcome {
+    /// Quiet: the task ends, the connection stays in the table.
+    Parked,
+    /// The connection is over.
+    Done,
 }
 
-/// Serves the connection; returns how it ended if it was upgraded to WebSocket.
-async fn serve(
-    worker: &Rc<Worker>,
-    stream: &TcpStream,
-    peer: SocketAddr,
-    key: ConnKey,
-    conn: &ConnShared,
-) -> Option<Ending> {
-    let fd = match SocketFd::register(stream) {
-        Ok(fd) => fd,
-        Err(e) => {
-            tracing::warn!(%peer, error = %e, "cannot register socket for readiness");
-            return None;
-        }
-    };
-    let mut io = SocketIo {
-        worker,
-        stream,
-        fd: &fd,
-        conn,
-        key,
-    };
-
-    // 1. The upgrade request.
-    let (request, leftover) = match route::read_request(&mut io).await {
-        Ok(route::Incoming::Request(request, leftover)) => (request, leftover),
-        Ok(route::Incoming::Invalid(err)) => {
-            worker
-                .stats()
-                .rejected(crate::metrics::Rejection::from_status(err.status()));
-            tracing::info!(%peer, status = err.status(), reason = %err, "handshake refused");
-            if let Route::Respond { bytes, .. } = route::refusal(err) {
-                let _ = io.write_all(Bytes::from(bytes)).await;
-            }
-            io.linger().await;
-            return None;
-        }
-        Ok(route::Incoming::Gone) => return None,
-        Err(Stop::Killed(Kill::HandshakeTimeout)) => {
-            worker.stats().rejected(crate::metrics::Rejection::Timeout);
-            tracing::info!(%peer, "handshake timeout");
-            return None;
-        }
-        Err(_) => return None,
-    };
-    let endpoint = match route::route(worker, &request) {
-        Route::Respond { bytes, rejection } => {
-            if let Some(why) = rejection {
-                worker.stats().rejected(why);
-                tracing::info!(%peer, path = %request.path(), reason = %why.label(), "request refused");
-            } else {
-                worker.stats().http_requests.add(1);
-            }
-            let _ = io.write_all(Bytes::from(bytes)).await;
-            io.linger().await;
-            return None;
-        }
-        Route::Upgrade { response, endpoint } => {
-            if io.write_all(Bytes::from(response)).await.is_err() {
-                worker.shared.release_connection();
-                return None;
-            }
-            endpoint
-        }
-    };
-
-    // 2. WebSocket.
-    let stats = worker.stats();
-    stats.handshakes_accepted.add(1);
-    stats.connections_open.add(1);
-    *conn.machine.borrow_mut() = Some(Connection::new(worker.conn_limits));
-    conn.phase.set(Phase::Open);
-    conn.last_activity.set(worker.now());
-    worker.arm(
-        key,
-        &conn.timer,
-        worker.now() + millis(worker.config().ping_interval),
-    );
-    tracing::info!(conn = %worker.conn_id(key), %peer, path = %request.path(), "connection open");
-    drop(request);
-
-    let mut ending = Ending {
-        code: 1006,
-        reason: String::from("abnormal closure"),
-    };
-    let mut rbuf = leftover;
-    if !rbuf.is_empty() {
-        conn.last_activity.set(worker.now());
-        process(worker, conn, &endpoint, &mut rbuf, &mut ending);
-    }
-    let outcome = websocket_loop(&mut io, key, &endpoint, &mut rbuf, &mut ending).await;
-    match outcome {
-        Err(Stop::Killed(kill)) => {
-            ending.reason = kill.reason().to_string();
-        }
-        Err(Stop::Io(e)) => {
-            ending.reason = format!("I/O error: {e}");
-        }
-        Err(Stop::Eof) => {}
-        Ok(()) => io.linger().await,
-    }
-    Some(ending)
-}
-
-/// Why the loop of a connection stopped early.
-pub enum Stop {
+/// Why serving stopped early.
+enum Stop {
     /// The peer closed its side of the TCP connection.
     Eof,
     /// A timer or the drain dropped the connection.
@@ -319,19 +282,139 @@ pub enum Stop {
     Io(io::Error),
 }
 
-/// Moves bytes between the socket and the machine until the connection is over. Reading and
-/// writing proceed concurrently: a peer that does not read stalls only its own write, while its
-/// input is still read and its output queue grows until the machine's backpressure policy acts.
-async fn websocket_loop(
-    io: &mut SocketIo<'_>,
-    key: ConnKey,
-    endpoint: &route::Endpoint,
-    rbuf: &mut BytesMut,
-    ending: &mut Ending,
-) -> Result<(), Stop> {
-    let worker = io.worker;
-    let conn = io.conn;
-    let stream = io.stream;
+/// The task of an active connection; spawned by [`Worker::wake`].
+pub async fn activate(worker: Rc<Worker>, key: ConnKey, conn: Rc<ConnShared>) {
+    match drive(&worker, key, &conn).await {
+        // Decided with no `.await` since the last check, so nothing can have slipped in between.
+        Outcome::Parked => conn.task_running.set(false),
+        Outcome::Done => teardown(&worker, key, &conn),
+    }
+}
+
+async fn drive(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> Outcome {
+    if conn.phase.get() == Phase::Handshake && !handshake(worker, key, conn).await {
+        return Outcome::Done;
+    }
+    let result = websocket(worker, key, conn).await;
+    let mut ending = conn.ending.borrow_mut();
+    match result {
+        Ok(Step::Park) => return Outcome::Parked,
+        Ok(Step::Linger) => {
+            drop(ending);
+            linger(worker, key, conn).await;
+            return Outcome::Done;
+        }
+        Err(Stop::Eof) => {}
+        Err(Stop::Killed(kill)) => ending.reason = Cow::Borrowed(kill.reason()),
+        Err(Stop::Io(e)) => ending.reason = Cow::Owned(format!("I/O error: {e}")),
+    }
+    Outcome::Done
+}
+
+/// Removes a finished connection from the worker; counts and logs it once.
+fn teardown(worker: &Worker, key: ConnKey, conn: &ConnShared) {
+    worker.reactor.deregister(conn.stream.as_raw_fd());
+    worker.disarm(&conn.timer);
+    worker.table.borrow_mut().remove(key);
+    if let Some(mut pending) = Some(conn.rbuf.take()).filter(|b| b.capacity() > 0) {
+        pending.clear();
+        worker.pool.borrow_mut().give_read(pending);
+    }
+    if conn.machine.borrow().is_none() {
+        return;
+    }
+    let stats = worker.stats();
+    let ending = conn.ending.borrow();
+    stats.connections_open.sub(1);
+    stats.closed(ending.code);
+    worker.shared.release_connection();
+    tracing::info!(
+        conn = %worker.conn_id(key),
+        peer = %conn.peer,
+        duration_ms = worker.refresh_now().saturating_sub(conn.started),
+        code = ending.code,
+        reason = %ending.reason,
+        "connection closed"
+    );
+}
+
+/// Reads and answers the first request. Returns `true` once the connection is upgraded.
+async fn handshake(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> bool {
+    let peer = conn.peer;
+    let (request, leftover) = match route::read_request(worker, conn).await {
+        Ok(Incoming::Request(request, leftover)) => (request, leftover),
+        Ok(Incoming::Invalid(err)) => {
+            worker.stats().rejected(crate::metrics::Rejection::from_status(err.status()));
+            tracing::info!(%peer, status = err.status(), reason = %err, "handshake refused");
+            if let Route::Respond { bytes, .. } = route::refusal(err) {
+                let _ = write_all(worker, conn, Bytes::from(bytes)).await;
+            }
+            linger(worker, key, conn).await;
+            return false;
+        }
+        Ok(Incoming::Gone) | Err(StopReading::Gone) => return false,
+        Err(StopReading::Timeout) => {
+            worker.stats().rejected(crate::metrics::Rejection::Timeout);
+            tracing::info!(%peer, "handshake timeout");
+            return false;
+        }
+    };
+    let endpoint = match route::route(worker, &request) {
+        Route::Respond { bytes, rejection } => {
+            match rejection {
+                Some(why) => {
+                    worker.stats().rejected(why);
+                    tracing::info!(%peer, path = %request.path(), reason = why.label(), "request refused");
+                }
+                None => worker.stats().http_requests.add(1),
+            }
+            let _ = write_all(worker, conn, Bytes::from(bytes)).await;
+            linger(worker, key, conn).await;
+            return false;
+        }
+        Route::Upgrade { response, endpoint } => {
+            if write_all(worker, conn, Bytes::from(response)).await.is_err() {
+                worker.shared.release_connection();
+                return false;
+            }
+            endpoint
+        }
+    };
+    let stats = worker.stats();
+    stats.handshakes_accepted.add(1);
+    stats.connections_open.add(1);
+    *conn.machine.borrow_mut() = Some(Connection::new(worker.conn_limits));
+    conn.endpoint.set(endpoint);
+    conn.phase.set(Phase::Open);
+    let now = worker.now();
+    conn.last_read.set(now);
+    conn.last_busy.set(now);
+    tracing::info!(conn = %worker.conn_id(key), %peer, path = %request.path(), "connection open");
+    if !leftover.is_empty() {
+        *conn.rbuf.borrow_mut() = leftover;
+        process(worker, conn);
+    }
+    true
+}
+
+/// How the WebSocket loop of one activation ended without an error.
+enum Step {
+    /// Quiet: give up the task.
+    Park,
+    /// The closing handshake is over (or we give up on it): FIN, then wait for the peer's.
+    Linger,
+}
+
+/// Moves bytes between the socket and the machine. Reading and writing proceed concurrently: a
+/// peer that does not read stalls only its own write, while its input is still read and its
+/// output queue grows until the machine's backpressure policy acts.
+async fn websocket(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> Result<Step, Stop> {
+    let cfg = worker.config();
+    let now = worker.now();
+    let heartbeat = conn.last_read.get() + millis(if conn.pinged.get() { cfg.idle_timeout } else { cfg.ping_interval });
+    conn.park_requested.set(false);
+    worker.arm(key, &conn.timer, heartbeat.min(now + millis(PARK_AFTER)));
+
     let mut write = pin!(Fuse::terminated());
     let mut in_flight = 0usize;
     let mut close_timer_armed = false;
@@ -340,45 +423,39 @@ async fn websocket_loop(
         if let Some(kill) = conn.kill.get() {
             return Err(Stop::Killed(kill));
         }
-        let state = conn
-            .machine
-            .borrow()
-            .as_ref()
-            .map_or(State::Closed, Connection::state);
+        let state = conn.machine.borrow().as_ref().map_or(State::Closed, Connection::state);
         if write.is_terminated() {
             let mut iov = worker.pool.borrow_mut().take_iov();
-            in_flight = conn
-                .machine
-                .borrow_mut()
-                .as_mut()
-                .map_or(0, |m| m.poll_transmit(&mut iov));
+            in_flight = conn.machine.borrow_mut().as_mut().map_or(0, |m| m.poll_transmit(&mut iov));
             if iov.is_empty() {
                 worker.pool.borrow_mut().give_iov(iov);
                 if state == State::Closed || conn.drop_after_flush.get() {
-                    if conn.drop_after_flush.get() && ending.code == 1006 {
-                        ending.code = 1001;
-                        ending.reason = String::from("idle timeout");
+                    if conn.drop_after_flush.get() {
+                        let mut ending = conn.ending.borrow_mut();
+                        if ending.code == 1006 {
+                            *ending = Ending { code: 1001, reason: Cow::Borrowed("idle timeout") };
+                        }
                     }
-                    return if eof { Err(Stop::Eof) } else { Ok(()) };
+                    return if eof { Err(Stop::Eof) } else { Ok(Step::Linger) };
                 }
                 if eof {
                     return Err(Stop::Eof);
                 }
+                if conn.park_requested.get() && !conn.readable.get() && state == State::Open {
+                    conn.park_requested.set(false);
+                    return Ok(Step::Park);
+                }
             } else {
-                write.set(write_all_chunks(stream, iov).fuse());
+                write.set(write_all_chunks(&conn.stream, iov).fuse());
             }
         }
         if (state == State::Closing || conn.drop_after_flush.get()) && !close_timer_armed {
-            // We sent a close: the peer has `close_timeout` to answer (or, after an idle timeout, to
-            // take our last bytes) before the TCP connection is dropped.
+            // We sent a close: the peer has `close_timeout` to answer (or, after an idle timeout,
+            // to take our last bytes) before the TCP connection is dropped.
             close_timer_armed = true;
-            worker.arm(
-                key,
-                &conn.timer,
-                worker.now() + millis(worker.config().close_timeout),
-            );
+            worker.arm(key, &conn.timer, worker.now() + millis(cfg.close_timeout));
         }
-        let reading = !eof && state != State::Closed;
+        let can_read = !eof && state != State::Closed && conn.readable.get();
         tokio::select! {
             biased;
             (res, iov) = &mut write => {
@@ -388,28 +465,163 @@ async fn websocket_loop(
                     machine.on_written(in_flight);
                 }
                 worker.stats().bytes_out.add(in_flight as u64);
+                conn.last_busy.set(worker.now());
             }
-            () = conn.notify.notified() => {}
-            ready = io.fd.readable(), if reading => {
-                let guard = ready.map_err(Stop::Io)?;
-                let n = io.read_ready(guard, rbuf).await.map_err(Stop::Io)?;
-                if n == 0 {
-                    eof = true;
-                    if let Some(machine) = conn.machine.borrow_mut().as_mut() {
-                        machine.handle_eof();
+            () = conn.notify.notified(), if !can_read => {}
+            () = std::future::ready(()), if can_read => {
+                let mut buf = conn.rbuf.take();
+                let read = read_some(worker, conn, &mut buf).await;
+                *conn.rbuf.borrow_mut() = buf;
+                match read.map_err(Stop::Io)? {
+                    None => {}
+                    Some(0) => {
+                        eof = true;
+                        if let Some(machine) = conn.machine.borrow_mut().as_mut() {
+                            machine.handle_eof();
+                        }
                     }
-                } else {
-                    worker.stats().bytes_in.add(n as u64);
-                    conn.last_activity.set(worker.now());
-                    conn.pinged.set(false);
+                    Some(n) => {
+                        worker.stats().bytes_in.add(n as u64);
+                        let now = worker.now();
+                        conn.last_read.set(now);
+                        conn.last_busy.set(now);
+                        conn.pinged.set(false);
+                        conn.park_requested.set(false);
+                    }
                 }
-                process(worker, conn, endpoint, rbuf, ending);
-                if rbuf.is_empty() && rbuf.capacity() > 0 {
-                    worker.pool.borrow_mut().give_read(std::mem::take(rbuf));
-                }
+                process(worker, conn);
             }
         }
     }
+}
+
+/// Feeds the buffered bytes to the machine and handles every event it produces; gives the read
+/// buffer back to the pool once it is empty.
+fn process(worker: &Worker, conn: &ConnShared) {
+    let mut rbuf = conn.rbuf.borrow_mut();
+    let mut machine = conn.machine.borrow_mut();
+    let Some(machine) = machine.as_mut() else { return };
+    let stats = worker.stats();
+    let endpoint = conn.endpoint.get();
+    let mut ending = conn.ending.borrow_mut();
+    // One message at a time: the reply to a message goes out before anything the machine decides
+    // about the bytes behind it (a valid message followed by a violation is echoed, then failed).
+    loop {
+        machine.handle_read(&mut rbuf);
+        let mut handled = false;
+        while let Some(event) = machine.poll_event() {
+            handled = true;
+            match event {
+                Event::Message { kind, payload } => {
+                    stats.messages_in.add(1);
+                    match endpoint {
+                        Endpoint::Echo => match machine.send(kind, payload.freeze()) {
+                            Ok(()) => stats.messages_out.add(1),
+                            Err(SendError::Dropped) => stats.slow_consumers.add(1),
+                            Err(SendError::SlowConsumer | SendError::Closed) => {}
+                        },
+                    }
+                }
+                Event::Ping(_) | Event::Pong(_) => {}
+                Event::PeerClosed { code, reason } => {
+                    *ending = Ending {
+                        code: code.unwrap_or(1005),
+                        reason: Cow::Owned(String::from_utf8_lossy(&reason).into_owned()),
+                    };
+                }
+                Event::Failed(err) => *ending = Ending { code: err.close_code(), reason: Cow::Borrowed(err.reason()) },
+                Event::SlowConsumer => {
+                    stats.slow_consumers.add(1);
+                    *ending = Ending { code: 1008, reason: Cow::Borrowed("slow consumer") };
+                }
+            }
+        }
+        if !handled || rbuf.is_empty() {
+            break;
+        }
+    }
+    if rbuf.is_empty() && rbuf.capacity() > 0 {
+        worker.pool.borrow_mut().give_read(std::mem::take(&mut *rbuf));
+    }
+}
+
+/// Reads what the socket has into `buf` (a pooled buffer when `buf` has none). `None`: the
+/// readiness was stale and nothing was read. Never blocks with a buffer held: when readiness may be
+/// stale, a non-blocking peek checks first.
+async fn read_some(worker: &Worker, conn: &ConnShared, buf: &mut BytesMut) -> io::Result<Option<usize>> {
+    if conn.maybe_stale.replace(false) && !has_input(&conn.stream) {
+        conn.readable.set(false);
+        return Ok(None);
+    }
+    let gen = conn.ready_gen.get();
+    let mut owned = if buf.capacity() == 0 { worker.pool.borrow_mut().take_read() } else { std::mem::take(buf) };
+    if owned.capacity() - owned.len() < MIN_READ_SPACE {
+        owned.reserve(owned.len().max(worker.pool.borrow().read_size()));
+    }
+    let (start, end) = (owned.len(), owned.capacity());
+    let (res, slice) = conn.stream.read(owned.slice(start..end)).await;
+    *buf = slice.into_inner();
+    if buf.is_empty() {
+        worker.pool.borrow_mut().give_read(std::mem::take(buf));
+    }
+    let n = res?;
+    if n < end - start && conn.ready_gen.get() == gen {
+        // Drained, and no event arrived meanwhile: wait for the next one.
+        conn.readable.set(false);
+    } else {
+        conn.maybe_stale.set(true);
+    }
+    Ok(Some(n))
+}
+
+/// Waits for readiness (or a kill) and reads into `buf`; for the handshake and the linger, where
+/// nothing else needs the task meanwhile.
+async fn wait_and_read(worker: &Worker, conn: &ConnShared, buf: &mut BytesMut) -> Result<usize, Stop> {
+    loop {
+        if let Some(kill) = conn.kill.get() {
+            return Err(Stop::Killed(kill));
+        }
+        if conn.readable.get() {
+            if let Some(n) = read_some(worker, conn, buf).await.map_err(Stop::Io)? {
+                return Ok(n);
+            }
+            continue;
+        }
+        conn.notify.notified().await;
+    }
+}
+
+/// Whether the socket has bytes (or EOF, or an error) to report now, without blocking or
+/// consuming anything.
+#[allow(unsafe_code)]
+fn has_input(stream: &TcpStream) -> bool {
+    // SAFETY: the fd is `stream`'s open socket, and `stream` is borrowed for this whole call.
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+    match socket2::SockRef::from(&fd).recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT) {
+        Ok(_) => true,
+        Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+    }
+}
+
+/// Writes one buffer completely, unless the connection is killed first.
+async fn write_all(worker: &Worker, conn: &ConnShared, bytes: Bytes) -> Result<(), Stop> {
+    let mut iov = worker.pool.borrow_mut().take_iov();
+    iov.push(bytes);
+    let mut op = pin!(write_all_chunks(&conn.stream, iov));
+    let (res, iov) = loop {
+        tokio::select! {
+            biased;
+            out = &mut op => break out,
+            () = conn.notify.notified() => {
+                if let Some(kill) = conn.kill.get() {
+                    return Err(Stop::Killed(kill));
+                }
+            }
+        }
+    };
+    worker.pool.borrow_mut().give_iov(iov);
+    res.map_err(Stop::Io)
 }
 
 /// Writes every chunk of `iov` completely: vectored, at most [`MAX_IOV`] chunks per call, resuming
@@ -429,14 +641,13 @@ async fn write_all_chunks(stream: &TcpStream, mut iov: Vec<Bytes>) -> (io::Resul
             Ok(0) => Err(io::ErrorKind::WriteZero.into()),
             other => other,
         };
-        let written = match written {
-            Ok(n) => n,
+        match written {
+            Ok(n) => consume(&mut back, n),
             Err(e) => {
                 back.clear();
                 return (Err(e), back);
             }
-        };
-        consume(&mut back, written);
+        }
         if let Some(rest) = rest {
             back.extend(rest);
         }
@@ -445,155 +656,40 @@ async fn write_all_chunks(stream: &TcpStream, mut iov: Vec<Bytes>) -> (io::Resul
     (Ok(()), iov)
 }
 
-/// Feeds the read bytes to the machine and handles every event it produces.
-fn process(
-    worker: &Worker,
-    conn: &ConnShared,
-    endpoint: &route::Endpoint,
-    rbuf: &mut BytesMut,
-    ending: &mut Ending,
-) {
-    let mut machine = conn.machine.borrow_mut();
-    let Some(machine) = machine.as_mut() else {
-        return;
-    };
-    machine.handle_read(rbuf);
-    let stats = worker.stats();
-    while let Some(event) = machine.poll_event() {
-        match event {
-            Event::Message { kind, payload } => {
-                stats.messages_in.add(1);
-                match endpoint {
-                    route::Endpoint::Echo => match machine.send(kind, payload.freeze()) {
-                        Ok(()) => stats.messages_out.add(1),
-                        Err(SendError::Dropped) => stats.slow_consumers.add(1),
-                        Err(SendError::SlowConsumer | SendError::Closed) => {}
-                    },
-                }
-            }
-            Event::Ping(_) | Event::Pong(_) => {}
-            Event::PeerClosed { code, reason } => {
-                ending.code = code.unwrap_or(1005);
-                ending.reason = String::from_utf8_lossy(&reason).into_owned();
-            }
-            Event::Failed(err) => {
-                ending.code = err.close_code();
-                ending.reason = err.to_string();
-            }
-            Event::SlowConsumer => {
-                stats.slow_consumers.add(1);
-                ending.code = 1008;
-                ending.reason = String::from("slow consumer");
-            }
+/// Ends the TCP connection politely: FIN first, then read and discard until the peer's FIN (or
+/// the close timeout), so unread bytes never turn our close into a reset that could destroy the
+/// close frame we just sent.
+async fn linger(worker: &Worker, key: ConnKey, conn: &ConnShared) {
+    let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+    conn.phase.set(Phase::Linger);
+    worker.arm(key, &conn.timer, worker.now() + millis(worker.config().close_timeout));
+    let mut scratch = BytesMut::new();
+    while let Ok(n) = wait_and_read(worker, conn, &mut scratch).await {
+        if n == 0 {
+            break;
         }
+        scratch.clear();
+    }
+    if scratch.capacity() > 0 {
+        scratch.clear();
+        worker.pool.borrow_mut().give_read(scratch);
     }
 }
 
-/// The socket of one connection with its readiness registration.
-pub struct SocketIo<'a> {
-    /// The owning worker.
-    pub worker: &'a Rc<Worker>,
-    stream: &'a TcpStream,
-    fd: &'a AsyncFd<SocketFd>,
-    conn: &'a ConnShared,
-    key: ConnKey,
+/// Reads for the handshake: the route module parses.
+pub(super) async fn read_for_handshake(worker: &Worker, conn: &ConnShared, buf: &mut BytesMut) -> Result<usize, StopReading> {
+    wait_and_read(worker, conn, buf).await.map_err(|stop| match stop {
+        Stop::Killed(Kill::HandshakeTimeout) => StopReading::Timeout,
+        _ => StopReading::Gone,
+    })
 }
 
-impl SocketIo<'_> {
-    /// Waits until the socket is readable (holding no buffer), then reads into `buf`.
-    /// `Ok(None)`: woken by the connection's notify instead (output queued, or nothing).
-    pub async fn read(&mut self, buf: &mut BytesMut) -> Result<Option<usize>, Stop> {
-        if let Some(kill) = self.conn.kill.get() {
-            return Err(Stop::Killed(kill));
-        }
-        let guard = tokio::select! {
-            biased;
-            () = self.conn.notify.notified() => {
-                return match self.conn.kill.get() {
-                    Some(kill) => Err(Stop::Killed(kill)),
-                    None => Ok(None),
-                };
-            }
-            ready = self.fd.readable() => ready.map_err(Stop::Io)?,
-        };
-        self.read_ready(guard, buf)
-            .await
-            .map(Some)
-            .map_err(Stop::Io)
-    }
-
-    /// Reads through the ring into `buf` (a pooled buffer if `buf` has no capacity) once readiness
-    /// was reported. Returns the bytes read; 0 is EOF.
-    async fn read_ready(
-        &self,
-        mut guard: AsyncFdReadyGuard<'_, SocketFd>,
-        buf: &mut BytesMut,
-    ) -> io::Result<usize> {
-        let mut owned = if buf.capacity() == 0 {
-            self.worker.pool.borrow_mut().take_read()
-        } else {
-            std::mem::take(buf)
-        };
-        if owned.capacity() - owned.len() < MIN_READ_SPACE {
-            owned.reserve(owned.len().max(self.worker.pool.borrow().read_size()));
-        }
-        let (start, end) = (owned.len(), owned.capacity());
-        let (res, slice) = self.stream.read(owned.slice(start..end)).await;
-        *buf = slice.into_inner();
-        let n = res?;
-        if n < end - start {
-            // The socket is drained; wait for the next edge. (A newer edge is not cleared: tokio
-            // compares readiness ticks.)
-            guard.clear_ready();
-        }
-        if buf.is_empty() {
-            self.worker.pool.borrow_mut().give_read(std::mem::take(buf));
-        }
-        Ok(n)
-    }
-
-    /// Writes one buffer completely, unless the connection is killed first.
-    pub async fn write_all(&mut self, bytes: Bytes) -> Result<(), Stop> {
-        let mut iov = self.worker.pool.borrow_mut().take_iov();
-        iov.push(bytes);
-        let mut op = pin!(write_all_chunks(self.stream, iov));
-        let (res, iov) = loop {
-            tokio::select! {
-                biased;
-                out = &mut op => break out,
-                () = self.conn.notify.notified() => {
-                    if let Some(kill) = self.conn.kill.get() {
-                        return Err(Stop::Killed(kill));
-                    }
-                }
-            }
-        };
-        self.worker.pool.borrow_mut().give_iov(iov);
-        res.map_err(Stop::Io)
-    }
-
-    /// Ends the TCP connection politely: FIN first, then read and discard until the peer's FIN (or
-    /// the close timeout), so unread bytes never turn our close into a reset that could destroy the
-    /// close frame we just sent.
-    pub async fn linger(&mut self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Write);
-        self.conn.phase.set(Phase::Linger);
-        // The timer of this connection now bounds the linger.
-        let deadline = self.worker.now() + millis(self.worker.config().close_timeout);
-        self.worker.arm(self.key, &self.conn.timer, deadline);
-        let mut scratch = BytesMut::new();
-        loop {
-            match self.read(&mut scratch).await {
-                Ok(Some(0)) | Err(_) => break,
-                Ok(Some(_)) => scratch.clear(),
-                Ok(None) => {}
-            }
-        }
-        if scratch.capacity() > 0 {
-            scratch.clear();
-            self.worker.pool.borrow_mut().give_read(scratch);
-        }
-    }
+/// Why the handshake read stopped.
+pub(super) enum StopReading {
+    /// The handshake timeout passed.
+    Timeout,
+    /// The peer went away, the socket failed, or the server is dropping the connection.
+    Gone,
 }
 
 /// Drops the first `n` written bytes from the front of `iov`.
@@ -609,45 +705,15 @@ fn consume(iov: &mut Vec<Bytes>, mut n: usize) {
     }
 }
 
-/// A socket's fd, registered for readiness without taking ownership (the `TcpStream` closes it).
-pub struct SocketFd(RawFd);
-
-impl SocketFd {
-    /// Registers `stream`'s fd with the reactor for read readiness. The registration borrows the
-    /// stream, so it cannot outlive it.
-    #[allow(unsafe_code)]
-    fn register(stream: &TcpStream) -> io::Result<AsyncFd<SocketFd>> {
-        // SAFETY: the fd is the open socket of `stream`. The returned `AsyncFd` is a local of
-        // `serve`, which only borrows `stream` from `run`; `run` drops the stream after `serve`
-        // returns, so the fd stays open and refers to the same socket for the registration's
-        // whole life, and `SocketFd::as_raw_fd` always returns that same fd.
-        unsafe { AsyncFd::register_with_interest(SocketFd(stream.as_raw_fd()), Interest::READABLE) }
-            .map_err(io::Error::from)
-    }
-}
-
-impl AsRawFd for SocketFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn consume_drops_whole_chunks_and_advances_a_partial_one() {
-        let mut iov = vec![
-            Bytes::from_static(b"abc"),
-            Bytes::from_static(b"defg"),
-            Bytes::from_static(b"h"),
-        ];
+        let mut iov = vec![Bytes::from_static(b"abc"), Bytes::from_static(b"defg"), Bytes::from_static(b"h")];
         consume(&mut iov, 5);
-        assert_eq!(
-            iov,
-            vec![Bytes::from_static(b"fg"), Bytes::from_static(b"h")]
-        );
+        assert_eq!(iov, vec![Bytes::from_static(b"fg"), Bytes::from_static(b"h")]);
         consume(&mut iov, 3);
         assert!(iov.is_empty());
     }

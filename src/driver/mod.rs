@@ -12,6 +12,7 @@ mod listener;
 mod mesh;
 mod notify;
 mod pool;
+mod reactor;
 mod route;
 mod worker;
 
@@ -45,6 +46,7 @@ impl Server {
             stats: (0..workers).map(|_| WorkerStats::default()).collect(),
             draining: AtomicBool::new(false),
             open_connections: AtomicUsize::new(0),
+            workers_drained: AtomicUsize::new(0),
             config,
         });
         let (outboxes, inboxes) = mesh::mesh(workers);

@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use crate::metrics::{self, Rejection};
 use crate::proto::handshake::{self, HandshakeError, Parse, Request, RequestParser};
 
-use super::connection::{SocketIo, Stop};
+use super::connection::{read_for_handshake, ConnShared, StopReading};
 use super::worker::Worker;
 
 /// A WebSocket endpoint a connection was upgraded to.
@@ -52,26 +52,28 @@ pub enum Incoming {
 
 /// Reads until the request head is complete, invalid, or the connection ends. The parser scans
 /// each byte once and never looks past the head-size limit.
-pub async fn read_request(io: &mut SocketIo<'_>) -> Result<Incoming, Stop> {
-    let mut parser = RequestParser::new(io.worker.handshake_limits);
+pub async fn read_request(worker: &Worker, conn: &ConnShared) -> Result<Incoming, StopReading> {
+    let mut parser = RequestParser::new(worker.handshake_limits);
     let mut buf = BytesMut::new();
     loop {
-        match io.read(&mut buf).await? {
-            None => continue,
-            Some(0) => return Ok(Incoming::Gone),
-            Some(_) => {}
+        if read_for_handshake(worker, conn, &mut buf).await? == 0 {
+            return Ok(Incoming::Gone);
         }
         match parser.parse(&buf) {
             Ok(Parse::Partial) => {}
             Ok(Parse::Complete(request, consumed)) => {
                 let _ = buf.split_to(consumed);
                 if buf.is_empty() {
-                    io.worker.pool.borrow_mut().give_read(buf);
+                    worker.pool.borrow_mut().give_read(buf);
                     buf = BytesMut::new();
                 }
                 return Ok(Incoming::Request(request, buf));
             }
-            Err(err) => return Ok(Incoming::Invalid(err)),
+            Err(err) => {
+                buf.clear();
+                worker.pool.borrow_mut().give_read(buf);
+                return Ok(Incoming::Invalid(err));
+            }
         }
     }
 }

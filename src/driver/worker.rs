@@ -23,6 +23,7 @@ use super::connection::{self, ConnShared};
 use super::mesh::{Inbox, MeshMsg};
 use super::notify::LocalNotify;
 use super::pool::BufferPool;
+use super::reactor::{self, Reactor};
 
 /// How often a worker advances its timer wheel. The wheel's resolution is 1 ms; the tick bounds how
 /// late a timer can fire.
@@ -41,6 +42,10 @@ pub struct Shared {
     pub draining: AtomicBool,
     /// WebSocket connections open across all workers, for the global cap.
     pub open_connections: AtomicUsize,
+    /// Workers whose drain is complete. A drained worker keeps accepting (and answering 503 and
+    /// `/healthz`) until every worker is drained: with `SO_REUSEPORT` the kernel keeps handing
+    /// connections to every open listener, and one that nobody accepts would hang its clients.
+    pub workers_drained: AtomicUsize,
 }
 
 impl Shared {
@@ -82,6 +87,8 @@ pub struct Worker {
     pub wheel: RefCell<TimerWheel<TimerEntry>>,
     /// Read buffers and iovec lists.
     pub pool: RefCell<BufferPool>,
+    /// Read readiness of every socket of this worker.
+    pub reactor: Reactor,
     /// Milliseconds since `epoch`, refreshed every tick and on every accept. Reading this instead of
     /// the clock keeps clock reads off the per-message path.
     now: Cell<u64>,
@@ -137,6 +144,16 @@ impl Worker {
         }
     }
 
+    /// Makes sure connection `key` gets attention: wakes its task, or starts one if it is parked.
+    pub fn wake(self: &Rc<Self>, key: ConnKey, conn: &Rc<ConnShared>) {
+        if conn.task_running() {
+            conn.notify();
+        } else {
+            conn.set_task_running();
+            tokio_uring::spawn(connection::activate(self.clone(), key, conn.clone()));
+        }
+    }
+
     /// A connection id unique within this server: `worker:key`.
     pub fn conn_id(&self, key: ConnKey) -> String {
         format!("{}:{}", self.id, key)
@@ -176,7 +193,9 @@ pub fn run(
     };
     let upgrade_config = UpgradeConfig::with_protocols(config.subprotocols.iter());
     builder.start(async move {
+        let (reactor, poll) = Reactor::new()?;
         let worker = Rc::new(Worker {
+            reactor,
             id,
             conn_limits,
             handshake_limits,
@@ -196,8 +215,11 @@ pub fn run(
         tokio_uring::spawn(accept_loop(worker.clone(), listener));
         tokio_uring::spawn(tick_loop(worker.clone()));
         tokio_uring::spawn(inbox_loop(worker.clone(), inbox));
-        worker.done.notified().await;
-        Ok(())
+        let reactor = tokio_uring::spawn(reactor::run(worker.clone(), poll));
+        tokio::select! {
+            () = worker.done.notified() => Ok(()),
+            failed = reactor => failed.map_err(std::io::Error::other)?,
+        }
     })
 }
 
@@ -207,7 +229,7 @@ async fn accept_loop(worker: Rc<Worker>, listener: tokio_uring::net::TcpListener
             Ok((stream, peer)) => {
                 worker.refresh_now();
                 let _ = stream.set_nodelay(true);
-                tokio_uring::spawn(connection::run(worker.clone(), stream, peer));
+                connection::accept(&worker, stream, peer);
             }
             Err(e) => {
                 // EMFILE/ENFILE/ENOMEM: back off instead of spinning; the error is logged once per burst.
@@ -281,20 +303,15 @@ async fn drain(worker: Rc<Worker>) {
     while !worker.table.borrow().is_empty() && Instant::now() < deadline {
         tokio::time::sleep(TICK).await;
     }
-    let left: Vec<Rc<ConnShared>> = worker
-        .table
-        .borrow()
-        .iter()
-        .map(|(_, c)| c.clone())
-        .collect();
+    let left: Vec<(ConnKey, Rc<ConnShared>)> = worker.table.borrow().iter().map(|(k, c)| (k, c.clone())).collect();
     if !left.is_empty() {
         tracing::info!(
             worker = worker.id,
             connections = left.len(),
             "drain timeout; dropping the rest"
         );
-        for conn in &left {
-            conn.kill(connection::Kill::DrainTimeout);
+        for (key, conn) in &left {
+            connection::kill_now(&worker, *key, conn);
         }
         // Let the killed tasks run their teardown (counters, log lines) before the runtime stops.
         for _ in 0..10 {
@@ -303,6 +320,10 @@ async fn drain(worker: Rc<Worker>) {
             }
             tokio::time::sleep(TICK).await;
         }
+    }
+    worker.shared.workers_drained.fetch_add(1, Ordering::SeqCst);
+    while worker.shared.workers_drained.load(Ordering::SeqCst) < worker.shared.stats.len() {
+        tokio::time::sleep(TICK).await;
     }
     worker.done.notify();
 }
