@@ -77,7 +77,7 @@ pub enum ClientHandshakeError {
         limit: usize,
     },
     /// A status other than 101 (§4.1: "If the status code received from the server is not
-    /// 101, the client handles the response per HTTP [RFC2616] procedures").
+    /// 101, the client handles the response per HTTP \[RFC2616\] procedures").
     #[error("server answered {0}, not 101")]
     UnexpectedStatus(u16),
     /// §4.1: "If the response lacks an |Upgrade| header field or the |Upgrade| header field
