@@ -77,7 +77,7 @@ pub enum ClientHandshakeError {
         limit: usize,
     },
     /// A status other than 101 (§4.1: "If the status code received from the server is not
-    /// 101, the client handles the response per HTTP [RFC2616] procedures").
+    /// 101, the client handles the response per HTTP \[RFC2616\] procedures").
     #[error("server answered {0}, not 101")]
     UnexpectedStatus(u16),
     /// §4.1: "If the response lacks an |Upgrade| header field or the |Upgrade| header field
@@ -209,9 +209,12 @@ impl ResponseValidator {
 
     fn check(&self, head: &[u8]) -> Result<ServerAccepted, ClientHandshakeError> {
         use ClientHandshakeError as E;
-        let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(head) {
+        let mut slots = Vec::with_capacity(self.limits.max_headers);
+        let mut resp = httparse::Response::new(&mut []);
+        let slots = &mut slots.spare_capacity_mut()[..self.limits.max_headers];
+        match httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut resp, head, slots)
+        {
             Ok(httparse::Status::Complete(n)) if n == head.len() => {}
             Ok(_) => return Err(E::Malformed(MalformedKind::LineEnding)),
             Err(httparse::Error::TooManyHeaders) => {

@@ -49,7 +49,7 @@ use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
 /// The GUID appended to the client's key (§1.3: "concatenate this with the Globally Unique
-/// Identifier (GUID, [RFC4122]) "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" in string form").
+/// Identifier (GUID, \[RFC4122\]) "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" in string form").
 pub const WEBSOCKET_GUID: &[u8; 36] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// The only protocol version we speak (§4.1: "The value of this header field MUST be 13").
@@ -100,9 +100,9 @@ pub struct AcceptKey([u8; ACCEPT_LEN]);
 
 impl AcceptKey {
     /// Computes the accept value for a client's key exactly as sent (§4.2.2: "the server has to
-    /// take the value (as present in the header field, e.g., the base64-encoded [RFC4648]
+    /// take the value (as present in the header field, e.g., the base64-encoded \[RFC4648\]
     /// version minus any leading and trailing whitespace) and concatenate this with the GUID
-    /// ... A SHA-1 hash (160 bits) [FIPS.180-3], base64-encoded ..., of this concatenation is
+    /// ... A SHA-1 hash (160 bits) \[FIPS.180-3\], base64-encoded ..., of this concatenation is
     /// then returned"). Does not allocate.
     pub fn from_key(key: &[u8]) -> AcceptKey {
         let mut sha = Sha1::new();

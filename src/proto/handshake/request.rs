@@ -64,9 +64,13 @@ impl Request {
         {
             return Err(HandshakeError::Malformed(MalformedKind::LineEnding));
         }
-        let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(head) {
+        // One allocation per handshake, left uninitialised: httparse writes only the slots it
+        // fills, so a 64-slot limit costs nothing for a 13-header request.
+        let mut slots = Vec::with_capacity(limits.max_headers);
+        let mut req = httparse::Request::new(&mut []);
+        match req
+            .parse_with_uninit_headers(head, &mut slots.spare_capacity_mut()[..limits.max_headers])
+        {
             Ok(httparse::Status::Complete(len)) if len == head.len() => {}
             // A complete parse that stops elsewhere, or a head `httparse` still finds partial
             // (empty lines before the request line), is not a single well-formed head.

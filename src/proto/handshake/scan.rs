@@ -50,10 +50,7 @@ impl HeadScanner {
             .saturating_sub(TERMINATOR.len() - 1)
             .min(window_end);
         self.examined += window_end - start;
-        if let Some(at) = buf[start..window_end]
-            .windows(TERMINATOR.len())
-            .position(|w| w == TERMINATOR)
-        {
+        if let Some(at) = find_terminator(&buf[start..window_end]) {
             let head_len = start + at + TERMINATOR.len();
             self.scanned = head_len;
             return ScanStatus::Complete(head_len);
@@ -78,9 +75,59 @@ impl HeadScanner {
     }
 }
 
+/// The offset of the first `\r\n\r\n` in `hay`: Boyer-Moore-Horspool on the 4-byte pattern.
+/// It looks at the byte under the pattern's last position and shifts by how far that byte
+/// forbids a match: `\n` → 2 (it could be the pattern's second byte), `\r` → 1 (its third),
+/// any other byte → 4 (no pattern byte). Header text is mostly "other", so most steps skip 4
+/// bytes. [`find_terminator_naive`] is the reference it is tested against.
+fn find_terminator(hay: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i + TERMINATOR.len() <= hay.len() {
+        match hay[i + 3] {
+            b'\n' => {
+                if hay[i..i + 4] == *TERMINATOR {
+                    return Some(i);
+                }
+                i += 2;
+            }
+            b'\r' => i += 1,
+            _ => i += 4,
+        }
+    }
+    None
+}
+
+/// The obvious search, kept as the reference for [`find_terminator`].
+#[cfg(test)]
+fn find_terminator_naive(hay: &[u8]) -> Option<usize> {
+    hay.windows(TERMINATOR.len()).position(|w| w == TERMINATOR)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_skipping_search_agrees_with_the_naive_one_on_every_short_crlf_string() {
+        // Every string of length 0..=9 over {\r, \n, x}: all overlaps and near-misses.
+        let alphabet = [b'\r', b'\n', b'x'];
+        for len in 0..=9u32 {
+            for mut code in 0..3usize.pow(len) {
+                let hay: Vec<u8> = (0..len)
+                    .map(|_| {
+                        let b = alphabet[code % 3];
+                        code /= 3;
+                        b
+                    })
+                    .collect();
+                assert_eq!(
+                    find_terminator(&hay),
+                    find_terminator_naive(&hay),
+                    "{hay:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn a_terminator_split_across_two_reads_is_found() {
