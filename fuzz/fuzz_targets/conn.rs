@@ -52,13 +52,13 @@ fn write_frame(inp: &mut Input<'_>, op: u8, wire: &mut Vec<u8>) {
         [0, 1, 2, 3].map(|i| k.get(i).copied().unwrap_or(0x5A))
     };
     let mut payload = inp.take(len).to_vec();
+    // Pad with filler (valid UTF-8 when whole), so long frames need no long input.
+    let missing = len - payload.len();
+    payload.extend(FILLER.iter().cycle().take(missing));
     if opcode == 0x8 && len >= 2 && op & 0x40 != 0 {
         let code = CLOSE_CODES[usize::from(payload[0] & 7)];
         payload[..2].copy_from_slice(&code.to_be_bytes());
     }
-    // Pad with filler (valid UTF-8 when whole), so long frames need no long input.
-    let missing = len - payload.len();
-    payload.extend(FILLER.iter().cycle().take(missing));
 
     wire.push((u8::from(fin) << 7) | (rsv << 4) | opcode);
     match len {
@@ -166,7 +166,11 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .position(|e| matches!(e, Event::Failed(_) | Event::PeerClosed { .. }))
     {
-        assert_eq!(i + 1, whole.events.len(), "nothing after a failure or the peer's close");
+        assert_eq!(
+            i + 1,
+            whole.events.len(),
+            "nothing after a failure or the peer's close"
+        );
         assert_eq!(whole.state, State::Closed);
     }
 });
