@@ -125,8 +125,7 @@ fn cancel(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("btreemap", n), &ds, |b, ds| {
             b.iter_batched(
                 || {
-                    let keys: Vec<(u64, u64)> =
-                        order.iter().map(|&i| (ds[i], i as u64)).collect();
+                    let keys: Vec<(u64, u64)> = order.iter().map(|&i| (ds[i], i as u64)).collect();
                     (full_map(ds), keys)
                 },
                 |(mut map, keys)| {

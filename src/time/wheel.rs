@@ -321,7 +321,8 @@ impl<T> TimerWheel<T> {
             // next occupied slot. Timers at a level sit at or after `elapsed`'s slot within the
             // current block (their higher digits equal `elapsed`'s), so this never wraps.
             let current = slot_for(self.elapsed, level) as u32;
-            let slot = ((occupied.rotate_right(current).trailing_zeros() + current) as usize) % SLOTS;
+            let slot =
+                ((occupied.rotate_right(current).trailing_zeros() + current) as usize) % SLOTS;
             debug_assert!(slot as u32 >= current);
             Some((level, slot, slot_start(self.elapsed, level, slot)))
         })
@@ -433,7 +434,11 @@ mod tests {
         assert_eq!(level_for(0, 1), 0);
         assert_eq!(level_for(0, 63), 0);
         assert_eq!(level_for(0, 64), 1);
-        assert_eq!(level_for(63, 64), 1, "adjacent ticks across a 64-block boundary");
+        assert_eq!(
+            level_for(63, 64),
+            1,
+            "adjacent ticks across a 64-block boundary"
+        );
         assert_eq!(level_for(64, 127), 0);
         assert_eq!(level_for(0, 4095), 1);
         assert_eq!(level_for(0, 4096), 2);
@@ -539,7 +544,10 @@ mod tests {
             wheel.insert(deadline, i as u32);
         }
         for (i, &deadline) in far.iter().enumerate() {
-            assert!(fire(&mut wheel, deadline - 1).is_empty(), "early at {deadline:#x}");
+            assert!(
+                fire(&mut wheel, deadline - 1).is_empty(),
+                "early at {deadline:#x}"
+            );
             assert_eq!(fire(&mut wheel, deadline), vec![i as u32]);
         }
         assert!(wheel.is_empty());
