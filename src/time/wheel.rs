@@ -120,7 +120,7 @@ pub struct TimerWheel<T> {
 /// the 6-bit digit holding the highest bit in which the two differ (0 when they differ only in the
 /// lowest digit, or not at all).
 #[inline]
-pub fn level_for(elapsed: u64, deadline: u64) -> usize {
+pub(crate) fn level_for(elapsed: u64, deadline: u64) -> usize {
     // OR-ing the low digit in keeps `leading_zeros` ≤ 58, so `significant` is at least 5.
     let masked = (elapsed ^ deadline) | SLOT_MASK;
     let significant = u64::BITS - 1 - masked.leading_zeros();
@@ -129,13 +129,13 @@ pub fn level_for(elapsed: u64, deadline: u64) -> usize {
 
 /// The slot of `deadline` at `level`: its `level`-th 6-bit digit.
 #[inline]
-pub fn slot_for(deadline: u64, level: usize) -> usize {
+pub(crate) fn slot_for(deadline: u64, level: usize) -> usize {
     ((deadline >> (level as u32 * SLOT_BITS)) & SLOT_MASK) as usize
 }
 
 /// First tick of `slot` at `level`, within the level-sized block that contains `elapsed`.
 #[inline]
-pub fn slot_start(elapsed: u64, level: usize, slot: usize) -> u64 {
+pub(crate) fn slot_start(elapsed: u64, level: usize, slot: usize) -> u64 {
     let block_bits = (level as u32 + 1) * SLOT_BITS;
     // The top level's block is the whole u64 range, so its block start is 0.
     let block_start = if block_bits >= u64::BITS {
