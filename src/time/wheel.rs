@@ -42,7 +42,10 @@
 //!
 //! insert, cancel, reset: O(1). advance: O(timers fired + timers cascaded + occupied slots
 //! visited); no allocation except the caller's `expired` vector growing. The slab grows by
-//! doubling on insert unless [`TimerWheel::with_capacity`] reserved enough.
+//! doubling on insert unless [`TimerWheel::with_capacity`] reserved enough. Expiry touches each
+//! entry once per cascade, so with a million timers inserted in random deadline order it is
+//! memory-bound (`benches/wheel.rs`: ≈ 0.7 µs per timer here, a `BTreeMap` pops in ≈ 55 ns); when
+//! timers are inserted roughly in deadline order, as fixed timeouts are, it is ≈ 60 ns.
 
 use std::fmt;
 
