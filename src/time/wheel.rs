@@ -14,9 +14,9 @@
 //! list and no maximum timeout.
 //!
 //! A timer's level is chosen by the highest bit in which its deadline differs from the wheel's
-//! current time `elapsed` ([`level_for`]): a deadline in the same 64-tick block as `elapsed` goes to
+//! current time `elapsed` (`level_for`): a deadline in the same 64-tick block as `elapsed` goes to
 //! level 0, one in the same 4 096-tick block to level 1, and so on. Its slot at that level is the
-//! deadline's 6-bit digit for that level ([`slot_for`]). Consequences, relied on below:
+//! deadline's 6-bit digit for that level (`slot_for`). Consequences, relied on below:
 //!
 //! - every timer at level `L` is due before every timer at level `L + 1`, so the earliest timer is
 //!   in the first occupied slot of the lowest occupied level;
