@@ -58,7 +58,7 @@ fn table(c: &mut Criterion) {
 
     group.bench_function("conntable/remove", |b| {
         b.iter_batched(
-            || table_full(),
+            table_full,
             |(mut table, keys)| {
                 for key in keys {
                     black_box(table.remove(key).expect("live"));
