@@ -160,11 +160,14 @@ impl WorkerStats {
     }
 }
 
+/// Picks one counter out of a worker's block.
+type CounterOf = fn(&WorkerStats) -> &Counter;
+
 /// Renders every worker's counters, per worker and in total, in the Prometheus text format
 /// (version 0.0.4).
 pub fn render(workers: &[WorkerStats], draining: bool) -> String {
     let mut out = String::with_capacity(4096);
-    let simple: [(&str, &str, &str, fn(&WorkerStats) -> &Counter); 10] = [
+    let simple: [(&str, &str, &str, CounterOf); 10] = [
         (
             "connections_open",
             "gauge",

@@ -188,3 +188,36 @@ fn a_peer_that_drops_tcp_without_a_close_frees_its_slot() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Autobahn 3.2, 4.1.3, 5.15: a valid message arriving in the same read as a violation is echoed
+/// before the connection is failed.
+#[test]
+fn a_valid_message_in_front_of_a_violation_is_echoed_before_the_close() {
+    let server = TestServer::start();
+    let violations: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("RSV bits", client_frame_rsv(true, 2, 1, b""), 1002),
+        ("reserved opcode", client_frame(true, 3, b""), 1002),
+        (
+            "continuation with nothing to continue",
+            client_frame(false, 0, b"x"),
+            1002,
+        ),
+    ];
+    for (name, violation, code) in violations {
+        let mut s = ws_connect(server.addr, "/echo");
+        let wire = [
+            client_frame(true, 1, b"Hello, world!"),
+            violation,
+            client_frame(true, 9, b""),
+        ]
+        .concat();
+        s.write_all(&wire).unwrap();
+        let echo = read_frame(&mut s).unwrap();
+        assert_eq!(
+            (echo.opcode, echo.payload.as_slice()),
+            (1, &b"Hello, world!"[..]),
+            "{name}"
+        );
+        assert_eq!(read_close(&mut s).close_code(), Some(code), "{name}");
+    }
+}

@@ -62,7 +62,6 @@ async fn pipelined_messages_are_echoed_in_order() {
                 .await
                 .unwrap();
         }
-        tx
     });
     for i in 0..500u32 {
         assert_eq!(

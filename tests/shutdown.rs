@@ -45,7 +45,7 @@ fn spawn_binary() -> (std::process::Child, std::net::SocketAddr) {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
         .args([
             "serve",
             "--listen",
@@ -66,6 +66,8 @@ fn spawn_binary() -> (std::process::Child, std::net::SocketAddr) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the server did not start listening");
 }
 

@@ -46,21 +46,21 @@ const MIN_READ_SPACE: usize = 512;
 
 /// Why a connection is dropped without (or before the end of) a closing handshake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kill {
+pub enum Timeout {
     /// The upgrade request did not complete within the handshake timeout.
-    HandshakeTimeout,
+    Handshake,
     /// We sent a close and the peer did not answer (or did not take our last bytes) in time.
-    CloseTimeout,
+    Close,
     /// The drain timeout passed during shutdown.
-    DrainTimeout,
+    Drain,
 }
 
-impl Kill {
+impl Timeout {
     fn reason(self) -> &'static str {
         match self {
-            Kill::HandshakeTimeout => "handshake timeout",
-            Kill::CloseTimeout => "close timeout: the peer did not complete the closing handshake",
-            Kill::DrainTimeout => "drain timeout",
+            Timeout::Handshake => "handshake timeout",
+            Timeout::Close => "close timeout: the peer did not complete the closing handshake",
+            Timeout::Drain => "drain timeout",
         }
     }
 }
@@ -106,7 +106,7 @@ pub struct ConnShared {
     /// The timer asked the task to park at its next quiet moment.
     park_requested: Cell<bool>,
     phase: Cell<Phase>,
-    kill: Cell<Option<Kill>>,
+    kill: Cell<Option<Timeout>>,
     /// Tick of the last byte received: the heartbeat measures the peer's silence from here.
     last_read: Cell<u64>,
     /// Tick of the last read or completed write: parking measures quiet from here.
@@ -146,7 +146,7 @@ impl ConnShared {
     }
 
     /// Makes the task drop the TCP connection at once (the caller wakes it).
-    fn kill(&self, why: Kill) {
+    fn kill(&self, why: Timeout) {
         if self.kill.get().is_none() {
             self.kill.set(Some(why));
         }
@@ -177,7 +177,10 @@ pub fn accept(worker: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         drop_after_flush: Cell::new(false),
         endpoint: Cell::new(Endpoint::Echo),
         rbuf: RefCell::new(BytesMut::new()),
-        ending: RefCell::new(Ending { code: 1006, reason: Cow::Borrowed("abnormal closure") }),
+        ending: RefCell::new(Ending {
+            code: 1006,
+            reason: Cow::Borrowed("abnormal closure"),
+        }),
         machine: RefCell::new(None),
     });
     let key = worker.table.borrow_mut().insert(conn.clone());
@@ -186,7 +189,11 @@ pub fn accept(worker: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         worker.table.borrow_mut().remove(key);
         return;
     }
-    worker.arm(key, &conn.timer, now + millis(worker.config().handshake_timeout));
+    worker.arm(
+        key,
+        &conn.timer,
+        now + millis(worker.config().handshake_timeout),
+    );
 }
 
 /// Handles the expiry of connection `key`'s timer.
@@ -194,20 +201,22 @@ pub fn on_timer(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>, now: u
     conn.timer.set(None);
     match conn.phase.get() {
         Phase::Handshake => {
-            conn.kill(Kill::HandshakeTimeout);
+            conn.kill(Timeout::Handshake);
             worker.wake(key, conn);
         }
         Phase::Linger => {
-            conn.kill(Kill::CloseTimeout);
+            conn.kill(Timeout::Close);
             worker.wake(key, conn);
         }
         Phase::Open => {
             let cfg = worker.config();
             let (ping, idle) = (millis(cfg.ping_interval), millis(cfg.idle_timeout));
             let mut machine = conn.machine.borrow_mut();
-            let Some(machine) = machine.as_mut() else { return };
+            let Some(machine) = machine.as_mut() else {
+                return;
+            };
             if machine.state() != State::Open || conn.drop_after_flush.get() {
-                conn.kill(Kill::CloseTimeout);
+                conn.kill(Timeout::Close);
                 worker.wake(key, conn);
                 return;
             }
@@ -251,16 +260,20 @@ pub fn go_away(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) {
         None => false,
     };
     if upgraded {
-        worker.arm(key, &conn.timer, worker.now() + millis(worker.config().close_timeout));
+        worker.arm(
+            key,
+            &conn.timer,
+            worker.now() + millis(worker.config().close_timeout),
+        );
     } else {
-        conn.kill(Kill::DrainTimeout);
+        conn.kill(Timeout::Drain);
     }
     worker.wake(key, conn);
 }
 
 /// Drops a connection at once (the drain timeout passed).
 pub fn kill_now(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) {
-    conn.kill(Kill::DrainTimeout);
+    conn.kill(Timeout::Drain);
     worker.wake(key, conn);
 }
 
@@ -277,7 +290,7 @@ enum Stop {
     /// The peer closed its side of the TCP connection.
     Eof,
     /// A timer or the drain dropped the connection.
-    Killed(Kill),
+    Killed(Timeout),
     /// The socket failed.
     Io(io::Error),
 }
@@ -344,7 +357,9 @@ async fn handshake(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
     let (request, leftover) = match route::read_request(worker, conn).await {
         Ok(Incoming::Request(request, leftover)) => (request, leftover),
         Ok(Incoming::Invalid(err)) => {
-            worker.stats().rejected(crate::metrics::Rejection::from_status(err.status()));
+            worker
+                .stats()
+                .rejected(crate::metrics::Rejection::from_status(err.status()));
             tracing::info!(%peer, status = err.status(), reason = %err, "handshake refused");
             if let Route::Respond { bytes, .. } = route::refusal(err) {
                 let _ = write_all(worker, conn, Bytes::from(bytes)).await;
@@ -373,7 +388,10 @@ async fn handshake(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
             return false;
         }
         Route::Upgrade { response, endpoint } => {
-            if write_all(worker, conn, Bytes::from(response)).await.is_err() {
+            if write_all(worker, conn, Bytes::from(response))
+                .await
+                .is_err()
+            {
                 worker.shared.release_connection();
                 return false;
             }
@@ -411,7 +429,12 @@ enum Step {
 async fn websocket(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> Result<Step, Stop> {
     let cfg = worker.config();
     let now = worker.now();
-    let heartbeat = conn.last_read.get() + millis(if conn.pinged.get() { cfg.idle_timeout } else { cfg.ping_interval });
+    let heartbeat = conn.last_read.get()
+        + millis(if conn.pinged.get() {
+            cfg.idle_timeout
+        } else {
+            cfg.ping_interval
+        });
     conn.park_requested.set(false);
     worker.arm(key, &conn.timer, heartbeat.min(now + millis(PARK_AFTER)));
 
@@ -423,20 +446,35 @@ async fn websocket(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
         if let Some(kill) = conn.kill.get() {
             return Err(Stop::Killed(kill));
         }
-        let state = conn.machine.borrow().as_ref().map_or(State::Closed, Connection::state);
+        let state = conn
+            .machine
+            .borrow()
+            .as_ref()
+            .map_or(State::Closed, Connection::state);
         if write.is_terminated() {
             let mut iov = worker.pool.borrow_mut().take_iov();
-            in_flight = conn.machine.borrow_mut().as_mut().map_or(0, |m| m.poll_transmit(&mut iov));
+            in_flight = conn
+                .machine
+                .borrow_mut()
+                .as_mut()
+                .map_or(0, |m| m.poll_transmit(&mut iov));
             if iov.is_empty() {
                 worker.pool.borrow_mut().give_iov(iov);
                 if state == State::Closed || conn.drop_after_flush.get() {
                     if conn.drop_after_flush.get() {
                         let mut ending = conn.ending.borrow_mut();
                         if ending.code == 1006 {
-                            *ending = Ending { code: 1001, reason: Cow::Borrowed("idle timeout") };
+                            *ending = Ending {
+                                code: 1001,
+                                reason: Cow::Borrowed("idle timeout"),
+                            };
                         }
                     }
-                    return if eof { Err(Stop::Eof) } else { Ok(Step::Linger) };
+                    return if eof {
+                        Err(Stop::Eof)
+                    } else {
+                        Ok(Step::Linger)
+                    };
                 }
                 if eof {
                     return Err(Stop::Eof);
@@ -500,17 +538,17 @@ async fn websocket(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
 fn process(worker: &Worker, conn: &ConnShared) {
     let mut rbuf = conn.rbuf.borrow_mut();
     let mut machine = conn.machine.borrow_mut();
-    let Some(machine) = machine.as_mut() else { return };
+    let Some(machine) = machine.as_mut() else {
+        return;
+    };
     let stats = worker.stats();
     let endpoint = conn.endpoint.get();
     let mut ending = conn.ending.borrow_mut();
     // One message at a time: the reply to a message goes out before anything the machine decides
     // about the bytes behind it (a valid message followed by a violation is echoed, then failed).
     loop {
-        machine.handle_read(&mut rbuf);
-        let mut handled = false;
+        let more = machine.handle_read_until_message(&mut rbuf);
         while let Some(event) = machine.poll_event() {
-            handled = true;
             match event {
                 Event::Message { kind, payload } => {
                     stats.messages_in.add(1);
@@ -529,32 +567,51 @@ fn process(worker: &Worker, conn: &ConnShared) {
                         reason: Cow::Owned(String::from_utf8_lossy(&reason).into_owned()),
                     };
                 }
-                Event::Failed(err) => *ending = Ending { code: err.close_code(), reason: Cow::Borrowed(err.reason()) },
+                Event::Failed(err) => {
+                    *ending = Ending {
+                        code: err.close_code(),
+                        reason: Cow::Borrowed(err.reason()),
+                    }
+                }
                 Event::SlowConsumer => {
                     stats.slow_consumers.add(1);
-                    *ending = Ending { code: 1008, reason: Cow::Borrowed("slow consumer") };
+                    *ending = Ending {
+                        code: 1008,
+                        reason: Cow::Borrowed("slow consumer"),
+                    };
                 }
             }
         }
-        if !handled || rbuf.is_empty() {
+        if !more {
             break;
         }
     }
     if rbuf.is_empty() && rbuf.capacity() > 0 {
-        worker.pool.borrow_mut().give_read(std::mem::take(&mut *rbuf));
+        worker
+            .pool
+            .borrow_mut()
+            .give_read(std::mem::take(&mut *rbuf));
     }
 }
 
 /// Reads what the socket has into `buf` (a pooled buffer when `buf` has none). `None`: the
 /// readiness was stale and nothing was read. Never blocks with a buffer held: when readiness may be
 /// stale, a non-blocking peek checks first.
-async fn read_some(worker: &Worker, conn: &ConnShared, buf: &mut BytesMut) -> io::Result<Option<usize>> {
+async fn read_some(
+    worker: &Worker,
+    conn: &ConnShared,
+    buf: &mut BytesMut,
+) -> io::Result<Option<usize>> {
     if conn.maybe_stale.replace(false) && !has_input(&conn.stream) {
         conn.readable.set(false);
         return Ok(None);
     }
     let gen = conn.ready_gen.get();
-    let mut owned = if buf.capacity() == 0 { worker.pool.borrow_mut().take_read() } else { std::mem::take(buf) };
+    let mut owned = if buf.capacity() == 0 {
+        worker.pool.borrow_mut().take_read()
+    } else {
+        std::mem::take(buf)
+    };
     if owned.capacity() - owned.len() < MIN_READ_SPACE {
         owned.reserve(owned.len().max(worker.pool.borrow().read_size()));
     }
@@ -576,7 +633,11 @@ async fn read_some(worker: &Worker, conn: &ConnShared, buf: &mut BytesMut) -> io
 
 /// Waits for readiness (or a kill) and reads into `buf`; for the handshake and the linger, where
 /// nothing else needs the task meanwhile.
-async fn wait_and_read(worker: &Worker, conn: &ConnShared, buf: &mut BytesMut) -> Result<usize, Stop> {
+async fn wait_and_read(
+    worker: &Worker,
+    conn: &ConnShared,
+    buf: &mut BytesMut,
+) -> Result<usize, Stop> {
     loop {
         if let Some(kill) = conn.kill.get() {
             return Err(Stop::Killed(kill));
@@ -598,7 +659,9 @@ fn has_input(stream: &TcpStream) -> bool {
     // SAFETY: the fd is `stream`'s open socket, and `stream` is borrowed for this whole call.
     let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
     let mut byte = [MaybeUninit::<u8>::uninit(); 1];
-    match socket2::SockRef::from(&fd).recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT) {
+    match socket2::SockRef::from(&fd)
+        .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+    {
         Ok(_) => true,
         Err(e) => e.kind() != io::ErrorKind::WouldBlock,
     }
@@ -662,7 +725,11 @@ async fn write_all_chunks(stream: &TcpStream, mut iov: Vec<Bytes>) -> (io::Resul
 async fn linger(worker: &Worker, key: ConnKey, conn: &ConnShared) {
     let _ = conn.stream.shutdown(std::net::Shutdown::Write);
     conn.phase.set(Phase::Linger);
-    worker.arm(key, &conn.timer, worker.now() + millis(worker.config().close_timeout));
+    worker.arm(
+        key,
+        &conn.timer,
+        worker.now() + millis(worker.config().close_timeout),
+    );
     let mut scratch = BytesMut::new();
     while let Ok(n) = wait_and_read(worker, conn, &mut scratch).await {
         if n == 0 {
@@ -677,11 +744,17 @@ async fn linger(worker: &Worker, key: ConnKey, conn: &ConnShared) {
 }
 
 /// Reads for the handshake: the route module parses.
-pub(super) async fn read_for_handshake(worker: &Worker, conn: &ConnShared, buf: &mut BytesMut) -> Result<usize, StopReading> {
-    wait_and_read(worker, conn, buf).await.map_err(|stop| match stop {
-        Stop::Killed(Kill::HandshakeTimeout) => StopReading::Timeout,
-        _ => StopReading::Gone,
-    })
+pub(super) async fn read_for_handshake(
+    worker: &Worker,
+    conn: &ConnShared,
+    buf: &mut BytesMut,
+) -> Result<usize, StopReading> {
+    wait_and_read(worker, conn, buf)
+        .await
+        .map_err(|stop| match stop {
+            Stop::Killed(Timeout::Handshake) => StopReading::Timeout,
+            _ => StopReading::Gone,
+        })
 }
 
 /// Why the handshake read stopped.
@@ -711,9 +784,16 @@ mod tests {
 
     #[test]
     fn consume_drops_whole_chunks_and_advances_a_partial_one() {
-        let mut iov = vec![Bytes::from_static(b"abc"), Bytes::from_static(b"defg"), Bytes::from_static(b"h")];
+        let mut iov = vec![
+            Bytes::from_static(b"abc"),
+            Bytes::from_static(b"defg"),
+            Bytes::from_static(b"h"),
+        ];
         consume(&mut iov, 5);
-        assert_eq!(iov, vec![Bytes::from_static(b"fg"), Bytes::from_static(b"h")]);
+        assert_eq!(
+            iov,
+            vec![Bytes::from_static(b"fg"), Bytes::from_static(b"h")]
+        );
         consume(&mut iov, 3);
         assert!(iov.is_empty());
     }

@@ -38,7 +38,8 @@ impl Reactor {
 
     /// Registers `fd` for read readiness (edge-triggered, peer hang-up included) under `key`.
     pub fn register(&self, fd: RawFd, key: ConnKey) -> io::Result<()> {
-        self.registry.register(&mut SourceFd(&fd), token(key), Interest::READABLE)
+        self.registry
+            .register(&mut SourceFd(&fd), token(key), Interest::READABLE)
     }
 
     /// Removes `fd`; must happen before the fd is closed.
@@ -67,8 +68,10 @@ pub async fn run(worker: Rc<Worker>, mut poll: Poll) -> io::Result<()> {
     // SAFETY: the fd is the epoll instance owned by `poll`, a local of this function that is
     // dropped after `ready` (locals drop in reverse order), so the fd stays open and names the same
     // epoll instance for the registration's whole life; `PollFd::as_raw_fd` returns that same fd.
-    let ready = unsafe { AsyncFd::register_with_interest(PollFd(poll.as_raw_fd()), tokio::io::Interest::READABLE) }
-        .map_err(io::Error::from)?;
+    let ready = unsafe {
+        AsyncFd::register_with_interest(PollFd(poll.as_raw_fd()), tokio::io::Interest::READABLE)
+    }
+    .map_err(io::Error::from)?;
     let mut events = Events::with_capacity(EVENTS_PER_POLL);
     loop {
         let mut guard = ready.readable().await?;

@@ -303,7 +303,12 @@ async fn drain(worker: Rc<Worker>) {
     while !worker.table.borrow().is_empty() && Instant::now() < deadline {
         tokio::time::sleep(TICK).await;
     }
-    let left: Vec<(ConnKey, Rc<ConnShared>)> = worker.table.borrow().iter().map(|(k, c)| (k, c.clone())).collect();
+    let left: Vec<(ConnKey, Rc<ConnShared>)> = worker
+        .table
+        .borrow()
+        .iter()
+        .map(|(k, c)| (k, c.clone()))
+        .collect();
     if !left.is_empty() {
         tracing::info!(
             worker = worker.id,

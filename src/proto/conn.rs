@@ -235,14 +235,26 @@ impl Connection {
     /// left behind belong to the frame in progress (some may already be unmasked and validated);
     /// they are never looked at twice.
     pub fn handle_read(&mut self, buf: &mut BytesMut) {
+        while self.handle_read_until_message(buf) {}
+    }
+
+    /// Like [`Connection::handle_read`], but stops right after a complete data message and returns
+    /// `true` (call again once the message is handled). The driver uses it so that its reply to a
+    /// message goes out before anything the machine decides about the bytes behind it: a valid
+    /// message followed by a violation gets its echo, then the close.
+    pub fn handle_read_until_message(&mut self, buf: &mut BytesMut) -> bool {
         while self.state != State::Closed {
             if !self.step(buf) {
-                return;
+                return false;
+            }
+            if matches!(self.events.back(), Some(Event::Message { .. })) {
+                return true;
             }
         }
         // §7.1.7/§5.5.1: after the closing handshake or a failure nothing more is processed;
         // data after the peer's close is ignored.
         buf.clear();
+        false
     }
 
     /// Makes one unit of progress: a header, a piece of payload, or a whole frame. Returns
@@ -627,6 +639,34 @@ mod tests {
 
     fn close_payload(code: u16, reason: &str) -> Vec<u8> {
         [&code.to_be_bytes()[..], reason.as_bytes()].concat()
+    }
+
+    #[test]
+    fn handle_read_until_message_stops_after_each_message_so_replies_precede_a_later_failure() {
+        let mut conn = Connection::new(ConnLimits::default());
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&frame(true, 1, b"one"));
+        buf.extend_from_slice(&frame(true, 1, b"two"));
+        buf.extend_from_slice(&[0x83, 0x80, 0, 0, 0, 0]); // reserved opcode 3
+        assert!(conn.handle_read_until_message(&mut buf));
+        assert!(
+            matches!(conn.poll_event(), Some(Event::Message { ref payload, .. }) if &payload[..] == b"one")
+        );
+        assert_eq!(
+            conn.state(),
+            State::Open,
+            "the violation behind it is not looked at yet"
+        );
+        assert!(conn.handle_read_until_message(&mut buf));
+        assert!(
+            matches!(conn.poll_event(), Some(Event::Message { ref payload, .. }) if &payload[..] == b"two")
+        );
+        assert!(!conn.handle_read_until_message(&mut buf));
+        assert!(matches!(
+            conn.poll_event(),
+            Some(Event::Failed(ProtocolError::ReservedOpcode(3)))
+        ));
+        assert_eq!(conn.state(), State::Closed);
     }
 
     fn events(conn: &mut Connection) -> Vec<Event> {
