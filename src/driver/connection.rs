@@ -13,7 +13,7 @@
 //! small.
 
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
@@ -27,7 +27,7 @@ use futures_util::future::{Fuse, FusedFuture, FutureExt};
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
-use crate::proto::conn::{Connection, Event, SendError, State};
+use crate::proto::conn::{ConnLimits, Connection, Event, SendError, State};
 use crate::table::ConnKey;
 use crate::time::wheel::TimerKey;
 
@@ -119,8 +119,12 @@ pub struct ConnShared {
     /// Bytes of a partly received frame, kept across activations (empty, unallocated when idle).
     rbuf: RefCell<BytesMut>,
     ending: RefCell<Ending>,
-    /// The protocol machine, once the upgrade succeeded.
-    pub machine: RefCell<Option<Connection>>,
+    /// The upgrade succeeded: the connection speaks WebSocket.
+    upgraded: Cell<bool>,
+    /// The protocol machine of an upgraded connection. Dropped while the connection is parked
+    /// and the machine is idle (an idle machine equals a new one), so a parked connection keeps
+    /// neither the machine nor its header arena; made again on demand.
+    machine: RefCell<Option<Box<Connection>>>,
 }
 
 impl ConnShared {
@@ -143,6 +147,18 @@ impl ConnShared {
     /// Wakes the running task, if any.
     pub fn notify(&self) {
         self.notify.notify();
+    }
+
+    /// The machine of an upgraded connection, made anew if it was dropped while parked; `None`
+    /// before the upgrade.
+    pub fn machine(&self, limits: &ConnLimits) -> Option<RefMut<'_, Connection>> {
+        if !self.upgraded.get() {
+            return None;
+        }
+        let guard = self.machine.borrow_mut();
+        Some(RefMut::map(guard, |m| {
+            &mut **m.get_or_insert_with(|| Box::new(Connection::new(*limits)))
+        }))
     }
 
     /// Makes the task drop the TCP connection at once (the caller wakes it).
@@ -181,6 +197,7 @@ pub fn accept(worker: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
             code: 1006,
             reason: Cow::Borrowed("abnormal closure"),
         }),
+        upgraded: Cell::new(false),
         machine: RefCell::new(None),
     });
     let key = worker.table.borrow_mut().insert(conn.clone());
@@ -211,8 +228,7 @@ pub fn on_timer(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>, now: u
         Phase::Open => {
             let cfg = worker.config();
             let (ping, idle) = (millis(cfg.ping_interval), millis(cfg.idle_timeout));
-            let mut machine = conn.machine.borrow_mut();
-            let Some(machine) = machine.as_mut() else {
+            let Some(mut machine) = conn.machine(&worker.conn_limits) else {
                 return;
             };
             if machine.state() != State::Open || conn.drop_after_flush.get() {
@@ -252,8 +268,8 @@ pub fn on_timer(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>, now: u
 /// Starts the closing handshake with 1001 "going away" (shutdown), or drops a connection that has
 /// not finished its handshake.
 pub fn go_away(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) {
-    let upgraded = match conn.machine.borrow_mut().as_mut() {
-        Some(machine) => {
+    let upgraded = match conn.machine(&worker.conn_limits) {
+        Some(mut machine) => {
             machine.close(1001, "going away");
             true
         }
@@ -333,7 +349,7 @@ fn teardown(worker: &Worker, key: ConnKey, conn: &ConnShared) {
         pending.clear();
         worker.pool.borrow_mut().give_read(pending);
     }
-    if conn.machine.borrow().is_none() {
+    if !conn.upgraded.get() {
         return;
     }
     let stats = worker.stats();
@@ -401,7 +417,7 @@ async fn handshake(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
     let stats = worker.stats();
     stats.handshakes_accepted.add(1);
     stats.connections_open.add(1);
-    *conn.machine.borrow_mut() = Some(Connection::new(worker.conn_limits));
+    conn.upgraded.set(true);
     conn.endpoint.set(endpoint);
     conn.phase.set(Phase::Open);
     let now = worker.now();
@@ -447,17 +463,13 @@ async fn websocket(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
             return Err(Stop::Killed(kill));
         }
         let state = conn
-            .machine
-            .borrow()
-            .as_ref()
-            .map_or(State::Closed, Connection::state);
+            .machine(&worker.conn_limits)
+            .map_or(State::Closed, |m| m.state());
         if write.is_terminated() {
             let mut iov = worker.pool.borrow_mut().take_iov();
             in_flight = conn
-                .machine
-                .borrow_mut()
-                .as_mut()
-                .map_or(0, |m| m.poll_transmit(&mut iov));
+                .machine(&worker.conn_limits)
+                .map_or(0, |mut m| m.poll_transmit(&mut iov));
             if iov.is_empty() {
                 worker.pool.borrow_mut().give_iov(iov);
                 if state == State::Closed || conn.drop_after_flush.get() {
@@ -481,6 +493,10 @@ async fn websocket(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
                 }
                 if conn.park_requested.get() && !conn.readable.get() && state == State::Open {
                     conn.park_requested.set(false);
+                    let mut machine = conn.machine.borrow_mut();
+                    if machine.as_ref().is_some_and(|m| m.is_idle()) {
+                        *machine = None;
+                    }
                     return Ok(Step::Park);
                 }
             } else {
@@ -499,7 +515,7 @@ async fn websocket(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
             (res, iov) = &mut write => {
                 worker.pool.borrow_mut().give_iov(iov);
                 res.map_err(Stop::Io)?;
-                if let Some(machine) = conn.machine.borrow_mut().as_mut() {
+                if let Some(mut machine) = conn.machine(&worker.conn_limits) {
                     machine.on_written(in_flight);
                 }
                 worker.stats().bytes_out.add(in_flight as u64);
@@ -514,7 +530,7 @@ async fn websocket(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
                     None => {}
                     Some(0) => {
                         eof = true;
-                        if let Some(machine) = conn.machine.borrow_mut().as_mut() {
+                        if let Some(mut machine) = conn.machine(&worker.conn_limits) {
                             machine.handle_eof();
                         }
                     }
@@ -537,8 +553,7 @@ async fn websocket(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
 /// buffer back to the pool once it is empty.
 fn process(worker: &Worker, conn: &ConnShared) {
     let mut rbuf = conn.rbuf.borrow_mut();
-    let mut machine = conn.machine.borrow_mut();
-    let Some(machine) = machine.as_mut() else {
+    let Some(mut machine) = conn.machine(&worker.conn_limits) else {
         return;
     };
     let stats = worker.stats();

@@ -30,7 +30,7 @@ use super::reactor::{self, Reactor};
 pub const TICK: Duration = Duration::from_millis(10);
 
 /// How many read buffers and iovec lists a worker keeps for reuse.
-const POOLED_BUFFERS: usize = 256;
+const POOLED_BUFFERS: usize = 64;
 
 /// State shared by all workers of one server: read-mostly, written only through atomics.
 pub struct Shared {

@@ -502,6 +502,20 @@ impl Connection {
         self.in_flight -= n.min(self.in_flight);
     }
 
+    /// Whether the machine holds nothing but its `Open` state: no frame or fragmented message in
+    /// progress, no event to poll, nothing queued or in flight. An idle machine is equal to a new
+    /// one, so the driver may drop it while a connection is parked and make a new one later.
+    pub fn is_idle(&self) -> bool {
+        self.state == State::Open
+            && self.frame.is_none()
+            && !self.assembler.in_progress()
+            && self.events.is_empty()
+            && self.queue.is_empty()
+            && self.pending_pong.is_none()
+            && self.queued == 0
+            && self.in_flight == 0
+    }
+
     /// Outgoing bytes not yet written: queued, plus handed out but not reported written.
     #[inline]
     pub fn buffered_bytes(&self) -> usize {
@@ -667,6 +681,36 @@ mod tests {
             Some(Event::Failed(ProtocolError::ReservedOpcode(3)))
         ));
         assert_eq!(conn.state(), State::Closed);
+    }
+
+    #[test]
+    fn a_machine_is_idle_only_with_nothing_in_progress_queued_or_in_flight() {
+        let mut conn = Connection::new(ConnLimits::default());
+        assert!(conn.is_idle());
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&frame(false, 1, b"frag"));
+        conn.handle_read(&mut buf);
+        assert!(!conn.is_idle(), "a fragmented message is in progress");
+        buf.extend_from_slice(&frame(true, 0, b"ment"));
+        conn.handle_read(&mut buf);
+        assert!(!conn.is_idle(), "an event waits to be polled");
+        let Some(Event::Message { kind, payload }) = conn.poll_event() else {
+            panic!("message")
+        };
+        assert!(conn.is_idle());
+        conn.send(kind, payload.freeze()).unwrap();
+        assert!(!conn.is_idle(), "output is queued");
+        let mut out = Vec::new();
+        let n = conn.poll_transmit(&mut out);
+        assert!(!conn.is_idle(), "output is in flight");
+        conn.on_written(n);
+        assert!(conn.is_idle());
+        buf.extend_from_slice(&frame(true, 2, b"xyz")[..6]);
+        conn.handle_read(&mut buf);
+        assert!(
+            !conn.is_idle(),
+            "a frame header was consumed, its payload is pending"
+        );
     }
 
     fn events(conn: &mut Connection) -> Vec<Event> {
