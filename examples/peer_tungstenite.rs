@@ -35,9 +35,9 @@ async fn echo(stream: TcpStream) {
     while let Some(Ok(message)) = ws.next().await {
         let reply = match message {
             Message::Text(_) | Message::Binary(_) => message,
-            // Pongs to pings are queued by tungstenite and flushed with the next write.
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-            Message::Close(_) => break,
+            // Pongs to pings and the reply to a close are queued by tungstenite and flushed by
+            // the next write or read; after a close the next read flushes it and ends the stream.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) | Message::Close(_) => continue,
         };
         if ws.send(reply).await.is_err() {
             break;
