@@ -43,14 +43,14 @@ async fn echo(mut stream: TcpStream) {
     ws.set_auto_pong(true);
     let mut ws = FragmentCollector::new(ws);
     while let Ok(frame) = ws.read_frame().await {
-        match frame.opcode {
+        let echo = match frame.opcode {
+            // auto_close already answered it.
             OpCode::Close => break,
-            OpCode::Text | OpCode::Binary => {
-                if ws.write_frame(frame).await.is_err() {
-                    break;
-                }
-            }
-            _ => {}
+            OpCode::Text | OpCode::Binary => ws.write_frame(frame).await,
+            _ => Ok(()),
+        };
+        if echo.is_err() {
+            break;
         }
     }
 }

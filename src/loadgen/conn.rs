@@ -358,7 +358,9 @@ impl Conn {
         };
         // Send times of the messages in flight, oldest first: TCP keeps order and an echo server
         // answers in order, so the next echo always belongs to the front entry.
-        let mut sent_at: VecDeque<Instant> = VecDeque::with_capacity(capacity);
+        // `echo` never has more than `in_flight` entries; `latency` reserves a little and grows
+        // only while the server falls behind, up to the backlog cap.
+        let mut sent_at: VecDeque<Instant> = VecDeque::with_capacity(capacity.min(1024));
         let mut owed = 0usize;
         let mut sent = 0u64;
         let mut next = 0u64;
