@@ -92,7 +92,8 @@ for server in "${SERVERS[@]}"; do
         [[ $mode == raw ]] && raw="--raw"
         echo "compare.sh: $name $scn" >&2
         # shellcheck disable=SC2086
-        if ! taskset -c "$LOAD_CORE" $LOADGEN $flags $raw --url "ws://127.0.0.1:$PORT$path" \
+        # The tool bounds itself (duration + 2 s drain + 1 s close); `timeout` guards the script.
+        if ! timeout 120 taskset -c "$LOAD_CORE" $LOADGEN $flags $raw --url "ws://127.0.0.1:$PORT$path" \
             --duration "$DURATION" --server-pid "$server_pid" --quiet --json \
             >"$OUT/$name-$scn.json" 2>"$OUT/$name-$scn.err"; then
             echo "compare.sh: $name $scn failed: $(cat "$OUT/$name-$scn.err")" >&2

@@ -496,6 +496,11 @@ impl Conn {
             return;
         }
         let answered = tokio::time::timeout(CLOSE_WAIT, async {
+            // Finish a half-written pong first: the close frame must start at a frame boundary.
+            if self.pong_written > 0 && self.pong_pending() {
+                let rest = &self.pong[self.pong_written..self.pong_len];
+                self.stream.write_all(rest).await.ok()?;
+            }
             self.stream.write_all(&w.close).await.ok()?;
             loop {
                 self.stream.readable().await.ok()?;

@@ -4,6 +4,8 @@
 //! Owns the wording of every failure. Never carries per-connection numbers in a [`ConnError`]
 //! message where they would split one failure reason into many rows of the report.
 
+use std::collections::BTreeMap;
+
 use super::args::Scenario;
 use super::sys::ProcError;
 use super::target::TargetError;
@@ -47,9 +49,9 @@ pub enum LoadError {
     /// A load thread panicked.
     #[error("a load thread panicked")]
     ThreadPanicked,
-    /// Not one connection succeeded; the first failure says why.
-    #[error("no connection succeeded: {0}")]
-    NoConnection(String),
+    /// Not one connection succeeded; the failures by reason say why.
+    #[error("no connection succeeded: {}", summary(.0))]
+    NoConnection(BTreeMap<String, u64>),
     /// `--server-pid` could not be sampled.
     #[error(transparent)]
     Proc(#[from] ProcError),
@@ -61,6 +63,15 @@ pub enum LoadError {
         /// What went wrong.
         reason: String,
     },
+}
+
+/// `3 × connect: connection refused; 1 × connect timed out`.
+fn summary(failures: &BTreeMap<String, u64>) -> String {
+    if failures.is_empty() {
+        return "no attempt finished".to_owned();
+    }
+    let rows: Vec<String> = failures.iter().map(|(r, n)| format!("{n} × {r}")).collect();
+    rows.join("; ")
 }
 
 /// Why one connection failed. The report counts failures by this message.

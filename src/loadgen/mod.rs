@@ -131,13 +131,7 @@ pub fn measure(args: &BenchArgs) -> Result<Report, LoadError> {
     }
     let stats = run.finish()?;
     if stats.connected == 0 {
-        let first = stats
-            .failures
-            .keys()
-            .next()
-            .cloned()
-            .unwrap_or_else(|| "unknown".to_owned());
-        return Err(LoadError::NoConnection(first));
+        return Err(LoadError::NoConnection(stats.failures));
     }
 
     let wall = cpu_end

@@ -85,7 +85,8 @@ pub struct Report {
     pub closed_cleanly: u64,
     /// Pings received from the server.
     pub pings: u64,
-    /// Pongs sent back.
+    /// Pongs sent back: pings read together get one pong for the latest (§5.5.3), so this can
+    /// be lower than `pings`.
     pub pongs: u64,
     /// CPU use over the window.
     pub cpu: Cpu,
@@ -214,7 +215,9 @@ impl Report {
                 format!("{} received, {} answered", self.pings, self.pongs),
             );
         }
-        row("closed cleanly", self.closed_cleanly.to_string());
+        if !self.raw {
+            row("closed cleanly", self.closed_cleanly.to_string());
+        }
         if self.failures.is_empty() {
             row("failures", "none".to_owned());
         }
