@@ -136,6 +136,7 @@ fn echo_counts_messages_with_no_failures_and_closes_cleanly() {
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(report.unanswered, 0);
     assert_eq!(report.closed_cleanly, 4);
+    assert!(report.send_lag_us.is_none(), "echo has no schedule");
     assert!(report.per_second > 0.0 && report.mb_per_second > 0.0);
     assert_ordered_latency(&report);
 }
@@ -180,6 +181,13 @@ fn latency_offers_no_more_than_the_fixed_rate_and_orders_percentiles() {
         report.completed
     );
     assert_eq!(report.offered_rate, Some(2000));
+    let lag = report
+        .send_lag_us
+        .expect("latency reports the tool's own send lag");
+    assert_eq!(
+        lag.count,
+        report.completed + report.late + report.unanswered
+    );
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(report.unanswered, 0);
     assert_ordered_latency(&report);

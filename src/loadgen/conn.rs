@@ -31,6 +31,10 @@ use crate::proto::OpCode;
 /// Size of the read buffer a load thread shares among its connections.
 const READ_BUF: usize = 256 * 1024;
 
+/// How close to a scheduled send an open-loop connection stops sleeping and starts yielding:
+/// one tick of the runtime's millisecond timer.
+const SPIN: Duration = Duration::from_millis(1);
+
 /// How long closing waits for the server's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
@@ -398,6 +402,9 @@ impl Conn {
             })?;
             check_open(status)?;
         }
+        // One timer for the whole pump, re-armed only when its target changes.
+        let timer = tokio::time::sleep_until(deadline.into());
+        tokio::pin!(timer);
         loop {
             if let Some(e) = failure.take() {
                 return Err(e);
@@ -411,6 +418,7 @@ impl Conn {
                 if sent_at.len() == capacity {
                     return Err(ConnError::Backlog);
                 }
+                w.stats.borrow_mut().lag(now - due);
                 sent_at.push_back(due);
                 owed += frame_len;
                 next += 1;
@@ -429,6 +437,22 @@ impl Conn {
             } else {
                 drain_end
             };
+            // The runtime's timer has millisecond resolution, and a message sent late is charged
+            // to the server (its round trip runs from the schedule). So an open-loop connection
+            // sleeps until SPIN before its next message and then yields to the event loop until
+            // the message is due: precise sends, for the price of a busy load core.
+            let spin = matches!(pacing, Pacing::Open { .. })
+                && now < deadline
+                && wake.saturating_duration_since(now) <= SPIN;
+            if !spin {
+                let target = match pacing {
+                    Pacing::Open { .. } if now < deadline => wake - SPIN,
+                    _ => wake,
+                };
+                if timer.deadline() != target.into() {
+                    timer.as_mut().reset(target.into());
+                }
+            }
             let interest = if owed > 0 || self.pong_pending() {
                 Interest::READABLE | Interest::WRITABLE
             } else {
@@ -451,7 +475,8 @@ impl Conn {
                         self.write(w, &mut owed, &mut sent)?;
                     }
                 }
-                () = tokio::time::sleep_until(wake.into()) => {}
+                () = &mut timer, if !spin => {}
+                () = tokio::task::yield_now(), if spin => {}
             }
         }
     }

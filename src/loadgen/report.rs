@@ -79,6 +79,9 @@ pub struct Report {
     pub mb_per_second: f64,
     /// Round trips (handshake times in `connect`), in microseconds; `None` when none completed.
     pub latency_us: Option<Percentiles>,
+    /// `latency` only: how late the tool itself noticed each scheduled send, in microseconds.
+    /// Every round trip includes this lag, so it bounds the tool's own share of them.
+    pub send_lag_us: Option<Percentiles>,
     /// Failed connections by reason.
     pub failures: BTreeMap<String, u64>,
     /// Connections whose close handshake the server completed.
@@ -138,6 +141,7 @@ impl Report {
             per_second,
             mb_per_second: per_second * plan.payload as f64 / 1e6,
             latency_us: stats.percentiles(),
+            send_lag_us: stats.send_lag_percentiles(),
             failures: stats.failures.clone(),
             closed_cleanly: stats.closed_cleanly,
             pings: stats.pings,
@@ -207,6 +211,12 @@ impl Report {
                     "p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  (min {:.1}, mean {:.1}, n {})",
                     p.p50, p.p90, p.p99, p.p999, p.max, p.min, p.mean, p.count
                 ),
+            );
+        }
+        if let Some(p) = &self.send_lag_us {
+            row(
+                "send lag µs (tool)",
+                format!("p50 {:.1}  p99 {:.1}  max {:.1}", p.p50, p.p99, p.max),
             );
         }
         if self.pings > 0 {

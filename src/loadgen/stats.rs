@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIGHEST_NS, 3).expect("static histogram bounds are valid")
+}
+
 /// Width of one timeline bucket.
 pub const TICK: Duration = Duration::from_millis(100);
 
@@ -22,6 +26,9 @@ const HIGHEST_NS: u64 = 600_000_000_000;
 pub struct Stats {
     /// Round trips (or handshake times in `connect`) in nanoseconds, 3 significant digits.
     pub latency: Histogram<u64>,
+    /// `latency` only: how late the tool noticed each scheduled send, in nanoseconds. Its own
+    /// lateness is part of every round trip, so this bounds what the tool adds to them.
+    pub send_lag: Histogram<u64>,
     /// Messages (or handshakes) completed before the deadline.
     pub completed: u64,
     /// Messages answered after the deadline, while draining (in the histogram, not in rates).
@@ -49,8 +56,8 @@ impl Stats {
     pub fn new(span: Duration) -> Stats {
         let ticks = (span.as_nanos() / TICK.as_nanos()) as usize + 2;
         Stats {
-            latency: Histogram::new_with_bounds(1, HIGHEST_NS, 3)
-                .expect("static histogram bounds are valid"),
+            latency: histogram(),
+            send_lag: histogram(),
             completed: 0,
             late: 0,
             unanswered: 0,
@@ -91,6 +98,13 @@ impl Stats {
         }
     }
 
+    /// Records how late a scheduled send was noticed.
+    #[inline]
+    pub fn lag(&mut self, late: Duration) {
+        self.send_lag
+            .saturating_record(u64::try_from(late.as_nanos()).unwrap_or(u64::MAX).max(1));
+    }
+
     /// Counts one failed connection.
     pub fn fail(&mut self, reason: impl std::fmt::Display) {
         *self.failures.entry(reason.to_string()).or_insert(0) += 1;
@@ -100,6 +114,9 @@ impl Stats {
     pub fn merge(&mut self, other: &Stats) {
         self.latency
             .add(&other.latency)
+            .expect("histograms share bounds");
+        self.send_lag
+            .add(&other.send_lag)
             .expect("histograms share bounds");
         self.completed += other.completed;
         self.late += other.late;
@@ -120,23 +137,14 @@ impl Stats {
         }
     }
 
-    /// The percentile summary in microseconds, `None` when nothing was recorded.
+    /// The round-trip summary in microseconds, `None` when nothing was recorded.
     pub fn percentiles(&self) -> Option<Percentiles> {
-        let h = &self.latency;
-        if h.is_empty() {
-            return None;
-        }
-        let us = |ns: u64| ns as f64 / 1000.0;
-        Some(Percentiles {
-            count: h.len(),
-            min: us(h.min()),
-            mean: h.mean() / 1000.0,
-            p50: us(h.value_at_quantile(0.50)),
-            p90: us(h.value_at_quantile(0.90)),
-            p99: us(h.value_at_quantile(0.99)),
-            p999: us(h.value_at_quantile(0.999)),
-            max: us(h.max()),
-        })
+        Percentiles::of(&self.latency)
+    }
+
+    /// The send-lag summary in microseconds, `None` outside `latency`.
+    pub fn send_lag_percentiles(&self) -> Option<Percentiles> {
+        Percentiles::of(&self.send_lag)
     }
 
     /// `(percentile, microseconds)` points for a latency distribution plot, up to 99.999 %.
@@ -174,6 +182,26 @@ pub struct Percentiles {
     pub p999: f64,
     /// Largest.
     pub max: f64,
+}
+
+impl Percentiles {
+    /// The summary of a nanosecond histogram, in microseconds; `None` when it is empty.
+    pub fn of(h: &Histogram<u64>) -> Option<Percentiles> {
+        if h.is_empty() {
+            return None;
+        }
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Some(Percentiles {
+            count: h.len(),
+            min: us(h.min()),
+            mean: h.mean() / 1000.0,
+            p50: us(h.value_at_quantile(0.50)),
+            p90: us(h.value_at_quantile(0.90)),
+            p99: us(h.value_at_quantile(0.99)),
+            p999: us(h.value_at_quantile(0.999)),
+            max: us(h.max()),
+        })
+    }
 }
 
 #[cfg(test)]
