@@ -46,7 +46,7 @@ pub mod sys;
 pub mod target;
 pub mod upgrade;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,7 +66,13 @@ pub fn run(args: BenchArgs) -> Result<Report, LoadError> {
     } else {
         report.table()
     };
-    println!("{out}");
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{out}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| LoadError::Output {
+            path: "stdout".to_owned(),
+            reason: e.to_string(),
+        })?;
     if let Some(path) = &args.plot {
         plot::draw(&report, path)?;
     }
