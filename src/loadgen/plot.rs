@@ -50,6 +50,7 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), LoadError> {
         .configure_mesh()
         .x_desc("time (s)")
         .y_desc(unit)
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()
         .map_err(|e| fail(&e))?;
     chart
@@ -80,6 +81,9 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), LoadError> {
         .configure_mesh()
         .x_desc("percentile")
         .y_desc("µs")
+        // Whole nines: 0, 90, 99, 99.9, …
+        .x_labels(x_max.round() as usize + 1)
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .x_label_formatter(&|x| {
             let p = 100.0 * (1.0 - 10f64.powf(-x));
             format!("{p:.3}")
