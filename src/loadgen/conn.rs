@@ -6,7 +6,8 @@
 //! [`Stats`], decoding to [`super::codec`], the request to [`super::upgrade`].
 //!
 //! Never allocates per message: reads go into the thread's one read buffer, writes come from the
-//! thread's pre-encoded [`Burst`], send times go into a queue sized when the connection starts.
+//! thread's pre-encoded [`Burst`], send times go into a queue sized when the connection starts
+//! (in `latency` it grows only while the server falls behind, up to the backlog cap).
 //! Never writes a control frame into the middle of a data frame (§5.4: "control frames MAY be
 //! injected in the middle of a fragmented message", i.e. between frames, never inside one).
 
