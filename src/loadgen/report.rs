@@ -177,9 +177,10 @@ impl Report {
         );
         let unit = match self.scenario {
             Scenario::Connect => "handshakes",
-            _ => "messages",
+            Scenario::Idle => "server messages",
+            Scenario::Echo | Scenario::Latency => "messages",
         };
-        if self.scenario != Scenario::Connect {
+        if matches!(self.scenario, Scenario::Echo | Scenario::Latency) {
             row("payload", format!("{} B", self.payload));
         }
         if let Some(d) = self.in_flight {
