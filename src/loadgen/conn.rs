@@ -472,7 +472,9 @@ impl Conn {
                         let done = w.stats.borrow().completed - before;
                         w.progress.fetch_add(done, Ordering::Relaxed);
                     }
-                    if ready.is_writable() {
+                    // Write what the read just made due without waiting for another readiness
+                    // round: an echo's replacement goes out in the same turn of the loop.
+                    if ready.is_writable() || owed > 0 || self.pong_pending() {
                         self.write(w, &mut owed, &mut sent)?;
                     }
                 }
