@@ -267,3 +267,72 @@ impl Report {
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::loadgen::args::BenchArgs;
+
+    fn report(argv: &[&str], fill: impl FnOnce(&mut Stats, Instant)) -> Report {
+        let plan = BenchArgs::try_parse_from(argv).unwrap().plan().unwrap();
+        let mut stats = Stats::new(plan.duration);
+        fill(&mut stats, Instant::now());
+        let samples = Samples {
+            cpu: Cpu {
+                tool_cores: 0.5,
+                server_cores: None,
+            },
+            memory: None,
+        };
+        Report::new(&plan, &stats, samples)
+    }
+
+    #[test]
+    fn rates_are_taken_over_the_duration_and_mb_counts_payload_only() {
+        let r = report(&["echo", "-p", "1000", "--duration", "2s"], |s, t0| {
+            let end = t0 + Duration::from_secs(2);
+            for _ in 0..4000 {
+                s.complete(t0, end, t0, Some(Duration::from_micros(50)));
+            }
+        });
+        assert_eq!(r.per_second, 2000.0);
+        assert_eq!(r.mb_per_second, 2.0);
+        assert_eq!(r.timeline.len(), 20, "2 s in 100 ms steps");
+        assert_eq!(
+            r.timeline[0], 40_000.0,
+            "4000 completions in the first 100 ms"
+        );
+    }
+
+    #[test]
+    fn the_table_lists_each_failure_reason_with_its_count() {
+        let r = report(&["echo"], |s, _| {
+            s.connected = 1;
+            for _ in 0..3 {
+                s.fail("connect: connection refused");
+            }
+            s.fail("connect timed out");
+        });
+        let table = r.table();
+        assert!(table.contains("3 × connect: connection refused"), "{table}");
+        assert!(table.contains("1 × connect timed out"), "{table}");
+        assert!(!table.contains("failures  none"), "{table}");
+    }
+
+    #[test]
+    fn connect_rates_are_taken_up_to_the_last_handshake() {
+        let r = report(&["connect", "-c", "10"], |s, t0| {
+            let far = t0 + Duration::from_secs(60);
+            for i in 1..=10u64 {
+                let at = t0 + Duration::from_millis(50 * i);
+                s.complete(t0, far, at, Some(Duration::from_micros(100)));
+            }
+        });
+        assert_eq!(r.completed, 10);
+        assert_eq!(r.window_s, 0.5);
+        assert_eq!(r.per_second, 20.0);
+        assert!(r.table().contains("handshakes/s"));
+    }
+}
