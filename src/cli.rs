@@ -34,6 +34,9 @@ pub enum Command {
     /// environment > file > default. Durations read "30s", "500ms", "2m", "1m30s" or a bare
     /// number of seconds; sizes read "16MiB", "8KiB" or a bare number of bytes.
     Serve(ServeArgs),
+    /// Drive load against a WebSocket server on loopback and report throughput, latency and
+    /// memory (scenarios: echo, latency, connect, idle).
+    Bench(crate::loadgen::BenchArgs),
 }
 
 /// Options of `ringcast serve`. Each [`Key`] option is kept as raw text (see the module doc);

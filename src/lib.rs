@@ -16,8 +16,11 @@
 //! - [`metrics`]: per-worker counters (single writer each) and their Prometheus rendering.
 //! - [`driver`]: the only I/O. One thread per worker, each with its own tokio-uring runtime,
 //!   `SO_REUSEPORT` listener, connection table, timer wheel and buffer pool; the graceful drain.
+//! - [`loadgen`]: `ringcast bench`, the load tool: echo, latency, connect and idle scenarios
+//!   against a WebSocket (or raw TCP echo) server on loopback; table, JSON and SVG reports.
 //!
-//! Nothing outside `driver` (and the binary) performs I/O or reads a clock.
+//! Nothing outside `driver`, `loadgen` (a client, not part of the server) and the binary performs
+//! I/O or reads a clock.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -27,6 +30,7 @@ pub mod config;
 pub mod driver;
 pub mod logging;
 pub mod metrics;
+pub mod loadgen;
 pub mod proto;
 pub mod table;
 pub mod time;

@@ -1,0 +1,409 @@
+//! The command line of `ringcast bench` and its validation into a [`Plan`].
+//!
+//! Owns every knob of the load tool, its default, and its hard cap. Never starts anything:
+//! [`BenchArgs::plan`] only checks and resolves, so a bad flag fails before a socket is opened.
+//!
+//! Hard caps (a flag above its cap is an error, not silently clamped):
+//!
+//! | knob | default | cap |
+//! |---|---|---|
+//! | `--duration` | 10 s | 600 s |
+//! | `--connections` | 100 | 100 000, and below the open-file soft limit |
+//! | `--payload` | 32 B | 16 MiB |
+//! | `--in-flight` | 1 | 4096, and `in_flight × frame` ≤ 64 MiB |
+//! | `--rate` | 10 000 msg/s | 10 000 000 msg/s |
+//! | `--threads` | 1 | 64 |
+//! | unanswered messages in `latency` | — | 4 Mi over all connections |
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, ValueEnum};
+
+use super::error::LoadError;
+use super::target::Target;
+
+/// Longest run of any scenario.
+pub const MAX_DURATION: Duration = Duration::from_secs(600);
+/// Most connections one run opens.
+pub const MAX_CONNECTIONS: u32 = 100_000;
+/// Largest message payload.
+pub const MAX_PAYLOAD: usize = 16 << 20;
+/// Most messages in flight per connection in `echo`.
+pub const MAX_IN_FLIGHT: u32 = 4096;
+/// Largest `in_flight × frame` a thread pre-encodes.
+pub const MAX_BURST_BYTES: usize = 64 << 20;
+/// Highest offered rate in `latency`.
+pub const MAX_RATE: u64 = 10_000_000;
+/// Most load threads.
+pub const MAX_THREADS: u32 = 64;
+/// Most unanswered messages `latency` remembers over all connections before it declares the
+/// server stalled (each costs 16 bytes of send time).
+pub const MAX_BACKLOG: usize = 4 << 20;
+/// How long a run waits for outstanding echoes and close handshakes after its duration.
+pub const DRAIN: Duration = Duration::from_secs(2);
+/// File descriptors kept free for the tool itself (stdio, runtime, epoll, output files).
+const SPARE_FDS: u64 = 64;
+
+/// What to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// C connections each keep D messages of P bytes in flight: throughput and round trips.
+    Echo,
+    /// A fixed offered rate spread over C connections: round-trip percentiles measured from each
+    /// message's scheduled send time (no coordinated omission).
+    Latency,
+    /// Open C connections over `--ramp-up`: handshakes/s, handshake times, failures by reason.
+    Connect,
+    /// Hold C connections for `--duration`, optionally answering pings; with `--server-pid`,
+    /// the server's resident memory per connection.
+    Idle,
+}
+
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Scenario::Echo => "echo",
+            Scenario::Latency => "latency",
+            Scenario::Connect => "connect",
+            Scenario::Idle => "idle",
+        })
+    }
+}
+
+/// `ringcast bench SCENARIO --url ws://…`: the load tool's flags.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum)]
+    pub scenario: Scenario,
+    /// The server to load; only ws:// on loopback unless --allow-remote.
+    #[arg(long, default_value = "ws://127.0.0.1:9001/echo")]
+    pub url: String,
+    /// Connections to open (cap 100 000 and the open-file limit).
+    #[arg(short = 'c', long, default_value_t = 100)]
+    pub connections: u32,
+    /// Payload bytes per message (cap 16 MiB).
+    #[arg(short = 'p', long, default_value_t = 32)]
+    pub payload: usize,
+    /// Messages in flight per connection in `echo` (cap 4096).
+    #[arg(short = 'd', long, default_value_t = 1)]
+    pub in_flight: u32,
+    /// How long to measure (`echo`, `latency`, `idle`) or the deadline for all handshakes
+    /// (`connect`): e.g. 500ms, 10s, 2m (cap 600 s).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Offered messages per second over all connections in `latency` (cap 10 000 000).
+    #[arg(long, default_value_t = 10_000)]
+    pub rate: u64,
+    /// Spread connection attempts evenly over this time (0 = as fast as allowed).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub ramp_up: Duration,
+    /// Handshakes in progress at once per run (connection attempts beyond it wait).
+    #[arg(long, default_value_t = 256)]
+    pub max_pending: u32,
+    /// Give up on a connection whose TCP connect plus upgrade takes longer than this.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// In `idle`, answer the server's pings with pongs.
+    #[arg(long)]
+    pub answer_pings: bool,
+    /// Sample this process's VmRSS and CPU time (the server under test).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Load threads, each with its own event loop (cap 64).
+    #[arg(long, default_value_t = 1)]
+    pub threads: u32,
+    /// Raw TCP echo target: no upgrade; every frame's worth of echoed bytes counts as a message.
+    #[arg(long)]
+    pub raw: bool,
+    /// Send text frames (ASCII payload) instead of binary ones.
+    #[arg(long)]
+    pub text: bool,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the report as JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw throughput over time and the latency distribution into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Allow a target outside loopback.
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+/// Parses the flags alone, e.g. for tests or a wrapper binary: `["echo", "--url", …]`.
+#[derive(Debug, Parser)]
+#[command(name = "ringcast bench")]
+struct Standalone {
+    #[command(flatten)]
+    args: BenchArgs,
+}
+
+impl BenchArgs {
+    /// Parses `argv` (without a program name) as `ringcast bench` would.
+    pub fn try_parse_from<I, T>(argv: I) -> Result<BenchArgs, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let argv = std::iter::once("ringcast-bench".into()).chain(argv.into_iter().map(Into::into));
+        Standalone::try_parse_from(argv).map(|s| s.args)
+    }
+
+    /// Checks every cap and resolves the target. Nothing is opened.
+    pub fn plan(&self) -> Result<Plan, LoadError> {
+        let target = Target::resolve(&self.url, self.allow_remote)?;
+        check(
+            "duration (ms)",
+            self.duration.as_millis() as u64,
+            1,
+            MAX_DURATION.as_millis() as u64,
+        )?;
+        check(
+            "connections",
+            self.connections.into(),
+            1,
+            MAX_CONNECTIONS.into(),
+        )?;
+        check("threads", self.threads.into(), 1, MAX_THREADS.into())?;
+        check("payload", self.payload as u64, 0, MAX_PAYLOAD as u64)?;
+        check(
+            "max-pending",
+            self.max_pending.into(),
+            1,
+            MAX_CONNECTIONS.into(),
+        )?;
+        check(
+            "ramp-up (ms)",
+            self.ramp_up.as_millis() as u64,
+            0,
+            MAX_DURATION.as_millis() as u64,
+        )?;
+        check(
+            "connect-timeout (ms)",
+            self.connect_timeout.as_millis() as u64,
+            1,
+            60_000,
+        )?;
+        match self.scenario {
+            Scenario::Echo => check("in-flight", self.in_flight.into(), 1, MAX_IN_FLIGHT.into())?,
+            Scenario::Latency => check("rate", self.rate, 1, MAX_RATE)?,
+            Scenario::Connect | Scenario::Idle if self.raw => {
+                return Err(LoadError::RawUnsupported(self.scenario))
+            }
+            Scenario::Connect | Scenario::Idle => {}
+        }
+        if let Some(limit) = super::sys::open_file_limit() {
+            let needed = u64::from(self.connections) + SPARE_FDS;
+            if needed > limit {
+                return Err(LoadError::TooManyFiles { needed, limit });
+            }
+        }
+        let threads = self.threads.min(self.connections);
+        let frame_len = super::codec::masked_frame_len(self.payload);
+        let owed_frames = match self.scenario {
+            Scenario::Echo => self.in_flight as usize,
+            // Open loop: a write covers at most this many due frames; more wait for the next.
+            _ => 64,
+        };
+        let burst_bytes = frame_len.saturating_mul(owed_frames + 1);
+        if burst_bytes > MAX_BURST_BYTES {
+            return Err(LoadError::OutOfRange {
+                what: "in-flight × frame bytes",
+                value: burst_bytes as u64,
+                min: 0,
+                max: MAX_BURST_BYTES as u64,
+            });
+        }
+        Ok(Plan {
+            scenario: self.scenario,
+            url: self.url.clone(),
+            target,
+            connections: self.connections,
+            payload: self.payload,
+            in_flight: self.in_flight,
+            duration: self.duration,
+            rate: self.rate,
+            ramp_up: self.ramp_up,
+            max_pending: self.max_pending,
+            connect_timeout: self.connect_timeout,
+            answer_pings: self.answer_pings,
+            server_pid: self.server_pid,
+            threads,
+            raw: self.raw,
+            text: self.text,
+            owed_frames,
+            backlog_per_connection: (MAX_BACKLOG / self.connections as usize).max(1),
+        })
+    }
+}
+
+fn check(what: &'static str, value: u64, min: u64, max: u64) -> Result<(), LoadError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(LoadError::OutOfRange {
+            what,
+            value,
+            min,
+            max,
+        })
+    }
+}
+
+/// A validated run: what every load thread needs to know, shared read-only.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// What to measure.
+    pub scenario: Scenario,
+    /// The URL as given, for the report.
+    pub url: String,
+    /// The resolved target.
+    pub target: Target,
+    /// Connections over all threads.
+    pub connections: u32,
+    /// Payload bytes per message.
+    pub payload: usize,
+    /// Messages in flight per connection (`echo`).
+    pub in_flight: u32,
+    /// Measurement time, or the handshake deadline in `connect`.
+    pub duration: Duration,
+    /// Offered messages per second over all connections (`latency`).
+    pub rate: u64,
+    /// Time over which connection attempts are spread.
+    pub ramp_up: Duration,
+    /// Handshakes in progress at once over all threads.
+    pub max_pending: u32,
+    /// Per-connection limit on connect plus upgrade.
+    pub connect_timeout: Duration,
+    /// Answer pings in `idle`.
+    pub answer_pings: bool,
+    /// The server process to sample.
+    pub server_pid: Option<u32>,
+    /// Load threads actually started (never more than connections).
+    pub threads: u32,
+    /// Raw TCP echo mode.
+    pub raw: bool,
+    /// Text frames instead of binary.
+    pub text: bool,
+    /// Most whole frames one write may carry (sizes the pre-encoded burst).
+    pub owed_frames: usize,
+    /// Most unanswered messages per connection in `latency`.
+    pub backlog_per_connection: usize,
+}
+
+/// Parses `250ms`, `10s`, `2m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 10s or 2m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        other => return Err(format!("unknown duration unit {other:?} (use ms, s or m)")),
+    };
+    if !seconds.is_finite() || seconds > MAX_DURATION.as_secs_f64() * 10.0 {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// The plan shared by all threads.
+pub type SharedPlan = Arc<Plan>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_ms_s_m_and_bare_seconds() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("10h").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+
+    fn plan(argv: &[&str]) -> Result<Plan, LoadError> {
+        BenchArgs::try_parse_from(argv).unwrap().plan()
+    }
+
+    #[test]
+    fn defaults_make_a_valid_plan() {
+        let p = plan(&["echo"]).unwrap();
+        assert_eq!(p.connections, 100);
+        assert_eq!(p.payload, 32);
+        assert_eq!(p.duration, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_duration_over_the_cap_is_refused() {
+        assert!(matches!(
+            plan(&["echo", "--duration", "11m"]),
+            Err(LoadError::OutOfRange {
+                what: "duration (ms)",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn zero_connections_or_threads_are_refused() {
+        assert!(matches!(
+            plan(&["echo", "-c", "0"]),
+            Err(LoadError::OutOfRange {
+                what: "connections",
+                ..
+            })
+        ));
+        assert!(matches!(
+            plan(&["echo", "--threads", "0"]),
+            Err(LoadError::OutOfRange {
+                what: "threads",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_burst_over_64_mib_is_refused() {
+        assert!(matches!(
+            plan(&["echo", "-p", "1048576", "-d", "100"]),
+            Err(LoadError::OutOfRange {
+                what: "in-flight × frame bytes",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn raw_mode_only_applies_to_message_scenarios() {
+        assert!(matches!(
+            plan(&["connect", "--raw"]),
+            Err(LoadError::RawUnsupported(Scenario::Connect))
+        ));
+        assert!(plan(&["latency", "--raw"]).is_ok());
+    }
+
+    #[test]
+    fn threads_never_outnumber_connections() {
+        assert_eq!(
+            plan(&["echo", "-c", "2", "--threads", "8"])
+                .unwrap()
+                .threads,
+            2
+        );
+    }
+}

@@ -1,0 +1,555 @@
+//! One load connection's I/O on a load thread's event loop: open (TCP + upgrade), pump messages
+//! (`echo`, `latency`), hold (`idle`), close.
+//!
+//! Owns the per-connection write position, the queue of send times, and pong replies. Makes no
+//! measurement decision beyond "this message completed now, it was sent then": counting belongs to
+//! [`Stats`], decoding to [`super::codec`], the request to [`super::upgrade`].
+//!
+//! Never allocates per message: reads go into the thread's one read buffer, writes come from the
+//! thread's pre-encoded [`Burst`], send times go into a queue sized when the connection starts
+//! (in `latency` it grows only while the server falls behind, up to the backlog cap).
+//! Never writes a control frame into the middle of a data frame (§5.4: "control frames MAY be
+//! injected in the middle of a fragmented message", i.e. between frames, never inside one).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use super::args::{Plan, DRAIN};
+use super::codec::{self, Burst, Incoming, RawCounter, ServerFrames};
+use super::error::ConnError;
+use super::stats::Stats;
+use super::upgrade;
+use crate::proto::frame::MAX_HEADER_LEN;
+use crate::proto::OpCode;
+
+/// Size of the read buffer a load thread shares among its connections.
+const READ_BUF: usize = 256 * 1024;
+
+/// How close to a scheduled send an open-loop connection stops sleeping and starts yielding:
+/// one tick of the runtime's millisecond timer.
+const SPIN: Duration = Duration::from_millis(1);
+
+/// How long closing waits for the server's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// A pong frame on the wire: header plus at most 125 bytes.
+const PONG_MAX: usize = MAX_HEADER_LEN + 125;
+
+/// Everything the connections of one load thread share. Single-threaded (`Rc`, `RefCell`): the
+/// event loop runs one task at a time and no borrow is held across an `.await`.
+pub(crate) struct Worker {
+    /// The validated run.
+    pub plan: Arc<Plan>,
+    /// This thread's counts.
+    pub stats: RefCell<Stats>,
+    /// The one read buffer: a read is decoded completely before the next `.await`.
+    read_buf: RefCell<Box<[u8]>>,
+    /// The pre-encoded data frame, repeated.
+    pub burst: Burst,
+    /// The pre-encoded close frame.
+    close: Vec<u8>,
+    /// This thread's masking key (see [`codec::masked_frame`] on reusing keys).
+    key: [u8; 4],
+    /// Source of `Sec-WebSocket-Key` nonces.
+    nonce: Cell<u64>,
+    /// Completions over all threads, for the progress bar.
+    pub progress: Arc<AtomicU64>,
+    /// Bounds the handshakes in progress on this thread.
+    pub pending: Semaphore,
+    /// When this thread's measurement started.
+    pub start: Cell<Instant>,
+}
+
+impl Worker {
+    /// State for load thread `thread`; `seed` makes keys differ between runs and threads.
+    pub fn new(plan: Arc<Plan>, thread: u32, seed: u64, progress: Arc<AtomicU64>) -> Worker {
+        let mut nonce = splitmix(seed ^ u64::from(thread).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let key = (nonce as u32).to_be_bytes();
+        nonce = splitmix(nonce);
+        let (opcode, fill) = if plan.text {
+            (OpCode::Text, b'x')
+        } else {
+            (OpCode::Binary, 0xA5)
+        };
+        let payload = vec![fill; plan.payload];
+        let frame = codec::masked_frame(opcode, &payload, key);
+        let span = plan.duration + plan.ramp_up + DRAIN;
+        let permits = (plan.max_pending / plan.threads).max(1) as usize;
+        Worker {
+            stats: RefCell::new(Stats::new(span)),
+            read_buf: RefCell::new(vec![0; READ_BUF].into_boxed_slice()),
+            burst: Burst::new(&frame, plan.owed_frames),
+            close: codec::close_frame(key),
+            key,
+            nonce: Cell::new(nonce),
+            progress,
+            pending: Semaphore::new(permits),
+            start: Cell::new(Instant::now()),
+            plan,
+        }
+    }
+
+    fn next_nonce(&self) -> [u8; 16] {
+        let a = splitmix(self.nonce.get());
+        let b = splitmix(a);
+        self.nonce.set(b);
+        let mut out = [0; 16];
+        out[..8].copy_from_slice(&a.to_le_bytes());
+        out[8..].copy_from_slice(&b.to_le_bytes());
+        out
+    }
+
+    /// Largest server frame accepted: the echo of our payload, or a control frame.
+    fn max_frame(&self) -> u64 {
+        (self.plan.payload as u64).max(125)
+    }
+}
+
+/// SplitMix64: a small, well-mixed sequence for nonces and keys (not cryptographic; the RFC's
+/// nonce only needs to differ per connection for a load tool).
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// How messages are offered on a connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Pacing {
+    /// `echo`: keep this many messages in flight; a new one goes out as each echo returns.
+    Closed {
+        /// Messages in flight.
+        in_flight: usize,
+    },
+    /// `latency`: message `k` is due at `start + phase + k × interval`, whether or not earlier
+    /// ones were answered (no coordinated omission).
+    Open {
+        /// Time between two messages on this connection.
+        interval: Duration,
+        /// This connection's offset, spreading connections evenly over one interval.
+        phase: Duration,
+    },
+}
+
+impl Pacing {
+    fn due(&self, start: Instant, k: u64) -> Option<Instant> {
+        match *self {
+            Pacing::Closed { .. } => None,
+            Pacing::Open { interval, phase } => {
+                let offset = interval.as_nanos() as f64 * k as f64;
+                Some(start + phase + Duration::from_nanos(offset as u64))
+            }
+        }
+    }
+}
+
+/// What a read produced beyond messages.
+enum ReadStatus {
+    /// Bytes were consumed (or none were ready).
+    Open,
+    /// The server sent a close frame.
+    Closed(Option<u16>),
+    /// The server closed the TCP connection.
+    Eof,
+}
+
+/// How a pump ended.
+pub(crate) enum Finish {
+    /// Every message was answered and written: the stream is at a frame boundary.
+    Clean,
+    /// The drain time ran out with messages unanswered or bytes unwritten: no close handshake.
+    Abandoned,
+}
+
+/// An open connection.
+pub(crate) struct Conn {
+    stream: TcpStream,
+    frames: ServerFrames,
+    /// `Some` in `--raw` mode: counts echoed bytes instead of decoding frames.
+    raw: Option<RawCounter>,
+    /// Bytes that arrived with the upgrade response, to decode before reading more.
+    leftover: Vec<u8>,
+    /// A pong to send: `pong[written..len]` is still due.
+    pong: [u8; PONG_MAX],
+    pong_len: usize,
+    pong_written: usize,
+    /// A newer ping arrived while a pong was half written; its pong follows.
+    pong_next: Option<([u8; PONG_MAX], usize)>,
+    /// Answer pings (always, except in `idle` without `--answer-pings`).
+    answer_pings: bool,
+}
+
+/// Opens connection: TCP connect, `TCP_NODELAY`, then the upgrade (skipped in `--raw`).
+pub(crate) async fn open(w: &Worker, answer_pings: bool) -> Result<Conn, ConnError> {
+    let plan = &w.plan;
+    let stream = TcpStream::connect(plan.target.addr)
+        .await
+        .map_err(|e| ConnError::Connect(e.kind()))?;
+    stream.set_nodelay(true)?;
+    let mut conn = Conn {
+        stream,
+        frames: ServerFrames::new(w.max_frame()),
+        raw: plan.raw.then(|| RawCounter::new(w.burst.frame_len())),
+        leftover: Vec::new(),
+        pong: [0; PONG_MAX],
+        pong_len: 0,
+        pong_written: 0,
+        pong_next: None,
+        answer_pings,
+    };
+    if plan.raw {
+        return Ok(conn);
+    }
+    let key = upgrade::client_key(w.next_nonce());
+    let mut request = Vec::with_capacity(256);
+    upgrade::write_request(
+        &mut request,
+        &plan.target.host_header,
+        &plan.target.path,
+        &key,
+    );
+    conn.stream.write_all(&request).await?;
+    let mut head = Vec::with_capacity(1024);
+    loop {
+        if conn.stream.read_buf(&mut head).await? == 0 {
+            return Err(upgrade::UpgradeError::Eof.into());
+        }
+        if let Some(len) = upgrade::check_response(&head, &key)? {
+            conn.leftover = head.split_off(len);
+            return Ok(conn);
+        }
+    }
+}
+
+impl Conn {
+    fn pong_pending(&self) -> bool {
+        self.pong_written < self.pong_len
+    }
+
+    /// Queues a pong for `ping`. §5.5.3: "If an endpoint receives a Ping frame and has not yet
+    /// sent Pong frame(s) in response to previous Ping frame(s), the endpoint MAY elect to send a
+    /// Pong frame for only the most recently processed Ping frame." An unstarted pong is
+    /// replaced; a half-written one is finished first and the newest follows it.
+    fn queue_pong(&mut self, ping: &[u8], key: [u8; 4]) {
+        if self.pong_written == 0 || !self.pong_pending() {
+            self.pong_len = codec::pong_frame(ping, key, &mut self.pong);
+            self.pong_written = 0;
+        } else {
+            let mut next = [0; PONG_MAX];
+            let len = codec::pong_frame(ping, key, &mut next);
+            self.pong_next = Some((next, len));
+        }
+    }
+
+    /// Decodes `bytes`, calling `on_message(len)` per data message; answers pings.
+    fn process(
+        &mut self,
+        w: &Worker,
+        bytes: &[u8],
+        on_message: &mut impl FnMut(u64),
+    ) -> Result<ReadStatus, ConnError> {
+        if let Some(raw) = &mut self.raw {
+            let payload = w.plan.payload as u64;
+            for _ in 0..raw.feed(bytes.len()) {
+                on_message(payload);
+            }
+            return Ok(ReadStatus::Open);
+        }
+        let mut closed = None;
+        let mut ping: Option<([u8; 125], usize)> = None;
+        let mut pings = 0;
+        self.frames.feed(bytes, |event| match event {
+            Incoming::Message { len } => on_message(len),
+            Incoming::Ping(payload) => {
+                pings += 1;
+                let mut copy = [0; 125];
+                copy[..payload.len()].copy_from_slice(payload);
+                ping = Some((copy, payload.len()));
+            }
+            Incoming::Pong => {}
+            Incoming::Close { code } => closed = Some(code),
+        })?;
+        if pings > 0 {
+            let mut stats = w.stats.borrow_mut();
+            stats.pings += pings;
+            if let (true, Some((payload, len))) = (self.answer_pings, ping) {
+                stats.pongs += 1;
+                drop(stats);
+                self.queue_pong(&payload[..len], w.key);
+            }
+        }
+        Ok(match closed {
+            Some(code) => ReadStatus::Closed(code),
+            None => ReadStatus::Open,
+        })
+    }
+
+    /// One non-blocking read into the thread's buffer, decoded at once.
+    fn read(
+        &mut self,
+        w: &Worker,
+        on_message: &mut impl FnMut(u64),
+    ) -> Result<ReadStatus, ConnError> {
+        let mut buf = w.read_buf.borrow_mut();
+        match self.stream.try_read(&mut buf) {
+            Ok(0) => Ok(ReadStatus::Eof),
+            Ok(n) => self.process(w, &buf[..n], on_message),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(ReadStatus::Open),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One non-blocking write: a due pong at a frame boundary, else up to `owed` data bytes
+    /// (stopping at the frame boundary when a pong waits).
+    fn write(&mut self, w: &Worker, owed: &mut usize, sent: &mut u64) -> Result<(), ConnError> {
+        let frame_len = w.burst.frame_len() as u64;
+        let at_boundary = *sent % frame_len == 0;
+        let result = if self.pong_pending() && at_boundary {
+            let r = self
+                .stream
+                .try_write(&self.pong[self.pong_written..self.pong_len]);
+            if let Ok(n) = r {
+                self.pong_written += n;
+                if !self.pong_pending() {
+                    if let Some((next, len)) = self.pong_next.take() {
+                        self.pong = next;
+                        self.pong_len = len;
+                        self.pong_written = 0;
+                    }
+                }
+            }
+            r.map(|_| ())
+        } else if *owed > 0 {
+            let mut limit = *owed;
+            if self.pong_pending() {
+                limit = limit.min((frame_len - *sent % frame_len) as usize);
+            }
+            let r = self.stream.try_write(w.burst.next(*sent, limit));
+            if let Ok(n) = r {
+                *sent += n as u64;
+                *owed -= n;
+            }
+            r.map(|_| ())
+        } else {
+            Ok(())
+        };
+        match result {
+            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// `echo` and `latency`: offer messages until the deadline, then wait up to [`DRAIN`] for the
+    /// outstanding echoes.
+    pub(crate) async fn pump(&mut self, w: &Worker, pacing: Pacing) -> Result<Finish, ConnError> {
+        let plan = &w.plan;
+        let start = w.start.get();
+        let deadline = start + plan.duration;
+        let drain_end = deadline + DRAIN;
+        let frame_len = w.burst.frame_len();
+        let payload = plan.payload as u64;
+        let (capacity, refill) = match pacing {
+            Pacing::Closed { in_flight } => (in_flight, true),
+            Pacing::Open { .. } => (plan.backlog_per_connection, false),
+        };
+        // Send times of the messages in flight, oldest first: TCP keeps order and an echo server
+        // answers in order, so the next echo always belongs to the front entry.
+        // `echo` never has more than `in_flight` entries; `latency` reserves a little and grows
+        // only while the server falls behind, up to the backlog cap.
+        let mut sent_at: VecDeque<Instant> = VecDeque::with_capacity(capacity.min(1024));
+        let mut owed = 0usize;
+        let mut sent = 0u64;
+        let mut next = 0u64;
+        if let Pacing::Closed { in_flight } = pacing {
+            sent_at.extend(std::iter::repeat_n(start, in_flight));
+            owed = in_flight * frame_len;
+        }
+        // Set by a message callback, checked at the top of the loop.
+        let failure: Cell<Option<ConnError>> = Cell::new(None);
+        let on_message =
+            |len: u64, now: Instant, sent_at: &mut VecDeque<Instant>, owed: &mut usize| {
+                let Some(then) = sent_at.pop_front() else {
+                    failure.set(Some(ConnError::Unsolicited));
+                    return;
+                };
+                if len != payload {
+                    failure.set(Some(ConnError::EchoMismatch));
+                }
+                w.stats.borrow_mut().complete(
+                    start,
+                    deadline,
+                    now,
+                    Some(now.saturating_duration_since(then)),
+                );
+                if refill && now < deadline {
+                    sent_at.push_back(now);
+                    *owed += frame_len;
+                }
+            };
+        let leftover = std::mem::take(&mut self.leftover);
+        if !leftover.is_empty() {
+            let now = Instant::now();
+            let status = self.process(w, &leftover, &mut |len| {
+                on_message(len, now, &mut sent_at, &mut owed)
+            })?;
+            check_open(status)?;
+        }
+        // One timer for the whole pump, re-armed only when its target changes.
+        let timer = tokio::time::sleep_until(deadline.into());
+        tokio::pin!(timer);
+        loop {
+            if let Some(e) = failure.take() {
+                return Err(e);
+            }
+            let now = Instant::now();
+            // Queue every message that is due; its send time is the schedule, not the write.
+            while let Some(due) = pacing.due(start, next) {
+                if due > now || due >= deadline {
+                    break;
+                }
+                if sent_at.len() == capacity {
+                    return Err(ConnError::Backlog);
+                }
+                w.stats.borrow_mut().lag(now - due);
+                sent_at.push_back(due);
+                owed += frame_len;
+                next += 1;
+            }
+            if now >= deadline && sent_at.is_empty() && owed == 0 && !self.pong_pending() {
+                return Ok(Finish::Clean);
+            }
+            if now >= drain_end {
+                w.stats.borrow_mut().unanswered += sent_at.len() as u64;
+                return Ok(Finish::Abandoned);
+            }
+            let wake = if now < deadline {
+                pacing
+                    .due(start, next)
+                    .map_or(deadline, |due| due.min(deadline))
+            } else {
+                drain_end
+            };
+            // The runtime's timer has millisecond resolution, and a message sent late is charged
+            // to the server (its round trip runs from the schedule). So an open-loop connection
+            // sleeps until SPIN before its next message and then yields to the event loop until
+            // the message is due: precise sends, for the price of a busy load core.
+            let spin = matches!(pacing, Pacing::Open { .. })
+                && now < deadline
+                && wake.saturating_duration_since(now) <= SPIN;
+            if !spin {
+                let target = match pacing {
+                    Pacing::Open { .. } if now < deadline => wake - SPIN,
+                    _ => wake,
+                };
+                if timer.deadline() != target.into() {
+                    timer.as_mut().reset(target.into());
+                }
+            }
+            let interest = if owed > 0 || self.pong_pending() {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            tokio::select! {
+                ready = self.stream.ready(interest) => {
+                    let ready = ready?;
+                    if ready.is_readable() {
+                        let before = w.stats.borrow().completed;
+                        let now = Instant::now();
+                        let status = self.read(w, &mut |len| {
+                            on_message(len, now, &mut sent_at, &mut owed)
+                        })?;
+                        check_open(status)?;
+                        let done = w.stats.borrow().completed - before;
+                        w.progress.fetch_add(done, Ordering::Relaxed);
+                    }
+                    // Write what the read just made due without waiting for another readiness
+                    // round: an echo's replacement goes out in the same turn of the loop.
+                    if ready.is_writable() || owed > 0 || self.pong_pending() {
+                        self.write(w, &mut owed, &mut sent)?;
+                    }
+                }
+                () = &mut timer, if !spin => {}
+                () = tokio::task::yield_now(), if spin => {}
+            }
+        }
+    }
+
+    /// `idle`: keep the connection open until `until`, answering pings if asked. Data messages
+    /// the server sends are counted as completions without a round trip.
+    pub(crate) async fn hold(&mut self, w: &Worker, until: Instant) -> Result<(), ConnError> {
+        let start = w.start.get();
+        let on_message = &mut |_len: u64| {
+            w.stats
+                .borrow_mut()
+                .complete(start, until, Instant::now(), None);
+        };
+        let leftover = std::mem::take(&mut self.leftover);
+        check_open(self.process(w, &leftover, on_message)?)?;
+        let (mut owed, mut sent) = (0usize, 0u64);
+        loop {
+            let interest = if self.pong_pending() {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            tokio::select! {
+                ready = self.stream.ready(interest) => {
+                    let ready = ready?;
+                    if ready.is_readable() {
+                        check_open(self.read(w, on_message)?)?;
+                    }
+                    if ready.is_writable() {
+                        self.write(w, &mut owed, &mut sent)?;
+                    }
+                }
+                () = tokio::time::sleep_until(until.into()) => return Ok(()),
+            }
+        }
+    }
+
+    /// Sends our close frame and waits up to [`CLOSE_WAIT`] for the server's (§5.5.1: "the
+    /// endpoint MUST send a Close frame in response"). Counts a clean close; never fails the run.
+    pub(crate) async fn close(mut self, w: &Worker) {
+        if self.raw.is_some() {
+            return;
+        }
+        let answered = tokio::time::timeout(CLOSE_WAIT, async {
+            // Finish a half-written pong first: the close frame must start at a frame boundary.
+            if self.pong_written > 0 && self.pong_pending() {
+                let rest = &self.pong[self.pong_written..self.pong_len];
+                self.stream.write_all(rest).await.ok()?;
+            }
+            self.stream.write_all(&w.close).await.ok()?;
+            loop {
+                self.stream.readable().await.ok()?;
+                match self.read(w, &mut |_| {}) {
+                    Ok(ReadStatus::Closed(_)) => return Some(()),
+                    Ok(ReadStatus::Open) => {}
+                    Ok(ReadStatus::Eof) | Err(_) => return None,
+                }
+            }
+        })
+        .await;
+        if let Ok(Some(())) = answered {
+            w.stats.borrow_mut().closed_cleanly += 1;
+        }
+    }
+}
+
+fn check_open(status: ReadStatus) -> Result<(), ConnError> {
+    match status {
+        ReadStatus::Open => Ok(()),
+        ReadStatus::Closed(code) => Err(ConnError::Closed(code)),
+        ReadStatus::Eof => Err(ConnError::Eof),
+    }
+}

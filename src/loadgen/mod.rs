@@ -1,0 +1,186 @@
+//! `ringcast bench`: the load tool (issue 6).
+//!
+//! Owns generating load against a WebSocket (or raw TCP echo) server and reporting what it saw.
+//! Never runs inside the server, never touches the server's state, never loads a target outside
+//! loopback without `--allow-remote`, and never runs unbounded: every scenario ends after
+//! `--duration` (cap 600 s) plus a fixed drain and close time.
+//!
+//! Built so that it is not the bottleneck on one core: each load thread runs its own
+//! current-thread event loop; every data frame is encoded and masked once per thread and written
+//! from a pre-built burst (pipelined: one write carries every frame that is due); all connections
+//! of a thread share one read buffer; server frames are decoded with the crate's own header
+//! decoder and their payloads skipped, not copied.
+//!
+//! Map:
+//! - [`args`]: flags, defaults, hard caps → [`Plan`].
+//! - [`target`]: `ws://` URL, resolution, the loopback rule.
+//! - [`upgrade`]: the client side of the opening handshake (to be replaced by `proto::handshake`).
+//! - [`codec`]: pre-encoded masked frames out, server frames (or raw echoed bytes) in.
+//! - `conn`: one connection's I/O: open, pump, hold, close.
+//! - `runner`: threads and phases (open → measure → close).
+//! - [`stats`]: histogram, timeline, counters; [`report`]: table and JSON; [`plot`]: SVG.
+//! - [`sys`]: `/proc` readers (RSS, CPU time, open-file limit).
+//!
+//! How counting works, per scenario:
+//! - `echo`, `latency`: a message completes when its echo (a whole data message of the same
+//!   length) arrives; its round trip runs from its send time (`echo`: when it was queued;
+//!   `latency`: when it was *scheduled*, so a stalled server shows its stalls).
+//! - `--raw`: the echo is the masked frame itself, so every frame-length of bytes read back
+//!   completes one message, whatever the read boundaries.
+//! - `connect`: a handshake completes at the 101; its time runs from the TCP connect call.
+//! - `idle`: the server's data messages and pings are counted; RSS is sampled around the hold.
+//!
+//! A `fanout` scenario slots in as one more [`Scenario`] with a role per connection (senders
+//! pump with [`Pacing`](conn::Pacing), receivers count messages like `idle`), the same phases,
+//! and a report section for delivery latency.
+
+pub mod args;
+pub mod codec;
+mod conn;
+pub mod error;
+pub mod plot;
+pub mod report;
+mod runner;
+pub mod stats;
+pub mod sys;
+pub mod target;
+pub mod upgrade;
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use args::{BenchArgs, Plan, Scenario};
+pub use error::{ConnError, LoadError};
+pub use report::Report;
+
+use report::{Cpu, Memory, Samples};
+
+/// Runs the scenario `args` describes, prints the table (or JSON with `--json`) on stdout,
+/// writes `--plot` if asked, and returns the report.
+pub fn run(args: BenchArgs) -> Result<Report, LoadError> {
+    let report = measure(&args)?;
+    let out = if args.json {
+        report.to_json()
+    } else {
+        report.table()
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{out}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| LoadError::Output {
+            path: "stdout".to_owned(),
+            reason: e.to_string(),
+        })?;
+    if let Some(path) = &args.plot {
+        plot::draw(&report, path)?;
+    }
+    Ok(report)
+}
+
+/// Runs the scenario and returns the report without printing it (a progress bar still shows on a
+/// terminal unless `--quiet`).
+pub fn measure(args: &BenchArgs) -> Result<Report, LoadError> {
+    let plan = Arc::new(args.plan()?);
+    let pid = plan.server_pid;
+    let rss = |pid: Option<u32>| pid.map(sys::rss_bytes).transpose();
+    let cpu_now = || -> Result<(Instant, Duration, Option<Duration>), LoadError> {
+        let server = pid.map(|p| sys::cpu_time(Some(p))).transpose()?;
+        Ok((Instant::now(), sys::cpu_time(None)?, server))
+    };
+    let rss_before = rss(pid)?;
+    let mut cpu_start = cpu_now()?;
+
+    let bar = progress_bar(&plan, args.quiet);
+    let run = runner::Run::start(&plan)?;
+    let progress = Arc::clone(&run.shared.progress);
+    let tick = |started: Instant| {
+        if let Some(bar) = &bar {
+            let done = progress.load(Ordering::Relaxed);
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(format!("{done} done, {:.0}/s", done as f64 / secs));
+            match plan.scenario {
+                Scenario::Connect => bar.set_position(done),
+                _ => bar.set_position(started.elapsed().as_millis() as u64),
+            }
+        }
+    };
+    let opening = Instant::now();
+    run.wait_phase(0, || {
+        if plan.scenario == Scenario::Connect {
+            tick(opening)
+        }
+    });
+    let rss_connected = rss(pid)?;
+    if plan.scenario != Scenario::Connect {
+        progress.store(0, Ordering::Relaxed);
+        cpu_start = cpu_now()?;
+    }
+    let cpu_end_connect = cpu_now()?;
+    run.release(0);
+
+    let measuring = Instant::now();
+    run.wait_phase(1, || {
+        if plan.scenario != Scenario::Connect {
+            tick(measuring)
+        }
+    });
+    let rss_end = rss(pid)?;
+    let cpu_end = match plan.scenario {
+        Scenario::Connect => cpu_end_connect,
+        _ => cpu_now()?,
+    };
+    run.release(1);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let stats = run.finish()?;
+    if stats.connected == 0 {
+        return Err(LoadError::NoConnection(stats.failures));
+    }
+
+    let wall = cpu_end
+        .0
+        .duration_since(cpu_start.0)
+        .as_secs_f64()
+        .max(1e-9);
+    let cores = |a: Duration, b: Duration| b.saturating_sub(a).as_secs_f64() / wall;
+    let cpu = Cpu {
+        tool_cores: cores(cpu_start.1, cpu_end.1),
+        server_cores: cpu_start.2.zip(cpu_end.2).map(|(a, b)| cores(a, b)),
+    };
+    let memory = match (rss_before, rss_connected, rss_end) {
+        (Some(before), Some(connected), Some(end)) => Some(Memory {
+            before,
+            connected,
+            end,
+            per_connection: (end as f64 - before as f64) / stats.connected as f64,
+        }),
+        _ => None,
+    };
+    let samples = Samples { cpu, memory };
+    Ok(Report::new(&plan, &stats, samples))
+}
+
+fn progress_bar(plan: &Plan, quiet: bool) -> Option<indicatif::ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let (len, template) = match plan.scenario {
+        Scenario::Connect => (
+            u64::from(plan.connections),
+            "{spinner} connect [{bar:40}] {pos}/{len} {msg}",
+        ),
+        _ => (
+            plan.duration.as_millis() as u64,
+            "{spinner} {prefix} [{bar:40}] {elapsed} {msg}",
+        ),
+    };
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar.set_prefix(plan.scenario.to_string());
+    Some(bar)
+}

@@ -1,0 +1,362 @@
+//! `ringcast bench` end to end: every scenario, short, against servers started inside the test on
+//! 127.0.0.1:0. The tests assert behaviour (messages counted, no failures, percentiles ordered,
+//! reports that parse), never speed.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use ringcast::loadgen::target::TargetError;
+use ringcast::loadgen::{measure, BenchArgs, LoadError, Report};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Starts a server on its own thread and current-thread runtime; returns its address.
+fn serve<F, Fut>(handle: F) -> SocketAddr
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async move {
+            let listener = TcpListener::from_std(std_listener).unwrap();
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                tokio::task::spawn_local(handle(stream));
+            }
+        });
+    });
+    addr
+}
+
+/// A tokio-tungstenite echo server.
+fn echo_server() -> SocketAddr {
+    serve(|stream| async move {
+        let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+            return;
+        };
+        while let Some(Ok(msg)) = ws.next().await {
+            if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// A WebSocket server that pings every 50 ms and counts the pongs it gets back.
+fn pinging_server(pongs: Arc<AtomicU64>) -> SocketAddr {
+    serve(move |stream| {
+        let pongs = Arc::clone(&pongs);
+        async move {
+            let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+                return;
+            };
+            let (mut tx, mut rx) = ws.split();
+            let pinger = tokio::task::spawn_local(async move {
+                loop {
+                    if tx.send(Message::Ping(b"hb".to_vec().into())).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
+            while let Some(Ok(msg)) = rx.next().await {
+                if let Message::Pong(payload) = msg {
+                    assert_eq!(&payload[..], b"hb", "a pong must echo the ping payload");
+                    pongs.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            pinger.abort();
+        }
+    })
+}
+
+/// A plain TCP echo: no upgrade, bytes back unchanged (like examples/raw_echo_uring.rs).
+fn raw_echo_server() -> SocketAddr {
+    serve(|mut stream| async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(n @ 1..) = stream.read(&mut buf).await {
+            if stream.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// An HTTP server that refuses every upgrade with 404.
+fn refusing_server() -> SocketAddr {
+    serve(|mut stream| async move {
+        let mut buf = [0u8; 1024];
+        let _request = stream.read(&mut buf).await;
+        let _sent = stream
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            .await;
+    })
+}
+
+fn args(scenario: &str, addr: SocketAddr, extra: &[&str]) -> BenchArgs {
+    let url = format!("ws://{addr}/echo");
+    let mut argv = vec![scenario, "--url", &url, "--quiet"];
+    argv.extend_from_slice(extra);
+    BenchArgs::try_parse_from(argv).unwrap()
+}
+
+fn assert_ordered_latency(report: &Report) {
+    let p = report.latency_us.expect("round trips recorded");
+    assert!(p.count > 0);
+    assert!(p.min <= p.p50, "{p:?}");
+    assert!(
+        p.p50 <= p.p90 && p.p90 <= p.p99 && p.p99 <= p.p999 && p.p999 <= p.max,
+        "{p:?}"
+    );
+}
+
+#[test]
+fn echo_counts_messages_with_no_failures_and_closes_cleanly() {
+    let addr = echo_server();
+    let report = measure(&args(
+        "echo",
+        addr,
+        &["-c", "4", "-p", "32", "-d", "4", "--duration", "300ms"],
+    ))
+    .unwrap();
+    assert_eq!(report.connected, 4);
+    assert!(report.completed > 0);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.unanswered, 0);
+    assert_eq!(report.closed_cleanly, 4);
+    assert!(report.send_lag_us.is_none(), "echo has no schedule");
+    assert!(report.per_second > 0.0 && report.mb_per_second > 0.0);
+    assert_ordered_latency(&report);
+}
+
+#[test]
+fn echo_of_large_text_messages_over_two_threads_works() {
+    let addr = echo_server();
+    let report = measure(&args(
+        "echo",
+        addr,
+        &[
+            "-c",
+            "2",
+            "-p",
+            "70000",
+            "--text",
+            "--threads",
+            "2",
+            "--duration",
+            "300ms",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(report.threads, 2);
+    assert!(report.completed > 0);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+}
+
+#[test]
+fn latency_offers_no_more_than_the_fixed_rate_and_orders_percentiles() {
+    let addr = echo_server();
+    let report = measure(&args(
+        "latency",
+        addr,
+        &["-c", "4", "--rate", "2000", "--duration", "500ms"],
+    ))
+    .unwrap();
+    // 2000 msg/s for 0.5 s is 1000 messages; the schedule cannot offer more.
+    assert!(
+        report.completed > 0 && report.completed <= 1000,
+        "{}",
+        report.completed
+    );
+    assert_eq!(report.offered_rate, Some(2000));
+    let lag = report
+        .send_lag_us
+        .expect("latency reports the tool's own send lag");
+    assert_eq!(
+        lag.count,
+        report.completed + report.late + report.unanswered
+    );
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.unanswered, 0);
+    assert_ordered_latency(&report);
+}
+
+#[test]
+fn connect_opens_every_connection_over_the_ramp() {
+    let addr = echo_server();
+    let report = measure(&args(
+        "connect",
+        addr,
+        &["-c", "20", "--ramp-up", "100ms", "--duration", "1s"],
+    ))
+    .unwrap();
+    assert_eq!(report.connected, 20);
+    assert_eq!(report.completed, 20);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.latency_us.unwrap().count, 20);
+    assert!(report.per_second > 0.0);
+}
+
+#[test]
+fn connect_to_a_closed_port_fails_with_the_refusal_as_reason() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // The listener is dropped: nothing listens on `port` any more.
+    let err = measure(&args("connect", port, &["-c", "3", "--duration", "1s"])).unwrap_err();
+    match err {
+        LoadError::NoConnection(failures) => {
+            assert_eq!(failures.len(), 1, "{failures:?}");
+            let (reason, count) = failures.iter().next().unwrap();
+            assert!(reason.contains("refused"), "{reason}");
+            assert_eq!(*count, 3);
+        }
+        other => panic!("expected NoConnection, got {other}"),
+    }
+}
+
+#[test]
+fn a_refused_upgrade_is_counted_by_status() {
+    let addr = refusing_server();
+    let err = measure(&args("echo", addr, &["-c", "2", "--duration", "200ms"])).unwrap_err();
+    match err {
+        LoadError::NoConnection(failures) => {
+            assert_eq!(
+                failures.get("upgrade: status 404 instead of 101"),
+                Some(&2),
+                "{failures:?}"
+            )
+        }
+        other => panic!("expected NoConnection, got {other}"),
+    }
+}
+
+#[test]
+fn idle_answers_pings_and_samples_server_memory() {
+    let pongs = Arc::new(AtomicU64::new(0));
+    let addr = pinging_server(Arc::clone(&pongs));
+    let pid = std::process::id().to_string();
+    let report = measure(&args(
+        "idle",
+        addr,
+        &[
+            "-c",
+            "3",
+            "--duration",
+            "400ms",
+            "--answer-pings",
+            "--server-pid",
+            &pid,
+        ],
+    ))
+    .unwrap();
+    assert_eq!(report.connected, 3);
+    assert!(report.pings > 0);
+    // Pings that arrive together get one pong for the latest (RFC 6455 §5.5.3 allows it).
+    assert!(
+        report.pongs > 0 && report.pongs <= report.pings,
+        "{report:?}"
+    );
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let memory = report.memory.expect("sampled with --server-pid");
+    assert!(memory.before > 0 && memory.end > 0);
+    assert!(report.cpu.server_cores.is_some());
+    // The server saw the pongs (some may still be in flight when the run ends).
+    assert!(pongs.load(Ordering::Relaxed) > 0);
+}
+
+#[test]
+fn idle_without_answer_pings_sends_no_pongs() {
+    let pongs = Arc::new(AtomicU64::new(0));
+    let addr = pinging_server(Arc::clone(&pongs));
+    let report = measure(&args("idle", addr, &["-c", "2", "--duration", "300ms"])).unwrap();
+    assert!(report.pings > 0);
+    assert_eq!(report.pongs, 0);
+    assert_eq!(pongs.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn raw_mode_counts_each_echoed_frame_length_as_a_message() {
+    let addr = raw_echo_server();
+    let report = measure(&args(
+        "echo",
+        addr,
+        &[
+            "--raw",
+            "-c",
+            "2",
+            "-p",
+            "100",
+            "-d",
+            "8",
+            "--duration",
+            "300ms",
+        ],
+    ))
+    .unwrap();
+    assert!(report.raw);
+    assert!(report.completed > 0);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_ordered_latency(&report);
+}
+
+#[test]
+fn the_json_report_parses_and_carries_the_figures() {
+    let addr = echo_server();
+    let report = measure(&args("echo", addr, &["-c", "2", "--duration", "200ms"])).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["scenario"], "echo");
+    assert_eq!(json["completed"], report.completed);
+    assert!(json["latency_us"]["p99"].as_f64().unwrap() > 0.0);
+    assert!(json["timeline"].as_array().unwrap().len() >= 2);
+}
+
+#[test]
+fn the_plot_is_an_svg_file() {
+    let addr = echo_server();
+    let path = std::env::temp_dir().join(format!("ringcast-bench-{}.svg", std::process::id()));
+    let path_arg = path.to_str().unwrap().to_owned();
+    let report = ringcast::loadgen::run(args(
+        "echo",
+        addr,
+        &[
+            "-c",
+            "1",
+            "--duration",
+            "200ms",
+            "--json",
+            "--plot",
+            &path_arg,
+        ],
+    ))
+    .unwrap();
+    assert!(report.completed > 0);
+    let svg = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
+    assert!(svg.contains("throughput"));
+}
+
+#[test]
+fn a_remote_target_is_refused_without_allow_remote() {
+    // 192.0.2.1 is TEST-NET-1 (RFC 5737): the check happens before any connection attempt.
+    let args =
+        BenchArgs::try_parse_from(["echo", "--url", "ws://192.0.2.1:9/", "--quiet"]).unwrap();
+    assert!(matches!(
+        measure(&args),
+        Err(LoadError::Target(TargetError::Remote(_)))
+    ));
+}
