@@ -36,7 +36,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Drive load against a WebSocket server on loopback and report throughput, latency and
     /// memory (scenarios: echo, latency, connect, idle).
-    Bench(crate::loadgen::BenchArgs),
+    Bench(Box<crate::loadgen::BenchArgs>),
 }
 
 /// Options of `ringcast serve`. Each [`Key`] option is kept as raw text (see the module doc);

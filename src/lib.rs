@@ -28,9 +28,9 @@
 pub mod cli;
 pub mod config;
 pub mod driver;
+pub mod loadgen;
 pub mod logging;
 pub mod metrics;
-pub mod loadgen;
 pub mod proto;
 pub mod table;
 pub mod time;
