@@ -25,6 +25,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once at start-up: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the WebSocket server.
@@ -36,7 +38,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Drive load against a WebSocket server on loopback and report throughput, latency and
     /// memory (scenarios: echo, latency, connect, idle).
-    Bench(Box<crate::loadgen::BenchArgs>),
+    Bench(crate::loadgen::BenchArgs),
 }
 
 /// Options of `ringcast serve`. Each [`Key`] option is kept as raw text (see the module doc);

@@ -24,7 +24,7 @@ const EXIT_FAILURE: u8 = 1;
 fn main() -> ExitCode {
     match cli::parse().command {
         Command::Serve(args) => serve(&args),
-        Command::Bench(args) => bench(*args),
+        Command::Bench(args) => bench(args),
     }
 }
 
