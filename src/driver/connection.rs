@@ -524,7 +524,8 @@ async fn websocket(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
             () = conn.notify.notified(), if !can_read => {}
             () = std::future::ready(()), if can_read => {
                 let mut buf = conn.rbuf.take();
-                let read = read_some(worker, conn, &mut buf).await;
+                let want = conn.machine(&worker.conn_limits).map_or(0, |m| m.read_hint());
+                let read = read_some(worker, conn, &mut buf, want).await;
                 *conn.rbuf.borrow_mut() = buf;
                 match read.map_err(Stop::Io)? {
                     None => {}
@@ -612,10 +613,14 @@ fn process(worker: &Worker, conn: &ConnShared) {
 /// Reads what the socket has into `buf` (a pooled buffer when `buf` has none). `None`: the
 /// readiness was stale and nothing was read. Never blocks with a buffer held: when readiness may be
 /// stale, a non-blocking peek checks first.
+///
+/// `want` is how many more bytes finish the frame in progress (the machine's read hint): room for
+/// them is reserved up front so a large frame arrives in one read instead of many small ones.
 async fn read_some(
     worker: &Worker,
     conn: &ConnShared,
     buf: &mut BytesMut,
+    want: usize,
 ) -> io::Result<Option<usize>> {
     if conn.maybe_stale.replace(false) && !has_input(&conn.stream) {
         conn.readable.set(false);
@@ -627,8 +632,9 @@ async fn read_some(
     } else {
         std::mem::take(buf)
     };
-    if owned.capacity() - owned.len() < MIN_READ_SPACE {
-        owned.reserve(owned.len().max(worker.pool.borrow().read_size()));
+    let room = want.max(MIN_READ_SPACE);
+    if owned.capacity() - owned.len() < room {
+        owned.reserve(room.max(worker.pool.borrow().read_size()));
     }
     let (start, end) = (owned.len(), owned.capacity());
     let (res, slice) = conn.stream.read(owned.slice(start..end)).await;
@@ -658,7 +664,7 @@ async fn wait_and_read(
             return Err(Stop::Killed(kill));
         }
         if conn.readable.get() {
-            if let Some(n) = read_some(worker, conn, buf).await.map_err(Stop::Io)? {
+            if let Some(n) = read_some(worker, conn, buf, 0).await.map_err(Stop::Io)? {
                 return Ok(n);
             }
             continue;
