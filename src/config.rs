@@ -141,16 +141,16 @@ pub struct Config {
     pub max_backpressure: usize,
     /// What happens to a connection whose queue is full. Default `close`.
     pub backpressure_policy: BackpressurePolicy,
-    /// Most open connections per process (the cap is shared across workers); new connections past it
-    /// are closed at accept. Default 10 000: finite, so a connection flood is refused before it
+    /// Most open WebSocket connections per process (the cap is shared across workers); upgrades past
+    /// it are refused with 503 and `Retry-After`. Default 10 000: finite, so a connection flood is refused before it
     /// exhausts memory (worst case about `max_connections` × (`read_buffer_size` +
     /// `max_backpressure`)) or file descriptors. `ulimit -n` must exceed it by a few (listeners,
     /// rings). `0` means unlimited, leaving the descriptor limit as the only bound. Raise it together
     /// with `ulimit -n`.
     pub max_connections: usize,
     /// Initial size of each connection's read buffer. It grows on demand up to the frame limit and
-    /// shrinks back afterwards. Default 4 KiB. Raise it when most messages are larger (saves
-    /// regrowth); lower it for many idle connections (saves memory). At least
+    /// shrinks back afterwards. Default 4 KiB. Raise it when most messages are larger (fewer reads per
+    /// message); idle connections hold no read buffer at all, so it does not cost idle memory. At least
     /// [`MAX_HEADER_LEN`] so a frame header always fits.
     pub read_buffer_size: usize,
     /// io_uring submission queue entries per worker. Default 256. Raise it when a worker drives
