@@ -96,12 +96,11 @@ impl OwnedRooms {
         Ok(info)
     }
 
-    /// Assigns the next seq of `room` and calls `each_worker` for every worker with members,
-    /// without allocating; `None` when the room has no members.
-    pub fn publish_with(&mut self, room: &str, each_worker: impl FnMut(usize)) -> Option<u64> {
+    /// Assigns the next seq of `room`; `None` when the room has no members (nothing to deliver,
+    /// no seq taken). The frame then goes to [`OwnedRooms::workers_of`].
+    pub fn next_seq(&mut self, room: &str) -> Option<u64> {
         let state = self.rooms.get_mut(room)?;
         state.seq += 1;
-        member_workers(&state.per_worker).for_each(each_worker);
         Some(state.seq)
     }
 
@@ -159,9 +158,8 @@ mod tests {
     }
 
     fn publish(rooms: &mut OwnedRooms, room: &str) -> Option<(u64, Vec<usize>)> {
-        let mut workers = Vec::new();
-        let seq = rooms.publish_with(room, |w| workers.push(w))?;
-        Some((seq, workers))
+        let seq = rooms.next_seq(room)?;
+        Some((seq, rooms.workers_of(room).collect()))
     }
 
     fn anon() -> MemberInfo {
@@ -196,9 +194,7 @@ mod tests {
         assert_eq!(publish(&mut rooms, "r").unwrap().1, vec![1, 3]);
         rooms.leave("r", conn(3, 1)).unwrap();
         assert_eq!(rooms.workers_of("r").collect::<Vec<_>>(), vec![1]);
-        let mut seen = Vec::new();
-        assert_eq!(rooms.publish_with("r", |w| seen.push(w)), Some(2));
-        assert_eq!(seen, vec![1]);
+        assert_eq!(rooms.next_seq("r"), Some(2));
     }
 
     #[test]
