@@ -37,7 +37,9 @@ fn parse(c: &mut Criterion) {
 }
 
 fn machines(n: usize) -> Vec<Connection> {
-    (0..n).map(|_| Connection::new(ConnLimits::default())).collect()
+    (0..n)
+        .map(|_| Connection::new(ConnLimits::default()))
+        .collect()
 }
 
 fn drain(machines: &mut [Connection], wire: &mut Vec<Bytes>) {
@@ -71,7 +73,8 @@ fn fanout(c: &mut Criterion) {
         group.bench_function(format!("rooms/{n}"), |b| {
             b.iter(|| {
                 seq += 1;
-                let frame = render::message(&mut arena, "lobby", seq, from, 1_700_000_000_000, PAYLOAD);
+                let frame =
+                    render::message(&mut arena, "lobby", seq, from, 1_700_000_000_000, PAYLOAD);
                 let sent = rooms.fan_out("lobby", &frame, None, |key, f| {
                     members[key.index() as usize].send_encoded(f).unwrap();
                 });

@@ -225,9 +225,9 @@ impl EnvelopeError {
     /// The stable code this violation is reported with.
     pub fn code(self) -> ErrorCode {
         match self {
-            EnvelopeError::NotJson | EnvelopeError::NotAnObject | EnvelopeError::DuplicateKey(_) => {
-                ErrorCode::BadJson
-            }
+            EnvelopeError::NotJson
+            | EnvelopeError::NotAnObject
+            | EnvelopeError::DuplicateKey(_) => ErrorCode::BadJson,
             EnvelopeError::BadVersion => ErrorCode::BadVersion,
             EnvelopeError::MissingType | EnvelopeError::MissingField(_) => ErrorCode::MissingField,
             EnvelopeError::UnknownType => ErrorCode::UnknownType,
@@ -368,7 +368,8 @@ impl Parser {
         scratch.clear();
         scratch.extend_from_slice(msg);
         scratch.resize(msg.len() + simd_json::INPUT_PADDING, 0);
-        let mut tape: simd_json::Tape<'a> = slot.take().unwrap_or_else(simd_json::Tape::null).reset();
+        let mut tape: simd_json::Tape<'a> =
+            slot.take().unwrap_or_else(simd_json::Tape::null).reset();
         let parsed = simd_json::fill_tape_padded(scratch, msg.len(), buffers, &mut tape);
         let result = match parsed {
             Err(_) => Err(reject(EnvelopeError::NotJson)),
@@ -449,7 +450,9 @@ fn interpret<'a>(
             _ => return Err(fail(EnvelopeError::BadVersion)),
         }
     }
-    let kind = string(1).map_err(fail)?.ok_or(fail(EnvelopeError::MissingType))?;
+    let kind = string(1)
+        .map_err(fail)?
+        .ok_or(fail(EnvelopeError::MissingType))?;
     let room = || -> Result<&'a str, Rejected<'a>> {
         let room = string(3)
             .map_err(fail)?
@@ -466,8 +469,8 @@ fn interpret<'a>(
     };
     let payload = || -> Result<Range<usize>, Rejected<'a>> {
         let slot = slots[4].ok_or(fail(EnvelopeError::MissingField("payload")))?;
-        let span = member_value_span(msg, structurals, slot.member)
-            .ok_or(fail(EnvelopeError::NotJson))?;
+        let span =
+            member_value_span(msg, structurals, slot.member).ok_or(fail(EnvelopeError::NotJson))?;
         if span.len() > limits.max_payload_len {
             return Err(fail(EnvelopeError::PayloadTooLarge {
                 limit: limits.max_payload_len,
@@ -670,7 +673,14 @@ pub mod render {
                 b'\n' => b"\\n",
                 b'\r' => b"\\r",
                 b'\t' => b"\\t",
-                0..=0x1F => &[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xF) as usize]],
+                0..=0x1F => &[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[(b >> 4) as usize],
+                    HEX[(b & 0xF) as usize],
+                ],
                 _ => continue,
             };
             out.extend_from_slice(&bytes[plain..i]);
@@ -869,7 +879,10 @@ mod tests {
                 id: o(id),
                 name: o(name),
             },
-            Command::Leave { room, id } => Command::Leave { room: s(room), id: o(id) },
+            Command::Leave { room, id } => Command::Leave {
+                room: s(room),
+                id: o(id),
+            },
             Command::Publish {
                 room,
                 id,
@@ -886,7 +899,10 @@ mod tests {
                 id: o(id),
                 payload,
             },
-            Command::Presence { room, id } => Command::Presence { room: s(room), id: o(id) },
+            Command::Presence { room, id } => Command::Presence {
+                room: s(room),
+                id: o(id),
+            },
             Command::Stats { id } => Command::Stats { id: o(id) },
         }
     }
@@ -956,7 +972,9 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert!(echo(r#"{"type":"publish","room":"r","payload":1}"#));
-        assert!(!echo(r#"{"type":"publish","room":"r","payload":1,"echo":false}"#));
+        assert!(!echo(
+            r#"{"type":"publish","room":"r","payload":1,"echo":false}"#
+        ));
         assert_eq!(
             code_of(r#"{"type":"publish","room":"r","payload":1,"echo":0}"#),
             ErrorCode::BadField
@@ -969,9 +987,15 @@ mod tests {
             ("{", ErrorCode::BadJson),
             ("[1]", ErrorCode::BadJson),
             ("\"join\"", ErrorCode::BadJson),
-            (r#"{"type":"join","type":"join","room":"r"}"#, ErrorCode::BadJson),
+            (
+                r#"{"type":"join","type":"join","room":"r"}"#,
+                ErrorCode::BadJson,
+            ),
             (r#"{"v":2,"type":"join","room":"r"}"#, ErrorCode::BadVersion),
-            (r#"{"v":"1","type":"join","room":"r"}"#, ErrorCode::BadVersion),
+            (
+                r#"{"v":"1","type":"join","room":"r"}"#,
+                ErrorCode::BadVersion,
+            ),
             (r#"{"room":"r"}"#, ErrorCode::MissingField),
             (r#"{"type":"join"}"#, ErrorCode::MissingField),
             (r#"{"type":"publish","room":"r"}"#, ErrorCode::MissingField),
@@ -980,7 +1004,10 @@ mod tests {
             (r#"{"type":7}"#, ErrorCode::BadField),
             (r#"{"type":"join","room":1}"#, ErrorCode::BadField),
             (r#"{"type":"join","room":""}"#, ErrorCode::BadField),
-            (r#"{"type":"join","room":"123456789"}"#, ErrorCode::RoomNameTooLong),
+            (
+                r#"{"type":"join","room":"123456789"}"#,
+                ErrorCode::RoomNameTooLong,
+            ),
             (
                 r#"{"type":"publish","room":"r","payload":"0123456789012345678901234567890123"}"#,
                 ErrorCode::PayloadTooLarge,
@@ -1022,7 +1049,9 @@ mod tests {
         };
         assert_eq!(id.to_string(), "3:12.7");
         assert_eq!(ConnId::parse("3:12.7"), Some(id));
-        for junk in ["", "3", "3:12", "3:12.", "-1:1.1", "3:1 .1", "3:1.1.1", "a:1.1"] {
+        for junk in [
+            "", "3", "3:12", "3:12.", "-1:1.1", "3:1 .1", "3:1.1.1", "a:1.1",
+        ] {
             assert_eq!(ConnId::parse(junk), None, "{junk}");
         }
     }
@@ -1030,7 +1059,10 @@ mod tests {
     fn text_of(frame: &Bytes) -> serde_json::Value {
         let (len, at) = match frame[1] {
             126 => (u16::from_be_bytes([frame[2], frame[3]]) as usize, 4),
-            127 => (u64::from_be_bytes(frame[2..10].try_into().unwrap()) as usize, 10),
+            127 => (
+                u64::from_be_bytes(frame[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
             n => (n as usize, 2),
         };
         assert_eq!(frame[0], 0x81, "a final text frame");
@@ -1091,7 +1123,10 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for code in ErrorCode::ALL {
             let s = code.as_str();
-            assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{s}");
+            assert!(
+                s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{s}"
+            );
             assert!(seen.insert(s), "{s} twice");
         }
     }

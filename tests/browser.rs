@@ -215,8 +215,12 @@ async fn two_browser_pages_chat_through_the_server_and_see_each_others_presence(
     let bob = cdp.open(&page_url).await;
 
     for (page, name) in [(&ann, "ann"), (&bob, "bob")] {
-        cdp.until(page, "the page is online", "document.getElementById('status').textContent === 'online'")
-            .await;
+        cdp.until(
+            page,
+            "the page is online",
+            "document.getElementById('status').textContent === 'online'",
+        )
+        .await;
         cdp.eval(
             page,
             &format!(
@@ -235,8 +239,10 @@ async fn two_browser_pages_chat_through_the_server_and_see_each_others_presence(
         )
     };
     for page in [&ann, &bob] {
-        cdp.until(page, "ann is present", &presence_has("ann")).await;
-        cdp.until(page, "bob is present", &presence_has("bob")).await;
+        cdp.until(page, "ann is present", &presence_has("ann"))
+            .await;
+        cdp.until(page, "bob is present", &presence_has("bob"))
+            .await;
     }
 
     let say = |text: &str| {
@@ -253,11 +259,19 @@ async fn two_browser_pages_chat_through_the_server_and_see_each_others_presence(
         )
     };
     cdp.eval(&ann, &say("hello from ann")).await;
-    cdp.until(&bob, "bob sees ann's message", &log_has("ann: hello from ann"))
-        .await;
+    cdp.until(
+        &bob,
+        "bob sees ann's message",
+        &log_has("ann: hello from ann"),
+    )
+    .await;
     cdp.eval(&bob, &say("hi ann, bob here")).await;
-    cdp.until(&ann, "ann sees bob's message", &log_has("bob: hi ann, bob here"))
-        .await;
+    cdp.until(
+        &ann,
+        "ann sees bob's message",
+        &log_has("bob: hi ann, bob here"),
+    )
+    .await;
     cdp.until(
         &ann,
         "the live connection count shows both pages",

@@ -40,7 +40,8 @@ async fn a_publish_reaches_every_member_with_seq_from_ts_and_the_payload_verbati
         assert_eq!(m["payload"], json!({"text": "hé \"x\"", "n": [1, 2.50]}));
     }
     // Verbatim: the payload's own spacing and number spelling survive.
-    b.ok(json!({"type":"publish","room":"lobby","payload":0})).await;
+    b.ok(json!({"type":"publish","room":"lobby","payload":0}))
+        .await;
     a.send_text(raw).await;
     let mut text = None;
     while text.is_none() {
@@ -49,10 +50,9 @@ async fn a_publish_reaches_every_member_with_seq_from_ts_and_the_payload_verbati
             _ => {}
         }
     }
-    assert!(
-        text.unwrap()
-            .ends_with(r#""payload":{"text": "hé \"x\"", "n": [1, 2.50]}}"#)
-    );
+    assert!(text
+        .unwrap()
+        .ends_with(r#""payload":{"text": "hé \"x\"", "n": [1, 2.50]}}"#));
 }
 
 #[tokio::test]
@@ -69,7 +69,10 @@ async fn echo_false_keeps_the_publisher_out_of_its_own_delivery() {
     assert_eq!(b.next_of("message").await["payload"], "quiet");
     assert_eq!(b.next_of("message").await["payload"], "loud");
     let first = a.next_of("message").await;
-    assert_eq!((first["payload"].clone(), first["seq"].clone()), (json!("loud"), json!(2)));
+    assert_eq!(
+        (first["payload"].clone(), first["seq"].clone()),
+        (json!("loud"), json!(2))
+    );
 }
 
 #[tokio::test]
@@ -80,7 +83,10 @@ async fn leaving_stops_delivery_and_members_see_joined_and_left() {
     a.join("r", "a").await;
     b.join("r", "b").await;
     let joined = a.next_of("joined").await;
-    assert_eq!((joined["conn"].as_str(), joined["room"].as_str()), (Some(b.conn.as_str()), Some("r")));
+    assert_eq!(
+        (joined["conn"].as_str(), joined["room"].as_str()),
+        (Some(b.conn.as_str()), Some("r"))
+    );
     b.ok(json!({"type":"leave","room":"r"})).await;
     let left = a.next_of("left").await;
     assert_eq!(left["conn"], b.conn.as_str());
@@ -90,14 +96,18 @@ async fn leaving_stops_delivery_and_members_see_joined_and_left() {
     // b gets nothing more from r: its next message is the reply to a fresh request.
     let id = b.send(json!({"type":"stats"})).await;
     let next = b.recv().await;
-    assert_eq!((next["type"].as_str(), next["id"].as_str()), (Some("stats"), Some(id.as_str())));
+    assert_eq!(
+        (next["type"].as_str(), next["id"].as_str()),
+        (Some("stats"), Some(id.as_str()))
+    );
 }
 
 #[tokio::test]
 async fn leaving_a_room_not_joined_fails_with_not_joined() {
     let server = TestServer::start();
     let mut a = Client::connect(&server.url("/ws")).await;
-    a.fails(json!({"type":"leave","room":"r"}), "not_joined").await;
+    a.fails(json!({"type":"leave","room":"r"}), "not_joined")
+        .await;
 }
 
 #[tokio::test]
@@ -109,7 +119,10 @@ async fn presence_lists_the_members_with_their_names() {
     b.join("r", "bob").await;
     let mut members = a.presence("r").await;
     members.sort_by(|x, y| x.0.cmp(&y.0));
-    let mut expected = vec![(a.conn.clone(), json!("ann")), (b.conn.clone(), json!("bob"))];
+    let mut expected = vec![
+        (a.conn.clone(), json!("ann")),
+        (b.conn.clone(), json!("bob")),
+    ];
     expected.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(members, expected);
     assert!(a.presence("empty").await.is_empty());
@@ -126,8 +139,11 @@ async fn a_direct_send_reaches_its_target_and_an_unknown_target_fails() {
     assert_eq!(d["from"], a.conn.as_str());
     assert_eq!(d["payload"], json!({"hi":true}));
     for to in ["0:4000.0", "9:1.0", "nonsense"] {
-        a.fails(json!({"type":"send","to":to,"payload":1}), "no_such_connection")
-            .await;
+        a.fails(
+            json!({"type":"send","to":to,"payload":1}),
+            "no_such_connection",
+        )
+        .await;
     }
 }
 
@@ -137,8 +153,11 @@ async fn a_direct_send_to_an_echo_connection_fails_with_no_such_connection() {
     let _echo = ws_connect(server.addr, "/echo");
     let mut a = Client::connect(&server.url("/ws")).await;
     // The echo connection took slot 0 of worker 0 before the /ws one.
-    a.fails(json!({"type":"send","to":"0:0.0","payload":1}), "no_such_connection")
-        .await;
+    a.fails(
+        json!({"type":"send","to":"0:0.0","payload":1}),
+        "no_such_connection",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -150,12 +169,24 @@ async fn every_malformed_envelope_gets_its_error_code_and_the_connection_stays_o
     let mut a = Client::connect(&server.url("/ws")).await;
     let cases = [
         (r#"{"id":"x1","type":"join","room":"#, "bad_json"),
-        (r#"{"id":"x2","v":2,"type":"join","room":"r"}"#, "bad_version"),
-        (r#"{"id":"x3","type":"subscribe","room":"r"}"#, "unknown_type"),
+        (
+            r#"{"id":"x2","v":2,"type":"join","room":"r"}"#,
+            "bad_version",
+        ),
+        (
+            r#"{"id":"x3","type":"subscribe","room":"r"}"#,
+            "unknown_type",
+        ),
         (r#"{"id":"x4","type":"join"}"#, "missing_field"),
         (r#"{"id":"x5","type":"join","room":42}"#, "bad_field"),
-        (r#"{"id":"x6","type":"join","room":"123456789"}"#, "room_name_too_long"),
-        (r#"{"id":"x7","type":"publish","room":"r","payload":"0123456789abcdef"}"#, "payload_too_large"),
+        (
+            r#"{"id":"x6","type":"join","room":"123456789"}"#,
+            "room_name_too_long",
+        ),
+        (
+            r#"{"id":"x7","type":"publish","room":"r","payload":"0123456789abcdef"}"#,
+            "payload_too_large",
+        ),
     ];
     for (text, code) in cases {
         a.send_text(text).await;
@@ -218,9 +249,11 @@ async fn joining_a_full_room_fails_with_room_full() {
     let mut a = Client::connect(&server.url("/ws")).await;
     let mut b = Client::connect(&server.url("/ws")).await;
     a.join("r", "a").await;
-    b.fails(json!({"type":"join","room":"r"}), "room_full").await;
+    b.fails(json!({"type":"join","room":"r"}), "room_full")
+        .await;
     // The refused join left nothing behind: b is in no room.
-    b.fails(json!({"type":"leave","room":"r"}), "not_joined").await;
+    b.fails(json!({"type":"leave","room":"r"}), "not_joined")
+        .await;
 }
 
 #[tokio::test]
@@ -239,8 +272,11 @@ async fn publishing_without_joining_is_allowed_unless_configured_otherwise() {
     a.ok(json!({"type":"publish","room":"r","payload":1})).await;
     let strict = TestServer::with(|c| c.publish_requires_join = true);
     let mut b = Client::connect(&strict.url("/ws")).await;
-    b.fails(json!({"type":"publish","room":"r","payload":1}), "not_joined")
-        .await;
+    b.fails(
+        json!({"type":"publish","room":"r","payload":1}),
+        "not_joined",
+    )
+    .await;
     b.join("r", "b").await;
     b.ok(json!({"type":"publish","room":"r","payload":1})).await;
 }
@@ -252,7 +288,10 @@ async fn stats_count_connections_and_messages() {
     let _b = Client::connect(&server.url("/ws")).await;
     let id = a.send(json!({"type":"stats"})).await;
     let stats = a.recv().await;
-    assert_eq!((stats["type"].as_str(), stats["id"].as_str()), (Some("stats"), Some(id.as_str())));
+    assert_eq!(
+        (stats["type"].as_str(), stats["id"].as_str()),
+        (Some("stats"), Some(id.as_str()))
+    );
     assert_eq!(stats["connections"], 2);
     assert!(stats["messages_in"].as_u64().unwrap() >= 1);
     assert!(stats["messages_out"].as_u64().unwrap() >= 2);

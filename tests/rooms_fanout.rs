@@ -29,7 +29,13 @@ async fn one_publishers_messages_reach_members_on_every_worker_in_order_with_con
         let mut first_seq = None;
         for i in 0..N {
             let msg = m.next_of("message").await;
-            assert_eq!(msg["payload"]["i"], i, "member {} on worker {}", m.conn, m.worker());
+            assert_eq!(
+                msg["payload"]["i"],
+                i,
+                "member {} on worker {}",
+                m.conn,
+                m.worker()
+            );
             assert_eq!(msg["from"], publisher.conn.as_str());
             let seq = msg["seq"].as_u64().unwrap();
             let first = *first_seq.get_or_insert(seq);

@@ -74,7 +74,9 @@ impl Room {
         }
         Room {
             rooms,
-            machines: (0..n).map(|_| Connection::new(ConnLimits::default())).collect(),
+            machines: (0..n)
+                .map(|_| Connection::new(ConnLimits::default()))
+                .collect(),
             arena: BytesMut::new(),
             wire: Vec::with_capacity(4),
         }
@@ -86,7 +88,14 @@ impl Room {
             worker: 0,
             key: ConnKey::from_u64(0),
         };
-        let frame = render::message(&mut self.arena, "lobby", seq, from, 1_700_000_000_000, br#"{"text":"hello, room"}"#);
+        let frame = render::message(
+            &mut self.arena,
+            "lobby",
+            seq,
+            from,
+            1_700_000_000_000,
+            br#"{"text":"hello, room"}"#,
+        );
         let machines = &mut self.machines;
         let n = self.rooms.fan_out("lobby", &frame, None, |key, f| {
             machines[key.index() as usize].send_encoded(f).unwrap();
@@ -124,7 +133,10 @@ fn allocations_for(n: u64) -> u64 {
 fn allocations_of_a_publish_do_not_grow_with_the_number_of_recipients() {
     let few = allocations_for(10);
     let many = allocations_for(10_000);
-    assert_eq!(few, many, "10 members: {few} allocations, 10 000 members: {many}");
+    assert_eq!(
+        few, many,
+        "10 members: {few} allocations, 10 000 members: {many}"
+    );
     assert!(few <= 1, "at most the frame itself: {few}");
 }
 

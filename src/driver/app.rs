@@ -194,7 +194,9 @@ pub fn on_message(
         }
     };
     let me = me(worker, key);
-    let reply = |machine: &mut Connection, id: Option<&str>, result: Result<(), (ErrorCode, &dyn std::fmt::Display)>| {
+    let reply = |machine: &mut Connection,
+                 id: Option<&str>,
+                 result: Result<(), (ErrorCode, &dyn std::fmt::Display)>| {
         let mut arena = app.arena.borrow_mut();
         let frame = match result {
             Ok(()) => render::reply_ok(&mut arena, id),

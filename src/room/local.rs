@@ -75,11 +75,10 @@ impl LocalRooms {
     /// The owner accepted the join: `conn` starts receiving `room`'s frames. `false` when the
     /// membership is no longer pending (the connection left or went away meanwhile).
     pub fn confirm_join(&mut self, conn: ConnKey, room: &str) -> bool {
-        let Some(m) = self
-            .conns
-            .get_mut(&conn)
-            .and_then(|list| list.iter_mut().find(|m| &*m.room == room && m.slot.is_none()))
-        else {
+        let Some(m) = self.conns.get_mut(&conn).and_then(|list| {
+            list.iter_mut()
+                .find(|m| &*m.room == room && m.slot.is_none())
+        }) else {
             return false;
         };
         let members = self.rooms.entry(room.into()).or_default();
@@ -90,7 +89,10 @@ impl LocalRooms {
     /// The owner refused the join: forget the pending membership.
     pub fn abort_join(&mut self, conn: ConnKey, room: &str) {
         if let Some(list) = self.conns.get_mut(&conn) {
-            if let Some(i) = list.iter().position(|m| &*m.room == room && m.slot.is_none()) {
+            if let Some(i) = list
+                .iter()
+                .position(|m| &*m.room == room && m.slot.is_none())
+            {
                 list.swap_remove(i);
             }
             if list.is_empty() {

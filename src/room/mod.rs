@@ -106,7 +106,10 @@ mod tests {
             }
         }
         // FNV-1a of "a" is 0xaf63dc4c8601ec8c (published test vector).
-        assert_eq!(owner_of("a", 1 << 20), (0xaf63_dc4c_8601_ec8c_u64 % (1 << 20)) as usize);
+        assert_eq!(
+            owner_of("a", 1 << 20),
+            (0xaf63_dc4c_8601_ec8c_u64 % (1 << 20)) as usize
+        );
     }
 
     #[test]

@@ -61,14 +61,11 @@ impl OwnedRooms {
         let worker = conn.worker as usize;
         assert!(worker < self.workers, "connection of an unknown worker");
         let workers = self.workers;
-        let state = self
-            .rooms
-            .entry(room.into())
-            .or_insert_with(|| RoomState {
-                seq: 0,
-                members: BTreeMap::new(),
-                per_worker: vec![0; workers].into_boxed_slice(),
-            });
+        let state = self.rooms.entry(room.into()).or_insert_with(|| RoomState {
+            seq: 0,
+            members: BTreeMap::new(),
+            per_worker: vec![0; workers].into_boxed_slice(),
+        });
         if state.members.contains_key(&conn) {
             return Err(RoomError::AlreadyJoined);
         }
@@ -172,8 +169,12 @@ mod tests {
     #[test]
     fn seq_starts_at_one_and_grows_by_one_per_publish() {
         let mut rooms = OwnedRooms::new(2);
-        rooms.join("r", conn(0, 1), anon(), &RoomLimits::default()).unwrap();
-        let seqs: Vec<u64> = (0..3).map(|_| publish(&mut rooms, "r").unwrap().0).collect();
+        rooms
+            .join("r", conn(0, 1), anon(), &RoomLimits::default())
+            .unwrap();
+        let seqs: Vec<u64> = (0..3)
+            .map(|_| publish(&mut rooms, "r").unwrap().0)
+            .collect();
         assert_eq!(seqs, vec![1, 2, 3]);
     }
 

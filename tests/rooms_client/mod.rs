@@ -24,7 +24,9 @@ pub struct Client {
 impl Client {
     /// Connects to `url` and reads the welcome.
     pub async fn connect(url: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connect");
         let mut client = Client {
             ws,
             conn: String::new(),
@@ -102,12 +104,15 @@ impl Client {
         let reply = self.call(envelope.clone()).await;
         assert_eq!(reply["ok"], false, "{envelope} → {reply}");
         assert_eq!(reply["error"]["code"], code, "{envelope} → {reply}");
-        assert!(reply["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(reply["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
     }
 
     /// Joins `room` (ok) and consumes its own `joined` event.
     pub async fn join(&mut self, room: &str, name: &str) {
-        self.ok(json!({"type":"join","room":room,"name":name})).await;
+        self.ok(json!({"type":"join","room":room,"name":name}))
+            .await;
         let ev = self.next_of("joined").await;
         assert_eq!(ev["conn"], self.conn.as_str());
     }
