@@ -132,6 +132,32 @@ pub struct ServeArgs {
     /// Log format on stderr; the level comes from RUST_LOG (default info).
     #[arg(long, value_name = "text|json", help_heading = "Logging")]
     pub log_format: Option<String>,
+
+    /// Rooms one /ws connection may be in at once.
+    #[arg(long, value_name = "N", help_heading = "Rooms")]
+    pub max_rooms_per_connection: Option<String>,
+    /// Members one room may have across the server.
+    #[arg(long, value_name = "N", help_heading = "Rooms")]
+    pub max_room_members: Option<String>,
+    /// Longest room name in bytes.
+    #[arg(long, value_name = "N", help_heading = "Rooms")]
+    pub max_room_name_len: Option<String>,
+    /// Largest publish/send payload (at most max-message-size).
+    #[arg(long, value_name = "SIZE", help_heading = "Rooms")]
+    pub max_payload_size: Option<String>,
+    /// Malformed envelopes in a row before closing with 1008.
+    #[arg(long, value_name = "N", help_heading = "Rooms")]
+    pub max_envelope_errors: Option<String>,
+    /// Only members may publish to a room (--publish-requires-join alone means true).
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        help_heading = "Rooms"
+    )]
+    pub publish_requires_join: Option<String>,
 }
 
 impl ServeArgs {
@@ -159,6 +185,12 @@ impl ServeArgs {
             Key::Sqpoll => &self.sqpoll,
             Key::Backlog => &self.backlog,
             Key::LogFormat => &self.log_format,
+            Key::MaxRoomsPerConnection => &self.max_rooms_per_connection,
+            Key::MaxRoomMembers => &self.max_room_members,
+            Key::MaxRoomNameLen => &self.max_room_name_len,
+            Key::MaxPayloadSize => &self.max_payload_size,
+            Key::MaxEnvelopeErrors => &self.max_envelope_errors,
+            Key::PublishRequiresJoin => &self.publish_requires_join,
         };
         value.as_deref()
     }

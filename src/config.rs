@@ -41,6 +41,9 @@ pub const MIN_FRAME_SIZE: usize = 125;
 pub const MAX_RING_ENTRIES: u32 = 32768;
 /// Longest SQPOLL idle time: past this the polling thread burns a core for nothing.
 pub const MAX_SQPOLL_IDLE: Duration = Duration::from_secs(60);
+/// Longest room name [`Config::validate`] accepts for `max_room_name_len`: names travel in every
+/// message frame of the room, so a long limit costs bandwidth on every delivery.
+pub const MAX_ROOM_NAME_LEN: usize = 1024;
 /// Largest listen backlog (the kernel caps it at `net.core.somaxconn` anyway).
 pub const MAX_BACKLOG: u32 = 65535;
 
@@ -167,6 +170,26 @@ pub struct Config {
     pub backlog: u32,
     /// Log line format on stderr. Default `text`. The level comes from `RUST_LOG` (default `info`).
     pub log_format: LogFormat,
+    /// Rooms one `/ws` connection may be in at once; one more gets `too_many_rooms`. Default 64.
+    /// Each membership costs a few dozen bytes on the worker and on the room's owner. At least 1.
+    pub max_rooms_per_connection: usize,
+    /// Members one room may have across the server; one more gets `room_full`. Default 100 000.
+    /// A publish to a room costs one write per member: lower it to bound that work. At least 1.
+    pub max_room_members: usize,
+    /// Longest room name in bytes (UTF-8); longer gets `room_name_too_long`. Default 64. The name
+    /// is written into every message frame of the room. Between 1 and [`MAX_ROOM_NAME_LEN`].
+    pub max_room_name_len: usize,
+    /// Largest `payload` of a `publish` or `send`, as written in the envelope; larger gets
+    /// `payload_too_large`. Default 64 KiB. Every member's queue holds a reference to each
+    /// message, so this times the room's backlog bounds memory. At least 1 and at most
+    /// `max_message_size`.
+    pub max_payload_size: usize,
+    /// Malformed envelopes in a row after which a `/ws` connection is closed with 1008. Default 16.
+    /// Each gets an error reply first; a well-formed envelope resets the count. At least 1.
+    pub max_envelope_errors: u32,
+    /// Whether `publish` requires membership of the room (`not_joined` otherwise). Default
+    /// `false`: any connection may publish to any room, like a webhook. Turn on for chat.
+    pub publish_requires_join: bool,
 }
 
 impl Default for Config {
@@ -193,6 +216,12 @@ impl Default for Config {
             sqpoll: None,
             backlog: 1024,
             log_format: LogFormat::Text,
+            max_rooms_per_connection: 64,
+            max_room_members: 100_000,
+            max_room_name_len: 64,
+            max_payload_size: 64 * KIB,
+            max_envelope_errors: 16,
+            publish_requires_join: false,
         }
     }
 }
@@ -231,11 +260,17 @@ pub enum Key {
     Sqpoll,
     Backlog,
     LogFormat,
+    MaxRoomsPerConnection,
+    MaxRoomMembers,
+    MaxRoomNameLen,
+    MaxPayloadSize,
+    MaxEnvelopeErrors,
+    PublishRequiresJoin,
 }
 
 impl Key {
     /// Every key, in the order `--print-config` writes them.
-    pub const ALL: [Key; 21] = [
+    pub const ALL: [Key; 27] = [
         Key::Listen,
         Key::Workers,
         Key::Pin,
@@ -257,6 +292,12 @@ impl Key {
         Key::Sqpoll,
         Key::Backlog,
         Key::LogFormat,
+        Key::MaxRoomsPerConnection,
+        Key::MaxRoomMembers,
+        Key::MaxRoomNameLen,
+        Key::MaxPayloadSize,
+        Key::MaxEnvelopeErrors,
+        Key::PublishRequiresJoin,
     ];
 
     /// The TOML key, which is also the `Config` field name and the clap argument id.
@@ -283,6 +324,12 @@ impl Key {
             Key::Sqpoll => "sqpoll",
             Key::Backlog => "backlog",
             Key::LogFormat => "log_format",
+            Key::MaxRoomsPerConnection => "max_rooms_per_connection",
+            Key::MaxRoomMembers => "max_room_members",
+            Key::MaxRoomNameLen => "max_room_name_len",
+            Key::MaxPayloadSize => "max_payload_size",
+            Key::MaxEnvelopeErrors => "max_envelope_errors",
+            Key::PublishRequiresJoin => "publish_requires_join",
         }
     }
 
@@ -868,6 +915,12 @@ impl Config {
                     "text, json",
                 )?
             }
+            Key::MaxRoomsPerConnection => self.max_rooms_per_connection = r.count(raw)?,
+            Key::MaxRoomMembers => self.max_room_members = r.count(raw)?,
+            Key::MaxRoomNameLen => self.max_room_name_len = r.count(raw)?,
+            Key::MaxPayloadSize => self.max_payload_size = r.size(raw)?,
+            Key::MaxEnvelopeErrors => self.max_envelope_errors = r.count(raw)?,
+            Key::PublishRequiresJoin => self.publish_requires_join = r.boolean(raw)?,
         }
         Ok(())
     }
@@ -899,6 +952,12 @@ impl Config {
                 .map_or_else(|| "off".to_owned(), format_duration),
             Key::Backlog => self.backlog.to_string(),
             Key::LogFormat => self.log_format.as_str().to_owned(),
+            Key::MaxRoomsPerConnection => self.max_rooms_per_connection.to_string(),
+            Key::MaxRoomMembers => self.max_room_members.to_string(),
+            Key::MaxRoomNameLen => self.max_room_name_len.to_string(),
+            Key::MaxPayloadSize => format_size(self.max_payload_size),
+            Key::MaxEnvelopeErrors => self.max_envelope_errors.to_string(),
+            Key::PublishRequiresJoin => self.publish_requires_join.to_string(),
         }
     }
 
@@ -914,6 +973,13 @@ impl Config {
                 Key::MaxConnections => toml::Value::Integer(self.max_connections as i64),
                 Key::RingEntries => toml::Value::Integer(i64::from(self.ring_entries)),
                 Key::Backlog => toml::Value::Integer(i64::from(self.backlog)),
+                Key::MaxRoomsPerConnection => {
+                    toml::Value::Integer(self.max_rooms_per_connection as i64)
+                }
+                Key::MaxRoomMembers => toml::Value::Integer(self.max_room_members as i64),
+                Key::MaxRoomNameLen => toml::Value::Integer(self.max_room_name_len as i64),
+                Key::MaxEnvelopeErrors => toml::Value::Integer(i64::from(self.max_envelope_errors)),
+                Key::PublishRequiresJoin => toml::Value::Boolean(self.publish_requires_join),
                 Key::Subprotocols => toml::Value::Array(
                     self.subprotocols
                         .iter()
@@ -1079,6 +1145,34 @@ impl Config {
                 Key::Backlog,
                 self.backlog.to_string(),
                 format!("between 1 and {MAX_BACKLOG}"),
+            ));
+        }
+        let at_least_one = |key: Key, value: usize| {
+            if value == 0 {
+                Err(range(key, value.to_string(), "at least 1".to_owned()))
+            } else {
+                Ok(())
+            }
+        };
+        at_least_one(Key::MaxRoomsPerConnection, self.max_rooms_per_connection)?;
+        at_least_one(Key::MaxRoomMembers, self.max_room_members)?;
+        at_least_one(Key::MaxEnvelopeErrors, self.max_envelope_errors as usize)?;
+        if !(1..=MAX_ROOM_NAME_LEN).contains(&self.max_room_name_len) {
+            return Err(range(
+                Key::MaxRoomNameLen,
+                self.max_room_name_len.to_string(),
+                format!("between 1 and {MAX_ROOM_NAME_LEN}"),
+            ));
+        }
+        // A payload travels inside one message, so a larger payload limit could never be reached.
+        if self.max_payload_size == 0 || self.max_payload_size > self.max_message_size {
+            return Err(range(
+                Key::MaxPayloadSize,
+                format_size(self.max_payload_size),
+                format!(
+                    "between 1B and max_message_size ({})",
+                    format_size(self.max_message_size)
+                ),
             ));
         }
         Ok(())
@@ -1518,6 +1612,12 @@ mod tests {
             sqpoll: Some(Duration::from_millis(2)),
             backlog: 16,
             log_format: LogFormat::Json,
+            max_rooms_per_connection: 3,
+            max_room_members: 500,
+            max_room_name_len: 32,
+            max_payload_size: 8 * KIB,
+            max_envelope_errors: 4,
+            publish_requires_join: true,
         };
         let text: Vec<(Key, String)> = Key::ALL.iter().map(|&k| (k, wanted.render(k))).collect();
 

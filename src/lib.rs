@@ -14,6 +14,10 @@
 //! - [`cli`]: the `ringcast serve` command line (clap derive); help shows each default.
 //! - [`logging`]: the stderr `tracing` subscriber (text or JSON), filtered by `RUST_LOG`.
 //! - [`metrics`]: per-worker counters (single writer each) and their Prometheus rendering.
+//! - [`envelope`]: the JSON envelope of `GET /ws` (simd-json): client text → typed commands with
+//!   stable error codes; server envelopes rendered straight into frames, payloads copied verbatim.
+//! - [`room`]: the per-worker room registry (room ↔ local members, conn → rooms) and the owner
+//!   side of a room (member list, `seq`, which workers have members), sans-IO.
 //! - [`driver`]: the only I/O. One thread per worker, each with its own tokio-uring runtime,
 //!   `SO_REUSEPORT` listener, connection table, timer wheel and buffer pool; the graceful drain.
 //! - [`loadgen`]: `ringcast bench`, the load tool: echo, latency, connect and idle scenarios
@@ -28,9 +32,11 @@
 pub mod cli;
 pub mod config;
 pub mod driver;
+pub mod envelope;
 pub mod loadgen;
 pub mod logging;
 pub mod metrics;
 pub mod proto;
+pub mod room;
 pub mod table;
 pub mod time;

@@ -187,6 +187,12 @@ fn every_invalid_value_exits_2_naming_the_key_and_where_it_came_from() {
         (Flag, Key::Sqpoll, "on"),
         (Env, Key::Backlog, "0"),
         (File, Key::LogFormat, "\"xml\""),
+        (Flag, Key::MaxRoomsPerConnection, "0"),
+        (Env, Key::MaxRoomMembers, "many"),
+        (File, Key::MaxRoomNameLen, "5000"),
+        (Flag, Key::MaxPayloadSize, "32MiB"),
+        (Env, Key::MaxEnvelopeErrors, "0"),
+        (Flag, Key::PublishRequiresJoin, "sometimes"),
     ];
     for key in Key::ALL {
         assert!(

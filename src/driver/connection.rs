@@ -31,6 +31,7 @@ use crate::proto::conn::{ConnLimits, Connection, Event, SendError, State};
 use crate::table::ConnKey;
 use crate::time::wheel::TimerKey;
 
+use super::app::{self, Session};
 use super::notify::LocalNotify;
 use super::route::{self, Endpoint, Incoming, Route};
 use super::worker::{millis, Worker};
@@ -125,6 +126,8 @@ pub struct ConnShared {
     /// and the machine is idle (an idle machine equals a new one), so a parked connection keeps
     /// neither the machine nor its header arena; made again on demand.
     machine: RefCell<Option<Box<Connection>>>,
+    /// The `/ws` session (its key, its count of malformed envelopes); empty for other endpoints.
+    pub session: Session,
 }
 
 impl ConnShared {
@@ -199,6 +202,7 @@ pub fn accept(worker: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         }),
         upgraded: Cell::new(false),
         machine: RefCell::new(None),
+        session: Session::default(),
     });
     let key = worker.table.borrow_mut().insert(conn.clone());
     if let Err(e) = worker.reactor.register(fd, key) {
@@ -345,6 +349,7 @@ fn teardown(worker: &Worker, key: ConnKey, conn: &ConnShared) {
     worker.reactor.deregister(conn.stream.as_raw_fd());
     worker.disarm(&conn.timer);
     worker.table.borrow_mut().remove(key);
+    app::on_close(worker, key, conn);
     if let Some(mut pending) = Some(conn.rbuf.take()).filter(|b| b.capacity() > 0) {
         pending.clear();
         worker.pool.borrow_mut().give_read(pending);
@@ -419,6 +424,9 @@ async fn handshake(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
     stats.connections_open.add(1);
     conn.upgraded.set(true);
     conn.endpoint.set(endpoint);
+    if endpoint == Endpoint::Ws {
+        app::on_open(worker, key, conn);
+    }
     conn.phase.set(Phase::Open);
     let now = worker.now();
     conn.last_read.set(now);
@@ -574,6 +582,7 @@ fn process(worker: &Worker, conn: &ConnShared) {
                             Err(SendError::Dropped) => stats.slow_consumers.add(1),
                             Err(SendError::SlowConsumer | SendError::Closed) => {}
                         },
+                        Endpoint::Ws => app::on_message(worker, conn, &mut machine, kind, payload),
                     }
                 }
                 Event::Ping(_) | Event::Pong(_) => {}

@@ -3,8 +3,16 @@
 //! Owns the vocabulary cores use to talk to each other. Workers never share mutable state: anything
 //! one worker needs from another travels as a [`MeshMsg`] through that worker's inbox (a tokio
 //! unbounded channel: lock-free on the sending side, drained by the owning worker's runtime).
+//! Messages from one worker to another arrive in the order they were sent (FIFO per pair), which
+//! is what room ordering rests on (see [`crate::room`]). Frames travel as [`Bytes`]: the mesh
+//! carries a reference count, never a copy.
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
+
+use crate::envelope::ConnId;
+use crate::room::MemberInfo;
+use crate::table::ConnKey;
 
 /// A message delivered to one worker.
 #[derive(Debug)]
@@ -12,15 +20,113 @@ pub enum MeshMsg {
     /// Begin the graceful drain: refuse new sessions, close every connection with 1001, exit when
     /// all are gone or the drain timeout passes.
     Shutdown,
+    /// To a room's owner: `conn` asks to join `room` (its worker already recorded it as pending).
+    Join {
+        /// The room.
+        room: Box<str>,
+        /// Who joins.
+        conn: ConnId,
+        /// Its user and display name, for presence and events.
+        info: MemberInfo,
+        /// The client's id, for the reply.
+        id: Option<Box<str>>,
+    },
+    /// To a room's owner: `conn` left `room` (its worker already stopped delivering to it).
+    Leave {
+        /// The room.
+        room: Box<str>,
+        /// Who leaves.
+        conn: ConnId,
+        /// `Some(id)` when the client asked (it gets a reply); `None` on disconnect.
+        reply: Option<Option<Box<str>>>,
+    },
+    /// To a room's owner: publish `payload` (verbatim JSON) to `room`.
+    Publish {
+        /// The room name (UTF-8), in a shared buffer.
+        room: Bytes,
+        /// The publisher.
+        from: ConnId,
+        /// The payload JSON exactly as the publisher wrote it.
+        payload: Bytes,
+        /// Whether the publisher gets its own message.
+        echo: bool,
+    },
+    /// To a room's owner: `conn` asks who is in `room`.
+    Presence {
+        /// The room.
+        room: Box<str>,
+        /// Who asks.
+        conn: ConnId,
+        /// The client's id, for the reply.
+        id: Option<Box<str>>,
+    },
+    /// From a room's owner to the joiner's worker: the join was accepted (`ok`) or refused; `reply`
+    /// is the rendered reply frame for the client. Sent before any frame of the room that follows
+    /// the join, so the joiner misses nothing after its acceptance.
+    JoinResult {
+        /// The room.
+        room: Box<str>,
+        /// The joiner on this worker.
+        key: ConnKey,
+        /// Accepted?
+        ok: bool,
+        /// The reply frame.
+        reply: Bytes,
+    },
+    /// From a room's owner to every worker with members: one frame for every local member of
+    /// `room`, except `skip` (a publisher that asked for no echo).
+    Deliver {
+        /// The room name (UTF-8), in a shared buffer.
+        room: Bytes,
+        /// The encoded frame, shared by every recipient on every worker.
+        frame: Bytes,
+        /// A local connection not to deliver to.
+        skip: Option<ConnKey>,
+    },
+    /// A rendered frame for one connection of this worker (a reply decided elsewhere).
+    ToConn {
+        /// The connection.
+        key: ConnKey,
+        /// The frame.
+        frame: Bytes,
+    },
+    /// A direct message for connection `to` of this worker; the sender gets a reply.
+    Direct {
+        /// The recipient on this worker.
+        to: ConnKey,
+        /// The sender (on any worker).
+        from: ConnId,
+        /// The rendered `direct` frame.
+        frame: Bytes,
+        /// The sender's id, for its reply.
+        id: Option<Box<str>>,
+    },
 }
 
 /// The sending side of one worker's inbox.
 pub type Outbox = mpsc::UnboundedSender<MeshMsg>;
-/// The receiving side, owned by the worker.
-pub type Inbox = mpsc::UnboundedReceiver<MeshMsg>;
+
+/// The receiving side, owned by the worker, with a sender to every worker (itself included) for
+/// the messages it originates.
+#[derive(Debug)]
+pub struct Inbox {
+    /// This worker's messages.
+    pub rx: mpsc::UnboundedReceiver<MeshMsg>,
+    /// Outbox of worker `i` at index `i`.
+    pub peers: Vec<Outbox>,
+}
 
 /// One inbox per worker: the senders (cloneable, for every other party) and the receivers (one per
 /// worker, moved into its thread).
 pub fn mesh(workers: usize) -> (Vec<Outbox>, Vec<Inbox>) {
-    (0..workers).map(|_| mpsc::unbounded_channel()).unzip()
+    let (outboxes, receivers): (Vec<Outbox>, Vec<_>) =
+        (0..workers).map(|_| mpsc::unbounded_channel()).unzip();
+    let inboxes = receivers
+        .into_iter()
+        .map(|rx| Inbox {
+            rx,
+            peers: outboxes.clone(),
+        })
+        .collect();
+    (outboxes, inboxes)
 }

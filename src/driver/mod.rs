@@ -7,6 +7,7 @@
 //!   [`Server::shutdown`] begins the graceful drain; [`Server::wait`] joins the workers.
 //! - [`run`] is the binary's entry point: a server plus SIGTERM/SIGINT handling.
 
+mod app;
 mod connection;
 mod listener;
 mod mesh;

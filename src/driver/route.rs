@@ -1,7 +1,7 @@
 //! Reading the first request of a connection and deciding what it gets: a WebSocket endpoint, a
 //! plain HTTP answer, or a refusal.
 //!
-//! Owns the server's routing table (`/echo`, `/healthz`, `/metrics`) and the admission checks that
+//! Owns the server's routing table (`/echo`, `/ws`, `/` (the demo page), `/healthz`, `/metrics`) and the admission checks that
 //! need server state (draining, the global connection cap). Every refusal is rendered by the
 //! handshake module with its specific status and reason; this module only picks it.
 
@@ -13,11 +13,16 @@ use crate::proto::handshake::{self, HandshakeError, Parse, Request, RequestParse
 use super::connection::{read_for_handshake, ConnShared, StopReading};
 use super::worker::Worker;
 
+/// The browser demo served at `GET /`: one self-contained page (no external assets).
+const DEMO_PAGE: &str = include_str!("demo.html");
+
 /// A WebSocket endpoint a connection was upgraded to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     /// `GET /echo`: every data message is sent back unchanged.
     Echo,
+    /// `GET /ws`: JSON envelopes, rooms and pub/sub (see `docs/protocol.md`).
+    Ws,
 }
 
 /// What the first request of a connection gets.
@@ -92,6 +97,14 @@ pub fn refusal(err: HandshakeError) -> Route {
 pub fn route(worker: &Worker, request: &Request) -> Route {
     match request.path() {
         "/echo" => upgrade(worker, request, Endpoint::Echo),
+        "/ws" => upgrade(worker, request, Endpoint::Ws),
+        "/" => plain(request, || {
+            (
+                200,
+                "text/html; charset=utf-8",
+                DEMO_PAGE.as_bytes().to_vec(),
+            )
+        }),
         "/healthz" => plain(request, || {
             if worker.draining() {
                 (503, "text/plain; charset=utf-8", b"draining\n".to_vec())

@@ -19,8 +19,11 @@ use crate::proto::handshake::{HandshakeLimits, UpgradeConfig};
 use crate::table::{ConnKey, ConnTable};
 use crate::time::wheel::{TimerKey, TimerWheel};
 
+use super::app::{self, App};
 use super::connection::{self, ConnShared};
 use super::mesh::{Inbox, MeshMsg};
+
+type Receiver = tokio::sync::mpsc::UnboundedReceiver<MeshMsg>;
 use super::notify::LocalNotify;
 use super::pool::BufferPool;
 use super::reactor::{self, Reactor};
@@ -89,6 +92,8 @@ pub struct Worker {
     pub pool: RefCell<BufferPool>,
     /// Read readiness of every socket of this worker.
     pub reactor: Reactor,
+    /// The `/ws` application: envelope parser, room registries, the other workers' inboxes.
+    pub app: App,
     /// Milliseconds since `epoch`, refreshed every tick and on every accept. Reading this instead of
     /// the clock keeps clock reads off the per-message path.
     now: Cell<u64>,
@@ -192,10 +197,13 @@ pub fn run(
         max_headers: config.max_headers,
     };
     let upgrade_config = UpgradeConfig::with_protocols(config.subprotocols.iter());
+    let app = App::new(config, inbox.peers);
+    let inbox = inbox.rx;
     builder.start(async move {
         let (reactor, poll) = Reactor::new()?;
         let worker = Rc::new(Worker {
             reactor,
+            app,
             id,
             conn_limits,
             handshake_limits,
@@ -261,12 +269,13 @@ async fn tick_loop(worker: Rc<Worker>) {
     }
 }
 
-async fn inbox_loop(worker: Rc<Worker>, mut inbox: Inbox) {
+async fn inbox_loop(worker: Rc<Worker>, mut inbox: Receiver) {
     while let Some(msg) = inbox.recv().await {
         match msg {
             MeshMsg::Shutdown => {
                 tokio_uring::spawn(drain(worker.clone()));
             }
+            other => app::on_mesh(&worker, other),
         }
     }
 }

@@ -1,0 +1,547 @@
+//! The `/ws` application: envelopes in, room operations through the mesh, frames out.
+//!
+//! Owns the glue between a connection's messages, this worker's room registries
+//! ([`LocalRooms`], [`OwnedRooms`]) and the mesh. Every decision about the wire format is the
+//! envelope module's, every decision about membership the room module's; this module routes:
+//!
+//! - a command from a local connection goes to the room's owner worker (itself included, through
+//!   its own inbox, so there is one path and one order for every room);
+//! - the owner assigns `seq` and `ts`, renders the frame **once** and sends that same `Bytes` to each
+//!   worker with members; each worker queues a clone on every local member
+//!   ([`Connection::send_encoded`]) and wakes it. A slow member only fills its own queue; the
+//!   machine's backpressure policy applies to it alone.
+//!
+//! It never blocks, never awaits, and never holds a `RefCell` borrow across a call that could take
+//! the same one: a connection's own machine is passed in by `process()`, and other connections are
+//! only reached from the inbox task, never from inside `process()`.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::envelope::{
+    render, Command, ConnId, EnvelopeError, EnvelopeLimits, ErrorCode, Parser, Rejected,
+};
+use crate::proto::conn::{Connection, SendError};
+use crate::proto::MessageKind;
+use crate::room::{owner_of, LocalRooms, MemberInfo, OwnedRooms, RoomLimits};
+use crate::table::ConnKey;
+
+use super::connection::ConnShared;
+use super::mesh::{MeshMsg, Outbox};
+use super::worker::Worker;
+
+/// The close reason after `max_envelope_errors` malformed envelopes in a row.
+pub const ABUSE_REASON: &str = "too many malformed envelopes";
+
+/// RFC 6455 §7.4.1: "1008 indicates that an endpoint is terminating the connection because it has
+/// received a message that violates its policy."
+const CLOSE_POLICY: u16 = 1008;
+
+/// Per-connection state of a `/ws` session, kept in [`ConnShared`].
+#[derive(Debug, Default)]
+pub struct Session {
+    /// The connection's key, set when the `/ws` session opens; `None` for other endpoints.
+    key: Cell<Option<ConnKey>>,
+    /// Malformed envelopes in a row. Invariant: reset to 0 by every well-formed envelope.
+    errors: Cell<u32>,
+}
+
+/// This worker's share of the application.
+pub struct App {
+    /// Parser with its reused scratch.
+    parser: RefCell<Parser>,
+    /// Arena server frames are rendered into and split off (see [`render::Frame`]).
+    arena: RefCell<BytesMut>,
+    /// Room → members on this worker.
+    local: RefCell<LocalRooms>,
+    /// Rooms this worker owns.
+    owned: RefCell<OwnedRooms>,
+    /// Inbox of every worker (this one included), by worker id.
+    peers: Vec<Outbox>,
+    limits: RoomLimits,
+    max_envelope_errors: u32,
+    /// Unix time in ms at the worker's epoch: `ts` = this + the worker's clock.
+    unix_at_epoch: u64,
+}
+
+impl App {
+    /// The application state of one worker.
+    pub fn new(config: &crate::config::Config, peers: Vec<Outbox>) -> App {
+        let unix_at_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        App {
+            parser: RefCell::new(Parser::new(EnvelopeLimits {
+                max_room_name_len: config.max_room_name_len,
+                max_payload_len: config.max_payload_size,
+            })),
+            arena: RefCell::new(BytesMut::new()),
+            local: RefCell::new(LocalRooms::new()),
+            owned: RefCell::new(OwnedRooms::new(peers.len())),
+            limits: RoomLimits {
+                max_rooms_per_connection: config.max_rooms_per_connection,
+                max_members_per_room: config.max_room_members,
+                publish_requires_join: config.publish_requires_join,
+            },
+            max_envelope_errors: config.max_envelope_errors,
+            peers,
+            unix_at_epoch,
+        }
+    }
+
+    fn send(&self, worker: usize, msg: MeshMsg) {
+        // A worker that already exited (shutdown) drops the message: its connections are gone.
+        let _ = self.peers[worker].send(msg);
+    }
+
+    fn owner(&self, room: &str) -> usize {
+        owner_of(room, self.peers.len())
+    }
+}
+
+fn unix_now(worker: &Worker) -> u64 {
+    worker.app.unix_at_epoch + worker.refresh_now()
+}
+
+fn me(worker: &Worker, key: ConnKey) -> ConnId {
+    ConnId {
+        worker: worker.id as u32,
+        key,
+    }
+}
+
+/// Starts a `/ws` session: remembers the key and queues the welcome.
+pub fn on_open(worker: &Worker, key: ConnKey, conn: &ConnShared) {
+    conn.session.key.set(Some(key));
+    let frame = render::welcome(&mut worker.app.arena.borrow_mut(), me(worker, key), None);
+    if let Some(mut machine) = conn.machine(&worker.conn_limits) {
+        queue(worker, &mut machine, frame);
+    }
+}
+
+/// Ends a `/ws` session: leaves every room (O(rooms of the connection)) and tells their owners.
+pub fn on_close(worker: &Worker, key: ConnKey, conn: &ConnShared) {
+    if conn.session.key.take() != Some(key) {
+        return;
+    }
+    let app = &worker.app;
+    let rooms = app.local.borrow_mut().leave_all(key);
+    for room in rooms {
+        let owner = app.owner(&room);
+        app.send(
+            owner,
+            MeshMsg::Leave {
+                room,
+                conn: me(worker, key),
+                reply: None,
+            },
+        );
+    }
+}
+
+fn queue(worker: &Worker, machine: &mut Connection, frame: Bytes) -> bool {
+    match machine.send_encoded(frame) {
+        Ok(()) => {
+            worker.stats().messages_out.add(1);
+            true
+        }
+        Err(SendError::Dropped | SendError::SlowConsumer) => {
+            worker.stats().slow_consumers.add(1);
+            false
+        }
+        Err(SendError::Closed) => false,
+    }
+}
+
+/// Handles one data message of a `/ws` connection.
+pub fn on_message(
+    worker: &Worker,
+    conn: &ConnShared,
+    machine: &mut Connection,
+    kind: MessageKind,
+    message: BytesMut,
+) {
+    let Some(key) = conn.session.key.get() else {
+        return;
+    };
+    let app = &worker.app;
+    let message = message.freeze();
+    let mut parser = app.parser.borrow_mut();
+    let parsed = match kind {
+        MessageKind::Binary => Err(Rejected {
+            id: None,
+            error: EnvelopeError::Binary,
+        }),
+        MessageKind::Text => parser.parse(&message),
+    };
+    let command = match parsed {
+        Ok(command) => {
+            conn.session.errors.set(0);
+            command
+        }
+        Err(Rejected { id, error }) => {
+            let reply = render::reply_err(&mut app.arena.borrow_mut(), id, error.code(), error);
+            queue(worker, machine, reply);
+            let errors = conn.session.errors.get() + 1;
+            conn.session.errors.set(errors);
+            if errors >= app.max_envelope_errors {
+                machine.close(CLOSE_POLICY, ABUSE_REASON);
+            }
+            return;
+        }
+    };
+    let me = me(worker, key);
+    let reply = |machine: &mut Connection,
+                 id: Option<&str>,
+                 result: Result<(), (ErrorCode, &dyn std::fmt::Display)>| {
+        let mut arena = app.arena.borrow_mut();
+        let frame = match result {
+            Ok(()) => render::reply_ok(&mut arena, id),
+            Err((code, message)) => render::reply_err(&mut arena, id, code, message),
+        };
+        drop(arena);
+        queue(worker, machine, frame);
+    };
+    match command {
+        Command::Join { room, id, name } => {
+            if let Err(e) = app.local.borrow_mut().begin_join(key, room, &app.limits) {
+                return reply(machine, id, Err((e.code(), &e)));
+            }
+            app.send(
+                app.owner(room),
+                MeshMsg::Join {
+                    room: room.into(),
+                    conn: me,
+                    info: MemberInfo {
+                        user: None,
+                        name: name.map(Into::into),
+                    },
+                    id: id.map(Into::into),
+                },
+            );
+        }
+        Command::Leave { room, id } => {
+            if let Err(e) = app.local.borrow_mut().leave(key, room) {
+                return reply(machine, id, Err((e.code(), &e)));
+            }
+            app.send(
+                app.owner(room),
+                MeshMsg::Leave {
+                    room: room.into(),
+                    conn: me,
+                    reply: Some(id.map(Into::into)),
+                },
+            );
+        }
+        Command::Publish {
+            room,
+            id,
+            payload,
+            echo,
+        } => {
+            if app.limits.publish_requires_join && !app.local.borrow().is_member(key, room) {
+                let e = crate::room::RoomError::NotJoined;
+                return reply(machine, id, Err((e.code(), &e)));
+            }
+            let room_bytes = {
+                let mut arena = app.arena.borrow_mut();
+                arena.extend_from_slice(room.as_bytes());
+                arena.split().freeze()
+            };
+            app.send(
+                app.owner(room),
+                MeshMsg::Publish {
+                    room: room_bytes,
+                    from: me,
+                    // A view of the received message: no copy until the owner renders the frame.
+                    payload: message.slice(payload),
+                    echo,
+                },
+            );
+            reply(machine, id, Ok(()));
+        }
+        Command::Send { to, id, payload } => {
+            let Some(target) = ConnId::parse(to).filter(|t| (t.worker as usize) < app.peers.len())
+            else {
+                return reply(
+                    machine,
+                    id,
+                    Err((ErrorCode::NoSuchConnection, &"no connection has this id")),
+                );
+            };
+            let frame = render::direct(
+                &mut app.arena.borrow_mut(),
+                me,
+                unix_now(worker),
+                &message[payload],
+            );
+            app.send(
+                target.worker as usize,
+                MeshMsg::Direct {
+                    to: target.key,
+                    from: me,
+                    frame,
+                    id: id.map(Into::into),
+                },
+            );
+        }
+        Command::Presence { room, id } => {
+            app.send(
+                app.owner(room),
+                MeshMsg::Presence {
+                    room: room.into(),
+                    conn: me,
+                    id: id.map(Into::into),
+                },
+            );
+        }
+        Command::Stats { id } => {
+            let shared = &worker.shared;
+            let (messages_in, messages_out) = shared.stats.iter().fold((0, 0), |(i, o), s| {
+                (i + s.messages_in.get(), o + s.messages_out.get())
+            });
+            let frame = render::stats(
+                &mut app.arena.borrow_mut(),
+                id,
+                shared.open_connections.load(Ordering::Relaxed) as u64,
+                messages_in,
+                messages_out,
+            );
+            queue(worker, machine, frame);
+        }
+    }
+}
+
+/// Queues `frame` on local connection `key` and wakes it. `false` when there is no such `/ws`
+/// connection (or it no longer takes data).
+fn push(worker: &Rc<Worker>, key: ConnKey, frame: Bytes) -> bool {
+    let conn = worker.table.borrow().get(key).cloned();
+    let Some(conn) = conn else {
+        return false;
+    };
+    if conn.session.key.get() != Some(key) {
+        return false;
+    }
+    let queued = match conn.machine(&worker.conn_limits) {
+        Some(mut machine) => queue(worker, &mut machine, frame),
+        None => false,
+    };
+    // Wake even when refused: a slow consumer's machine has queued its close frame.
+    worker.wake(key, &conn);
+    queued
+}
+
+fn room_str(room: &Bytes) -> &str {
+    // Room names are put in the mesh from `&str`s by this module.
+    std::str::from_utf8(room).expect("room names in the mesh are UTF-8")
+}
+
+fn room_bytes(worker: &Worker, room: &str) -> Bytes {
+    let mut arena = worker.app.arena.borrow_mut();
+    arena.extend_from_slice(room.as_bytes());
+    arena.split().freeze()
+}
+
+/// Sends `frame` to every worker with members of `room`.
+fn broadcast(worker: &Worker, room: &str, frame: Bytes, skip: Option<ConnId>) {
+    let app = &worker.app;
+    let room_shared = room_bytes(worker, room);
+    for w in app.owned.borrow().workers_of(room) {
+        app.send(
+            w,
+            MeshMsg::Deliver {
+                room: room_shared.clone(),
+                frame: frame.clone(),
+                skip: skip.filter(|s| s.worker as usize == w).map(|s| s.key),
+            },
+        );
+    }
+}
+
+/// Handles one mesh message about rooms or connections (everything but `Shutdown`).
+pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
+    let app = &worker.app;
+    match msg {
+        MeshMsg::Shutdown => {}
+        MeshMsg::Join {
+            room,
+            conn,
+            info,
+            id,
+        } => {
+            let joined = app
+                .owned
+                .borrow_mut()
+                .join(&room, conn, info.clone(), &app.limits);
+            let mut arena = app.arena.borrow_mut();
+            let (ok, reply) = match joined {
+                Ok(_) => (true, render::reply_ok(&mut arena, id.as_deref())),
+                Err(e) => (
+                    false,
+                    render::reply_err(&mut arena, id.as_deref(), e.code(), e),
+                ),
+            };
+            drop(arena);
+            // The result goes out before the `joined` event and any later message of the room, on
+            // the same FIFO channel: the joiner is a local member before they arrive.
+            app.send(
+                conn.worker as usize,
+                MeshMsg::JoinResult {
+                    room: room.clone(),
+                    key: conn.key,
+                    ok,
+                    reply,
+                },
+            );
+            if ok {
+                let frame = render::membership(
+                    &mut app.arena.borrow_mut(),
+                    true,
+                    &room,
+                    conn,
+                    info.user.as_deref(),
+                    info.name.as_deref(),
+                );
+                broadcast(worker, &room, frame, None);
+            }
+        }
+        MeshMsg::Leave { room, conn, reply } => {
+            let left = app.owned.borrow_mut().leave(&room, conn);
+            if let Some(id) = reply {
+                let mut arena = app.arena.borrow_mut();
+                let frame = match &left {
+                    Ok(_) => render::reply_ok(&mut arena, id.as_deref()),
+                    Err(e) => render::reply_err(&mut arena, id.as_deref(), e.code(), e),
+                };
+                drop(arena);
+                app.send(
+                    conn.worker as usize,
+                    MeshMsg::ToConn {
+                        key: conn.key,
+                        frame,
+                    },
+                );
+            }
+            if let Ok(info) = left {
+                let frame = render::membership(
+                    &mut app.arena.borrow_mut(),
+                    false,
+                    &room,
+                    conn,
+                    info.user.as_deref(),
+                    info.name.as_deref(),
+                );
+                broadcast(worker, &room, frame, None);
+            }
+        }
+        MeshMsg::Publish {
+            room,
+            from,
+            payload,
+            echo,
+        } => {
+            let name = room_str(&room);
+            let Some(seq) = app.owned.borrow_mut().next_seq(name) else {
+                return;
+            };
+            let frame = render::message(
+                &mut app.arena.borrow_mut(),
+                name,
+                seq,
+                from,
+                unix_now(worker),
+                &payload,
+            );
+            // Encoded once; each member worker gets the same buffer (reference count only).
+            for w in app.owned.borrow().workers_of(name) {
+                let skip = (!echo && from.worker as usize == w).then_some(from.key);
+                app.send(
+                    w,
+                    MeshMsg::Deliver {
+                        room: room.clone(),
+                        frame: frame.clone(),
+                        skip,
+                    },
+                );
+            }
+        }
+        MeshMsg::Presence { room, conn, id } => {
+            let owned = app.owned.borrow();
+            let members = owned.members(&room);
+            let count = members.len();
+            let frame = render::presence(
+                &mut app.arena.borrow_mut(),
+                id.as_deref(),
+                &room,
+                count,
+                members.map(|(conn, info)| render::Member {
+                    conn,
+                    user: info.user.as_deref(),
+                    name: info.name.as_deref(),
+                }),
+            );
+            drop(owned);
+            app.send(
+                conn.worker as usize,
+                MeshMsg::ToConn {
+                    key: conn.key,
+                    frame,
+                },
+            );
+        }
+        MeshMsg::JoinResult {
+            room,
+            key,
+            ok,
+            reply,
+        } => {
+            if ok {
+                // `false`: the connection left (or went away) meanwhile; its leave follows ours to
+                // the owner, which undoes the join.
+                app.local.borrow_mut().confirm_join(key, &room);
+            } else {
+                app.local.borrow_mut().abort_join(key, &room);
+            }
+            push(worker, key, reply);
+        }
+        MeshMsg::Deliver { room, frame, skip } => {
+            let local = app.local.borrow();
+            local.fan_out(room_str(&room), &frame, skip, |key, frame| {
+                push(worker, key, frame);
+            });
+        }
+        MeshMsg::ToConn { key, frame } => {
+            push(worker, key, frame);
+        }
+        MeshMsg::Direct {
+            to,
+            from,
+            frame,
+            id,
+        } => {
+            let delivered = push(worker, to, frame);
+            let mut arena = app.arena.borrow_mut();
+            let reply = if delivered {
+                render::reply_ok(&mut arena, id.as_deref())
+            } else {
+                render::reply_err(
+                    &mut arena,
+                    id.as_deref(),
+                    ErrorCode::NoSuchConnection,
+                    "no connection has this id",
+                )
+            };
+            drop(arena);
+            app.send(
+                from.worker as usize,
+                MeshMsg::ToConn {
+                    key: from.key,
+                    frame: reply,
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,1145 @@
+//! The JSON envelope of `GET /ws`: client text messages in, typed commands out; server envelopes
+//! rendered straight into WebSocket frames.
+//!
+//! Owns the wire format described in `docs/protocol.md`: parsing ([`Parser::parse`], simd-json tape
+//! over a per-worker scratch copy, strings borrowed from it), the stable error codes
+//! ([`ErrorCode`]), connection ids ([`ConnId`]) and the renderers ([`render`]) that write a server
+//! frame header plus JSON text into an arena and split it off as one [`Bytes`].
+//!
+//! It must never do I/O, read a clock (`ts` is passed in) or re-serialise a client's payload: a
+//! payload is located as a byte range of the original message and copied verbatim. Every string the
+//! server writes is JSON-escaped. Steady state, parsing allocates nothing (scratch, simd-json
+//! buffers and tape are reused) and rendering allocates only when the arena runs out of room.
+
+use std::fmt::{self, Write as _};
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::proto::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::table::ConnKey;
+
+/// The only protocol version: a client envelope may carry `"v":1` (or omit it); any other value
+/// is [`ErrorCode::BadVersion`].
+pub const VERSION: u64 = 1;
+
+/// Longest `id` a client may attach (it is echoed in the reply).
+pub const MAX_ID_LEN: usize = 128;
+
+/// Longest display `name` a client may give when joining.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// The largest header a server data frame needs: 2 bytes + a 64-bit length (no mask).
+const SERVER_HEADER_MAX: usize = 10;
+
+/// Bytes the arena grows by when it runs out: many small replies share one allocation.
+pub const ARENA_CHUNK: usize = 16 * 1024;
+
+/// A connection id unique within one server: `worker:index.generation` (`0:12.3`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    /// The worker that owns the connection.
+    pub worker: u32,
+    /// Its key in that worker's table.
+    pub key: ConnKey,
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.worker, self.key)
+    }
+}
+
+impl ConnId {
+    /// Parses `worker:index.generation`; `None` for anything else (no sign, no spaces, decimal).
+    pub fn parse(text: &str) -> Option<ConnId> {
+        let (worker, rest) = text.split_once(':')?;
+        let (index, generation) = rest.split_once('.')?;
+        let num = |s: &str| -> Option<u32> {
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            s.parse().ok()
+        };
+        let key = ConnKey::from_u64((u64::from(num(generation)?) << 32) | u64::from(num(index)?));
+        Some(ConnId {
+            worker: num(worker)?,
+            key,
+        })
+    }
+}
+
+/// The stable error codes of `{"type":"reply","ok":false,"error":{"code":…}}`. Their spelling
+/// never changes; `docs/protocol.md` lists each with its meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// Not JSON, not an object, or a duplicated key.
+    BadJson,
+    /// `"v"` present and not `1`.
+    BadVersion,
+    /// `"type"` not one of the commands.
+    UnknownType,
+    /// A field the command requires is absent.
+    MissingField,
+    /// A field has the wrong JSON type, or an empty or over-long value.
+    BadField,
+    /// A binary frame on `/ws`: envelopes are text.
+    BinaryMessage,
+    /// A room name longer than the configured limit.
+    RoomNameTooLong,
+    /// A payload larger than the configured limit.
+    PayloadTooLarge,
+    /// Leaving (or, when configured, publishing to) a room the connection has not joined.
+    NotJoined,
+    /// Refused by policy (reserved for authentication and authorisation).
+    Forbidden,
+    /// Too many requests (reserved for rate limiting).
+    RateLimited,
+    /// A direct `send` to a connection that does not exist.
+    NoSuchConnection,
+    /// Joining one room more than the per-connection limit allows.
+    TooManyRooms,
+    /// Joining a room that has reached its member limit.
+    RoomFull,
+    /// Joining a room the connection is already in (or is joining).
+    AlreadyJoined,
+}
+
+impl ErrorCode {
+    /// Every code, in documentation order.
+    pub const ALL: [ErrorCode; 15] = [
+        ErrorCode::BadJson,
+        ErrorCode::BadVersion,
+        ErrorCode::UnknownType,
+        ErrorCode::MissingField,
+        ErrorCode::BadField,
+        ErrorCode::BinaryMessage,
+        ErrorCode::RoomNameTooLong,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::NotJoined,
+        ErrorCode::Forbidden,
+        ErrorCode::RateLimited,
+        ErrorCode::NoSuchConnection,
+        ErrorCode::TooManyRooms,
+        ErrorCode::RoomFull,
+        ErrorCode::AlreadyJoined,
+    ];
+
+    /// The wire spelling (`"not_joined"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::BadVersion => "bad_version",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::MissingField => "missing_field",
+            ErrorCode::BadField => "bad_field",
+            ErrorCode::BinaryMessage => "binary_message",
+            ErrorCode::RoomNameTooLong => "room_name_too_long",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::NoSuchConnection => "no_such_connection",
+            ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::RoomFull => "room_full",
+            ErrorCode::AlreadyJoined => "already_joined",
+        }
+    }
+
+    /// Whether the code means the envelope itself was malformed (these count towards closing a
+    /// connection with 1008 for sustained abuse; refusals of well-formed requests do not).
+    pub fn is_malformed(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::BadJson
+                | ErrorCode::BadVersion
+                | ErrorCode::UnknownType
+                | ErrorCode::MissingField
+                | ErrorCode::BadField
+                | ErrorCode::BinaryMessage
+                | ErrorCode::RoomNameTooLong
+                | ErrorCode::PayloadTooLarge
+        )
+    }
+}
+
+/// Why a client envelope was refused before reaching any room. One variant per violation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// simd-json rejected the text.
+    #[error("not valid JSON")]
+    NotJson,
+    /// Valid JSON, but not an object.
+    #[error("an envelope is a JSON object")]
+    NotAnObject,
+    /// The same known key twice (RFC 8259 §4: "The names within an object SHOULD be unique").
+    #[error("key `{0}` appears twice")]
+    DuplicateKey(&'static str),
+    /// `"v"` is not 1.
+    #[error("unsupported version (this server speaks \"v\":1)")]
+    BadVersion,
+    /// No `"type"`.
+    #[error("missing field `type`")]
+    MissingType,
+    /// A `"type"` this server does not know.
+    #[error("unknown type (expected join, leave, publish, send, presence or stats)")]
+    UnknownType,
+    /// A required field is absent.
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    /// A field of the wrong JSON type.
+    #[error("field `{field}` must be {expected}")]
+    WrongType {
+        /// The field.
+        field: &'static str,
+        /// What it must be, in words.
+        expected: &'static str,
+    },
+    /// An empty room name.
+    #[error("field `room` must not be empty")]
+    EmptyRoom,
+    /// An `id` longer than [`MAX_ID_LEN`].
+    #[error("field `id` is longer than 128 bytes")]
+    IdTooLong,
+    /// A `name` longer than [`MAX_NAME_LEN`].
+    #[error("field `name` is longer than 64 bytes")]
+    NameTooLong,
+    /// A room name over the configured limit.
+    #[error("room name is longer than {limit} bytes")]
+    RoomNameTooLong {
+        /// The limit.
+        limit: usize,
+    },
+    /// A payload over the configured limit.
+    #[error("payload is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// A binary message.
+    #[error("envelopes are JSON text; binary messages are not accepted on /ws")]
+    Binary,
+}
+
+impl EnvelopeError {
+    /// The stable code this violation is reported with.
+    pub fn code(self) -> ErrorCode {
+        match self {
+            EnvelopeError::NotJson
+            | EnvelopeError::NotAnObject
+            | EnvelopeError::DuplicateKey(_) => ErrorCode::BadJson,
+            EnvelopeError::BadVersion => ErrorCode::BadVersion,
+            EnvelopeError::MissingType | EnvelopeError::MissingField(_) => ErrorCode::MissingField,
+            EnvelopeError::UnknownType => ErrorCode::UnknownType,
+            EnvelopeError::WrongType { .. }
+            | EnvelopeError::EmptyRoom
+            | EnvelopeError::IdTooLong
+            | EnvelopeError::NameTooLong => ErrorCode::BadField,
+            EnvelopeError::RoomNameTooLong { .. } => ErrorCode::RoomNameTooLong,
+            EnvelopeError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            EnvelopeError::Binary => ErrorCode::BinaryMessage,
+        }
+    }
+}
+
+/// A malformed envelope, with the client's `id` when it could be read (the reply carries it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rejected<'a> {
+    /// The client's id, if the envelope had a readable one.
+    pub id: Option<&'a str>,
+    /// What was wrong.
+    pub error: EnvelopeError,
+}
+
+/// A well-formed client command. Strings borrow from the parser's scratch (unescaped); payloads
+/// are byte ranges of the original message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// `{"type":"join","room":…,"name":…}`: become a member of `room`.
+    Join {
+        /// The room.
+        room: &'a str,
+        /// The client's id for the reply.
+        id: Option<&'a str>,
+        /// A display name shown in presence and joined/left events.
+        name: Option<&'a str>,
+    },
+    /// `{"type":"leave","room":…}`.
+    Leave {
+        /// The room.
+        room: &'a str,
+        /// The client's id for the reply.
+        id: Option<&'a str>,
+    },
+    /// `{"type":"publish","room":…,"payload":…,"echo":…}`.
+    Publish {
+        /// The room.
+        room: &'a str,
+        /// The client's id for the reply.
+        id: Option<&'a str>,
+        /// The payload JSON: a range of the original message, copied verbatim.
+        payload: Range<usize>,
+        /// Whether the publisher receives its own message (default `true`).
+        echo: bool,
+    },
+    /// `{"type":"send","to":…,"payload":…}`: a direct message to one connection.
+    Send {
+        /// The recipient's connection id, as written.
+        to: &'a str,
+        /// The client's id for the reply.
+        id: Option<&'a str>,
+        /// The payload JSON: a range of the original message.
+        payload: Range<usize>,
+    },
+    /// `{"type":"presence","room":…}`: list the members of `room`.
+    Presence {
+        /// The room.
+        room: &'a str,
+        /// The client's id for the reply.
+        id: Option<&'a str>,
+    },
+    /// `{"type":"stats"}`: server-wide connection and message counters (for the demo page).
+    Stats {
+        /// The client's id for the reply.
+        id: Option<&'a str>,
+    },
+}
+
+/// Limits the parser enforces before anything reaches a room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnvelopeLimits {
+    /// Longest room name in bytes (UTF-8 after unescaping).
+    pub max_room_name_len: usize,
+    /// Largest `payload` in bytes, as written in the message.
+    pub max_payload_len: usize,
+}
+
+impl Default for EnvelopeLimits {
+    fn default() -> Self {
+        EnvelopeLimits {
+            max_room_name_len: 64,
+            max_payload_len: 64 * 1024,
+        }
+    }
+}
+
+/// The envelope parser of one worker: scratch copy, simd-json buffers and tape, reused across
+/// messages so parsing allocates nothing once they have grown to the largest message seen.
+pub struct Parser {
+    limits: EnvelopeLimits,
+    /// A copy of the message plus simd-json's padding: simd-json unescapes strings in place, and
+    /// the original must stay intact for verbatim payloads.
+    scratch: Vec<u8>,
+    buffers: simd_json::Buffers,
+    /// Kept empty between calls (its `'static` lifetime is only nominal: no node outlives a call).
+    tape: Option<simd_json::Tape<'static>>,
+}
+
+/// The known keys of a client envelope, in the order their slots are kept.
+const KEYS: [&str; 9] = [
+    "v", "type", "id", "room", "payload", "echo", "to", "name", "user",
+];
+
+impl Parser {
+    /// A parser enforcing `limits`.
+    pub fn new(limits: EnvelopeLimits) -> Self {
+        Parser {
+            limits,
+            scratch: Vec::new(),
+            buffers: simd_json::Buffers::default(),
+            tape: Some(simd_json::Tape::null()),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> EnvelopeLimits {
+        self.limits
+    }
+
+    /// Parses one text message. Payload ranges index into `msg`.
+    pub fn parse<'a>(&'a mut self, msg: &[u8]) -> Result<Command<'a>, Rejected<'a>> {
+        let Parser {
+            limits,
+            scratch,
+            buffers,
+            tape: slot,
+        } = self;
+        let reject = |error| Rejected { id: None, error };
+        scratch.clear();
+        scratch.extend_from_slice(msg);
+        scratch.resize(msg.len() + simd_json::INPUT_PADDING, 0);
+        let mut tape: simd_json::Tape<'a> =
+            slot.take().unwrap_or_else(simd_json::Tape::null).reset();
+        let parsed = simd_json::fill_tape_padded(scratch, msg.len(), buffers, &mut tape);
+        let result = match parsed {
+            Err(_) => Err(reject(EnvelopeError::NotJson)),
+            Ok(()) => interpret(&tape.0, msg, buffers.structural_indexes(), limits),
+        };
+        *slot = Some(tape.reset());
+        result
+    }
+}
+
+/// A field's tape value: its node index and, for the top-level member number, its position.
+#[derive(Clone, Copy)]
+struct Slot {
+    node: usize,
+    member: usize,
+}
+
+fn interpret<'a>(
+    nodes: &[simd_json::Node<'a>],
+    msg: &[u8],
+    structurals: &[u32],
+    limits: &EnvelopeLimits,
+) -> Result<Command<'a>, Rejected<'a>> {
+    use simd_json::{Node, StaticNode};
+    let no_id = |error| Rejected { id: None, error };
+    let Some(&Node::Object { len, .. }) = nodes.first() else {
+        return Err(no_id(EnvelopeError::NotAnObject));
+    };
+    // Walk the top-level members once; remember where each known key's value is.
+    let mut slots: [Option<Slot>; KEYS.len()] = [None; KEYS.len()];
+    let mut at = 1;
+    for member in 0..len {
+        let Some(Node::String(key)) = nodes.get(at) else {
+            return Err(no_id(EnvelopeError::NotJson));
+        };
+        let value = at + 1;
+        let width = match nodes.get(value) {
+            Some(Node::Object { count, .. } | Node::Array { count, .. }) => count + 1,
+            Some(_) => 1,
+            None => return Err(no_id(EnvelopeError::NotJson)),
+        };
+        if let Some(k) = KEYS.iter().position(|k| k == key) {
+            if slots[k].is_some() {
+                return Err(no_id(EnvelopeError::DuplicateKey(KEYS[k])));
+            }
+            slots[k] = Some(Slot {
+                node: value,
+                member,
+            });
+        }
+        at = value + width;
+    }
+    let string = |k: usize| -> Result<Option<&'a str>, EnvelopeError> {
+        match slots[k] {
+            None => Ok(None),
+            Some(s) => match nodes[s.node] {
+                Node::String(v) => Ok(Some(v)),
+                _ => Err(EnvelopeError::WrongType {
+                    field: KEYS[k],
+                    expected: "a string",
+                }),
+            },
+        }
+    };
+    // The id first, so every later rejection can carry it back.
+    let id = match string(2) {
+        Ok(id) => id,
+        Err(error) => return Err(no_id(error)),
+    };
+    if id.is_some_and(|id| id.len() > MAX_ID_LEN) {
+        return Err(no_id(EnvelopeError::IdTooLong));
+    }
+    let fail = |error| Rejected { id, error };
+    if let Some(v) = slots[0] {
+        match nodes[v.node] {
+            Node::Static(StaticNode::U64(VERSION)) => {}
+            Node::Static(StaticNode::I64(n)) if n == VERSION as i64 => {}
+            _ => return Err(fail(EnvelopeError::BadVersion)),
+        }
+    }
+    let kind = string(1)
+        .map_err(fail)?
+        .ok_or(fail(EnvelopeError::MissingType))?;
+    let room = || -> Result<&'a str, Rejected<'a>> {
+        let room = string(3)
+            .map_err(fail)?
+            .ok_or(fail(EnvelopeError::MissingField("room")))?;
+        if room.is_empty() {
+            return Err(fail(EnvelopeError::EmptyRoom));
+        }
+        if room.len() > limits.max_room_name_len {
+            return Err(fail(EnvelopeError::RoomNameTooLong {
+                limit: limits.max_room_name_len,
+            }));
+        }
+        Ok(room)
+    };
+    let payload = || -> Result<Range<usize>, Rejected<'a>> {
+        let slot = slots[4].ok_or(fail(EnvelopeError::MissingField("payload")))?;
+        let span =
+            member_value_span(msg, structurals, slot.member).ok_or(fail(EnvelopeError::NotJson))?;
+        if span.len() > limits.max_payload_len {
+            return Err(fail(EnvelopeError::PayloadTooLarge {
+                limit: limits.max_payload_len,
+            }));
+        }
+        Ok(span)
+    };
+    match kind {
+        "join" => {
+            let room = room()?;
+            let name = string(7).map_err(fail)?;
+            if name.is_some_and(|n| n.len() > MAX_NAME_LEN) {
+                return Err(fail(EnvelopeError::NameTooLong));
+            }
+            Ok(Command::Join { room, id, name })
+        }
+        "leave" => Ok(Command::Leave { room: room()?, id }),
+        "publish" => {
+            let room = room()?;
+            let echo = match slots[5].map(|s| nodes[s.node]) {
+                None => true,
+                Some(Node::Static(StaticNode::Bool(b))) => b,
+                Some(_) => {
+                    return Err(fail(EnvelopeError::WrongType {
+                        field: "echo",
+                        expected: "true or false",
+                    }))
+                }
+            };
+            Ok(Command::Publish {
+                room,
+                id,
+                payload: payload()?,
+                echo,
+            })
+        }
+        "send" => {
+            let to = string(6)
+                .map_err(fail)?
+                .ok_or(fail(EnvelopeError::MissingField("to")))?;
+            Ok(Command::Send {
+                to,
+                id,
+                payload: payload()?,
+            })
+        }
+        "presence" => Ok(Command::Presence { room: room()?, id }),
+        "stats" => Ok(Command::Stats { id }),
+        _ => Err(fail(EnvelopeError::UnknownType)),
+    }
+}
+
+/// JSON whitespace (RFC 8259 §2: space, horizontal tab, line feed, carriage return).
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// The byte range of the value of top-level member number `member` of a valid JSON object, found
+/// from simd-json's structural indexes (positions of `{ } [ ] : ,`, of opening quotes and of the
+/// first byte of every other scalar; nothing inside a string is structural). The value starts at
+/// the first structural after the member's `:` and ends before the `,` or `}` that closes it at
+/// depth 1, with trailing whitespace trimmed.
+fn member_value_span(msg: &[u8], structurals: &[u32], member: usize) -> Option<Range<usize>> {
+    let mut depth = 0usize;
+    let mut current = 0usize;
+    let mut expecting = false;
+    let mut start = None;
+    for &p in structurals {
+        let p = p as usize;
+        let &c = msg.get(p)?;
+        let starts_value = depth == 1 && expecting;
+        match c {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.checked_sub(1)?,
+            b':' if depth == 1 => {
+                expecting = true;
+                continue;
+            }
+            _ => {}
+        }
+        if starts_value {
+            expecting = false;
+            if current == member {
+                start = Some(p);
+            }
+        }
+        let closes_member = (c == b',' && depth == 1) || (c == b'}' && depth == 0);
+        if closes_member {
+            if current == member {
+                let start = start?;
+                let mut end = p;
+                while end > start && is_ws(msg[end - 1]) {
+                    end -= 1;
+                }
+                return Some(start..end);
+            }
+            current += 1;
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering server envelopes
+// ---------------------------------------------------------------------------------------------
+
+/// Writes server envelopes as complete, unmasked, final text frames into an arena.
+pub mod render {
+    use super::*;
+
+    /// One frame being written: header room first, JSON text after; [`Frame::finish`] writes the
+    /// header in front of the text and splits the frame off the arena.
+    pub struct Frame<'a> {
+        out: &'a mut BytesMut,
+    }
+
+    impl<'a> Frame<'a> {
+        /// Starts a frame whose text will be about `estimate` bytes. The arena is expected empty
+        /// (every previous frame has been split off); growth happens here, before any writing.
+        pub fn begin(out: &'a mut BytesMut, estimate: usize) -> Frame<'a> {
+            debug_assert!(out.is_empty());
+            let need = SERVER_HEADER_MAX + estimate;
+            if out.capacity() < need {
+                out.reserve(need.max(ARENA_CHUNK));
+            }
+            out.put_bytes(0, SERVER_HEADER_MAX);
+            Frame { out }
+        }
+
+        /// Appends raw bytes (already valid JSON text).
+        #[inline]
+        pub fn raw(&mut self, bytes: &[u8]) -> &mut Self {
+            self.out.extend_from_slice(bytes);
+            self
+        }
+
+        /// Appends a JSON string literal with `s` escaped (RFC 8259 §7: quotation mark, reverse
+        /// solidus and the control characters U+0000 to U+001F "MUST be escaped").
+        pub fn string(&mut self, s: &str) -> &mut Self {
+            self.out.put_u8(b'"');
+            escape_into(self.out, s);
+            self.out.put_u8(b'"');
+            self
+        }
+
+        /// Appends a string literal or `null`.
+        pub fn opt_string(&mut self, s: Option<&str>) -> &mut Self {
+            match s {
+                Some(s) => self.string(s),
+                None => self.raw(b"null"),
+            }
+        }
+
+        /// Appends `value` formatted with `Display`, escaped, as a string literal.
+        pub fn display(&mut self, value: impl fmt::Display) -> &mut Self {
+            self.out.put_u8(b'"');
+            let _ = write!(Escaper(self.out), "{value}");
+            self.out.put_u8(b'"');
+            self
+        }
+
+        /// Appends a decimal number.
+        pub fn number(&mut self, n: u64) -> &mut Self {
+            let _ = write!(Escaper(self.out), "{n}");
+            self
+        }
+
+        /// Writes the header in front of the text and splits the frame off the arena.
+        pub fn finish(self) -> Bytes {
+            let text_len = self.out.len() - SERVER_HEADER_MAX;
+            let header = FrameHeader::server(OpCode::Text, text_len as u64);
+            let mut buf = [0u8; MAX_HEADER_LEN];
+            let n = header.encode(&mut buf);
+            let skip = SERVER_HEADER_MAX - n;
+            self.out[skip..SERVER_HEADER_MAX].copy_from_slice(&buf[..n]);
+            let mut frame = self.out.split();
+            bytes::Buf::advance(&mut frame, skip);
+            frame.freeze()
+        }
+    }
+
+    /// A `fmt::Write` that JSON-escapes into the arena.
+    struct Escaper<'a>(&'a mut BytesMut);
+
+    impl fmt::Write for Escaper<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            escape_into(self.0, s);
+            Ok(())
+        }
+    }
+
+    fn escape_into(out: &mut BytesMut, s: &str) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let bytes = s.as_bytes();
+        let mut plain = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let escaped: &[u8] = match b {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0..=0x1F => &[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[(b >> 4) as usize],
+                    HEX[(b & 0xF) as usize],
+                ],
+                _ => continue,
+            };
+            out.extend_from_slice(&bytes[plain..i]);
+            out.extend_from_slice(escaped);
+            plain = i + 1;
+        }
+        out.extend_from_slice(&bytes[plain..]);
+    }
+
+    /// `{"v":1,"type":"welcome","conn":…,"user":…}`.
+    pub fn welcome(out: &mut BytesMut, conn: ConnId, user: Option<&str>) -> Bytes {
+        let mut f = Frame::begin(out, 64 + user.map_or(0, str::len) * 6);
+        f.raw(br#"{"v":1,"type":"welcome","conn":"#)
+            .display(conn)
+            .raw(br#","user":"#)
+            .opt_string(user)
+            .raw(b"}");
+        f.finish()
+    }
+
+    /// `{"v":1,"type":"reply","id":…,"ok":true}`.
+    pub fn reply_ok(out: &mut BytesMut, id: Option<&str>) -> Bytes {
+        let mut f = Frame::begin(out, 48 + id.map_or(0, str::len) * 6);
+        f.raw(br#"{"v":1,"type":"reply","id":"#)
+            .opt_string(id)
+            .raw(br#","ok":true}"#);
+        f.finish()
+    }
+
+    /// `{"v":1,"type":"reply","id":…,"ok":false,"error":{"code":…,"message":…}}`.
+    pub fn reply_err(
+        out: &mut BytesMut,
+        id: Option<&str>,
+        code: ErrorCode,
+        message: impl fmt::Display,
+    ) -> Bytes {
+        let mut f = Frame::begin(out, 160 + id.map_or(0, str::len) * 6);
+        f.raw(br#"{"v":1,"type":"reply","id":"#)
+            .opt_string(id)
+            .raw(br#","ok":false,"error":{"code":""#)
+            .raw(code.as_str().as_bytes())
+            .raw(br#"","message":"#)
+            .display(message)
+            .raw(b"}}");
+        f.finish()
+    }
+
+    /// `{"v":1,"type":"message","room":…,"seq":…,"from":…,"ts":…,"payload":<verbatim>}`.
+    pub fn message(
+        out: &mut BytesMut,
+        room: &str,
+        seq: u64,
+        from: ConnId,
+        ts: u64,
+        payload: &[u8],
+    ) -> Bytes {
+        let mut f = Frame::begin(out, 128 + room.len() * 6 + payload.len());
+        f.raw(br#"{"v":1,"type":"message","room":"#)
+            .string(room)
+            .raw(br#","seq":"#)
+            .number(seq)
+            .raw(br#","from":"#)
+            .display(from)
+            .raw(br#","ts":"#)
+            .number(ts)
+            .raw(br#","payload":"#)
+            .raw(payload)
+            .raw(b"}");
+        f.finish()
+    }
+
+    /// `{"v":1,"type":"direct","from":…,"ts":…,"payload":<verbatim>}`.
+    pub fn direct(out: &mut BytesMut, from: ConnId, ts: u64, payload: &[u8]) -> Bytes {
+        let mut f = Frame::begin(out, 96 + payload.len());
+        f.raw(br#"{"v":1,"type":"direct","from":"#)
+            .display(from)
+            .raw(br#","ts":"#)
+            .number(ts)
+            .raw(br#","payload":"#)
+            .raw(payload)
+            .raw(b"}");
+        f.finish()
+    }
+
+    /// `{"v":1,"type":"joined"|"left","room":…,"conn":…,"user":…,"name":…}`.
+    pub fn membership(
+        out: &mut BytesMut,
+        joined: bool,
+        room: &str,
+        conn: ConnId,
+        user: Option<&str>,
+        name: Option<&str>,
+    ) -> Bytes {
+        let extra = room.len() + user.map_or(0, str::len) + name.map_or(0, str::len);
+        let mut f = Frame::begin(out, 96 + extra * 6);
+        f.raw(if joined {
+            br#"{"v":1,"type":"joined","room":"#
+        } else {
+            br#"{"v":1,"type":"left","room":"#
+        })
+        .string(room)
+        .raw(br#","conn":"#)
+        .display(conn)
+        .raw(br#","user":"#)
+        .opt_string(user)
+        .raw(br#","name":"#)
+        .opt_string(name)
+        .raw(b"}");
+        f.finish()
+    }
+
+    /// One member in a presence list.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Member<'m> {
+        /// Its connection.
+        pub conn: ConnId,
+        /// Its authenticated user, if any.
+        pub user: Option<&'m str>,
+        /// Its display name, if it gave one.
+        pub name: Option<&'m str>,
+    }
+
+    /// `{"v":1,"type":"presence","id":…,"room":…,"members":[{"conn":…,"user":…,"name":…},…]}`.
+    pub fn presence<'m>(
+        out: &mut BytesMut,
+        id: Option<&str>,
+        room: &str,
+        count: usize,
+        members: impl Iterator<Item = Member<'m>>,
+    ) -> Bytes {
+        let mut f = Frame::begin(out, 96 + room.len() * 6 + count * 64);
+        f.raw(br#"{"v":1,"type":"presence","id":"#)
+            .opt_string(id)
+            .raw(br#","room":"#)
+            .string(room)
+            .raw(br#","members":["#);
+        for (i, m) in members.enumerate() {
+            if i > 0 {
+                f.raw(b",");
+            }
+            f.raw(br#"{"conn":"#)
+                .display(m.conn)
+                .raw(br#","user":"#)
+                .opt_string(m.user)
+                .raw(br#","name":"#)
+                .opt_string(m.name)
+                .raw(b"}");
+        }
+        f.raw(b"]}");
+        f.finish()
+    }
+
+    /// `{"v":1,"type":"stats","id":…,"connections":…,"messages_in":…,"messages_out":…}`.
+    pub fn stats(
+        out: &mut BytesMut,
+        id: Option<&str>,
+        connections: u64,
+        messages_in: u64,
+        messages_out: u64,
+    ) -> Bytes {
+        let mut f = Frame::begin(out, 128 + id.map_or(0, str::len) * 6);
+        f.raw(br#"{"v":1,"type":"stats","id":"#)
+            .opt_string(id)
+            .raw(br#","connections":"#)
+            .number(connections)
+            .raw(br#","messages_in":"#)
+            .number(messages_in)
+            .raw(br#","messages_out":"#)
+            .number(messages_out)
+            .raw(b"}");
+        f.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(msg: &str) -> Result<Command<'static>, (Option<String>, EnvelopeError)> {
+        let mut p = Parser::new(EnvelopeLimits {
+            max_room_name_len: 8,
+            max_payload_len: 32,
+        });
+        match p.parse(msg.as_bytes()) {
+            Ok(c) => Ok(leak(c)),
+            Err(r) => Err((r.id.map(str::to_owned), r.error)),
+        }
+    }
+
+    fn leak(c: Command<'_>) -> Command<'static> {
+        let s = |x: &str| -> &'static str { Box::leak(x.to_owned().into_boxed_str()) };
+        let o = |x: Option<&str>| x.map(s);
+        match c {
+            Command::Join { room, id, name } => Command::Join {
+                room: s(room),
+                id: o(id),
+                name: o(name),
+            },
+            Command::Leave { room, id } => Command::Leave {
+                room: s(room),
+                id: o(id),
+            },
+            Command::Publish {
+                room,
+                id,
+                payload,
+                echo,
+            } => Command::Publish {
+                room: s(room),
+                id: o(id),
+                payload,
+                echo,
+            },
+            Command::Send { to, id, payload } => Command::Send {
+                to: s(to),
+                id: o(id),
+                payload,
+            },
+            Command::Presence { room, id } => Command::Presence {
+                room: s(room),
+                id: o(id),
+            },
+            Command::Stats { id } => Command::Stats { id: o(id) },
+        }
+    }
+
+    fn payload_of(msg: &str) -> &str {
+        match parse(msg).unwrap() {
+            Command::Publish { payload, .. } | Command::Send { payload, .. } => &msg[payload],
+            other => panic!("not a publish: {other:?}"),
+        }
+    }
+
+    fn code_of(msg: &str) -> ErrorCode {
+        parse(msg).unwrap_err().1.code()
+    }
+
+    #[test]
+    fn a_join_with_id_and_name_parses() {
+        assert_eq!(
+            parse(r#"{"type":"join","room":"lobby","id":"1","name":"ann"}"#),
+            Ok(Command::Join {
+                room: "lobby",
+                id: Some("1"),
+                name: Some("ann")
+            })
+        );
+    }
+
+    #[test]
+    fn escaped_strings_are_unescaped() {
+        assert_eq!(
+            parse(r#"{"type":"leave","room":"a\"b\u00e9"}"#),
+            Ok(Command::Leave {
+                room: "a\"bé",
+                id: None
+            })
+        );
+    }
+
+    #[test]
+    fn the_payload_range_covers_the_value_exactly_as_written() {
+        assert_eq!(
+            payload_of(r#"{"type":"publish","room":"r","payload":{"a":[1,2,{"b":"}"}]}}"#),
+            r#"{"a":[1,2,{"b":"}"}]}"#
+        );
+        assert_eq!(
+            payload_of(r#"{"payload" :  "x,\"}y"  , "type":"publish","room":"r"}"#),
+            r#""x,\"}y""#
+        );
+        assert_eq!(
+            payload_of(r#"{"type":"publish","room":"r","payload":-1.5e3 }"#),
+            "-1.5e3"
+        );
+        assert_eq!(
+            payload_of(r#"{"type":"send","to":"0:1.0","payload":null}"#),
+            "null"
+        );
+        assert_eq!(
+            payload_of(r#"{"type":"publish","x":{"payload":1},"room":"r","payload":[]}"#),
+            "[]"
+        );
+    }
+
+    #[test]
+    fn echo_defaults_to_true_and_must_be_a_boolean() {
+        let echo = |m: &str| match parse(m) {
+            Ok(Command::Publish { echo, .. }) => echo,
+            other => panic!("{other:?}"),
+        };
+        assert!(echo(r#"{"type":"publish","room":"r","payload":1}"#));
+        assert!(!echo(
+            r#"{"type":"publish","room":"r","payload":1,"echo":false}"#
+        ));
+        assert_eq!(
+            code_of(r#"{"type":"publish","room":"r","payload":1,"echo":0}"#),
+            ErrorCode::BadField
+        );
+    }
+
+    #[test]
+    fn every_malformed_envelope_maps_to_its_code() {
+        let cases = [
+            ("{", ErrorCode::BadJson),
+            ("[1]", ErrorCode::BadJson),
+            ("\"join\"", ErrorCode::BadJson),
+            (
+                r#"{"type":"join","type":"join","room":"r"}"#,
+                ErrorCode::BadJson,
+            ),
+            (r#"{"v":2,"type":"join","room":"r"}"#, ErrorCode::BadVersion),
+            (
+                r#"{"v":"1","type":"join","room":"r"}"#,
+                ErrorCode::BadVersion,
+            ),
+            (r#"{"room":"r"}"#, ErrorCode::MissingField),
+            (r#"{"type":"join"}"#, ErrorCode::MissingField),
+            (r#"{"type":"publish","room":"r"}"#, ErrorCode::MissingField),
+            (r#"{"type":"send","payload":1}"#, ErrorCode::MissingField),
+            (r#"{"type":"dance"}"#, ErrorCode::UnknownType),
+            (r#"{"type":7}"#, ErrorCode::BadField),
+            (r#"{"type":"join","room":1}"#, ErrorCode::BadField),
+            (r#"{"type":"join","room":""}"#, ErrorCode::BadField),
+            (
+                r#"{"type":"join","room":"123456789"}"#,
+                ErrorCode::RoomNameTooLong,
+            ),
+            (
+                r#"{"type":"publish","room":"r","payload":"0123456789012345678901234567890123"}"#,
+                ErrorCode::PayloadTooLarge,
+            ),
+        ];
+        for (msg, code) in cases {
+            assert_eq!(code_of(msg), code, "{msg}");
+        }
+    }
+
+    #[test]
+    fn a_rejection_carries_the_id_when_it_is_readable() {
+        assert_eq!(
+            parse(r#"{"type":"dance","id":"7"}"#).unwrap_err(),
+            (Some("7".to_owned()), EnvelopeError::UnknownType)
+        );
+        assert_eq!(parse(r#"{"id":7}"#).unwrap_err().0, None);
+    }
+
+    #[test]
+    fn the_version_may_be_omitted_or_be_one() {
+        assert!(parse(r#"{"v":1,"type":"stats"}"#).is_ok());
+        assert!(parse(r#"{"type":"stats"}"#).is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_are_ignored() {
+        assert_eq!(
+            parse(r#"{"type":"stats","future":{"x":[1]}}"#),
+            Ok(Command::Stats { id: None })
+        );
+    }
+
+    #[test]
+    fn conn_ids_round_trip_and_reject_junk() {
+        let id = ConnId {
+            worker: 3,
+            key: ConnKey::from_u64((7 << 32) | 12),
+        };
+        assert_eq!(id.to_string(), "3:12.7");
+        assert_eq!(ConnId::parse("3:12.7"), Some(id));
+        for junk in [
+            "", "3", "3:12", "3:12.", "-1:1.1", "3:1 .1", "3:1.1.1", "a:1.1",
+        ] {
+            assert_eq!(ConnId::parse(junk), None, "{junk}");
+        }
+    }
+
+    fn text_of(frame: &Bytes) -> serde_json::Value {
+        let (len, at) = match frame[1] {
+            126 => (u16::from_be_bytes([frame[2], frame[3]]) as usize, 4),
+            127 => (
+                u64::from_be_bytes(frame[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
+            n => (n as usize, 2),
+        };
+        assert_eq!(frame[0], 0x81, "a final text frame");
+        assert_eq!(frame.len(), at + len, "the header's length is the text's");
+        serde_json::from_slice(&frame[at..]).expect("valid JSON")
+    }
+
+    #[test]
+    fn rendered_strings_are_escaped_and_payloads_verbatim() {
+        let mut arena = BytesMut::new();
+        let from = ConnId {
+            worker: 1,
+            key: ConnKey::from_u64(5),
+        };
+        let room = "q\"\\\n\u{1}é";
+        let frame = render::message(&mut arena, room, 17, from, 99, br#"{"k": [1, 2]}"#);
+        let v = text_of(&frame);
+        assert_eq!(v["room"], room);
+        assert_eq!(v["seq"], 17);
+        assert_eq!(v["from"], "1:5.0");
+        assert_eq!(v["payload"], serde_json::json!({"k": [1, 2]}));
+        assert!(frame.ends_with(br#""payload":{"k": [1, 2]}}"#));
+    }
+
+    #[test]
+    fn frames_of_every_header_size_are_well_formed() {
+        let mut arena = BytesMut::new();
+        let from = ConnId {
+            worker: 0,
+            key: ConnKey::from_u64(0),
+        };
+        for len in [0usize, 10, 125, 126, 65_535, 65_536, 70_000] {
+            let payload = format!("\"{}\"", "x".repeat(len));
+            let frame = render::direct(&mut arena, from, 1, payload.as_bytes());
+            assert_eq!(text_of(&frame)["payload"].as_str().unwrap().len(), len);
+            assert!(arena.is_empty());
+        }
+    }
+
+    #[test]
+    fn reply_err_carries_code_and_escaped_message() {
+        let mut arena = BytesMut::new();
+        let frame = render::reply_err(
+            &mut arena,
+            Some("x\"y"),
+            ErrorCode::RoomFull,
+            "room \"a\" is full",
+        );
+        let v = text_of(&frame);
+        assert_eq!(v["id"], "x\"y");
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["error"]["code"], "room_full");
+        assert_eq!(v["error"]["message"], "room \"a\" is full");
+    }
+
+    #[test]
+    fn every_error_code_is_distinct_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            let s = code.as_str();
+            assert!(
+                s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{s}"
+            );
+            assert!(seen.insert(s), "{s} twice");
+        }
+    }
+
+    #[test]
+    fn parsing_reuses_its_buffers() {
+        let mut p = Parser::new(EnvelopeLimits::default());
+        let msg = br#"{"type":"publish","room":"lobby","payload":{"text":"hello"}}"#;
+        assert!(p.parse(msg).is_ok());
+        let cap = p.scratch.capacity();
+        for _ in 0..100 {
+            assert!(p.parse(msg).is_ok());
+        }
+        assert_eq!(p.scratch.capacity(), cap);
+    }
+}

@@ -1,0 +1,296 @@
+//! One worker's view of its rooms: room → local members, connection → rooms.
+//!
+//! Owns the membership of this worker's connections and the fan-out loop over them. It must never
+//! copy a frame: [`LocalRooms::fan_out`] hands every recipient a clone of the same `Bytes`.
+//!
+//! # Geometry
+//!
+//! `rooms` maps a room name to a [`Slab`] of member keys; `conns` maps a connection to a short
+//! list of its memberships, each remembering its slot in the room's slab. Join, confirm and leave
+//! are O(rooms of the connection) plus O(1) in the room; a disconnect is O(rooms of the
+//! connection); fan-out is O(slab capacity of the room). An emptied room is removed.
+//!
+//! A membership is *pending* from the join request until the owner worker accepts it: it counts
+//! towards the per-connection limit and blocks a second join, but receives nothing yet.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use slab::Slab;
+
+use super::{RoomError, RoomLimits};
+use crate::table::ConnKey;
+
+/// One membership of one connection.
+#[derive(Debug)]
+struct Membership {
+    room: Box<str>,
+    /// The member's slot in the room's slab once the owner accepted it; `None` while pending.
+    slot: Option<usize>,
+}
+
+/// Room ↔ member maps of one worker.
+#[derive(Debug, Default)]
+pub struct LocalRooms {
+    /// Room → accepted local members. Invariant: a room is present iff its slab is non-empty.
+    rooms: HashMap<Box<str>, Slab<ConnKey>>,
+    /// Connection → its memberships (pending and accepted). Invariant: every accepted membership
+    /// `(room, Some(slot))` has `rooms[room][slot] == conn`, and no connection is listed twice
+    /// in one room. A connection with no membership has no entry.
+    conns: HashMap<ConnKey, Vec<Membership>>,
+}
+
+impl LocalRooms {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a join request of `conn` for `room` as pending.
+    pub fn begin_join(
+        &mut self,
+        conn: ConnKey,
+        room: &str,
+        limits: &RoomLimits,
+    ) -> Result<(), RoomError> {
+        let list = self.conns.entry(conn).or_default();
+        if list.iter().any(|m| &*m.room == room) {
+            return Err(RoomError::AlreadyJoined);
+        }
+        if list.len() >= limits.max_rooms_per_connection {
+            if list.is_empty() {
+                self.conns.remove(&conn);
+            }
+            return Err(RoomError::TooManyRooms {
+                limit: limits.max_rooms_per_connection,
+            });
+        }
+        list.push(Membership {
+            room: room.into(),
+            slot: None,
+        });
+        Ok(())
+    }
+
+    /// The owner accepted the join: `conn` starts receiving `room`'s frames. `false` when the
+    /// membership is no longer pending (the connection left or went away meanwhile).
+    pub fn confirm_join(&mut self, conn: ConnKey, room: &str) -> bool {
+        let Some(m) = self.conns.get_mut(&conn).and_then(|list| {
+            list.iter_mut()
+                .find(|m| &*m.room == room && m.slot.is_none())
+        }) else {
+            return false;
+        };
+        let members = self.rooms.entry(room.into()).or_default();
+        m.slot = Some(members.insert(conn));
+        true
+    }
+
+    /// The owner refused the join: forget the pending membership.
+    pub fn abort_join(&mut self, conn: ConnKey, room: &str) {
+        if let Some(list) = self.conns.get_mut(&conn) {
+            if let Some(i) = list
+                .iter()
+                .position(|m| &*m.room == room && m.slot.is_none())
+            {
+                list.swap_remove(i);
+            }
+            if list.is_empty() {
+                self.conns.remove(&conn);
+            }
+        }
+    }
+
+    /// Removes `conn` from `room` (pending or accepted); it receives nothing more from it.
+    pub fn leave(&mut self, conn: ConnKey, room: &str) -> Result<(), RoomError> {
+        let list = self.conns.get_mut(&conn).ok_or(RoomError::NotJoined)?;
+        let i = list
+            .iter()
+            .position(|m| &*m.room == room)
+            .ok_or(RoomError::NotJoined)?;
+        let m = list.swap_remove(i);
+        if list.is_empty() {
+            self.conns.remove(&conn);
+        }
+        self.release(m);
+        Ok(())
+    }
+
+    /// Removes `conn` from every room; returns the rooms it was in or joining, so the caller can
+    /// tell their owners. O(rooms of `conn`).
+    pub fn leave_all(&mut self, conn: ConnKey) -> Vec<Box<str>> {
+        let list = self.conns.remove(&conn).unwrap_or_default();
+        let mut rooms = Vec::with_capacity(list.len());
+        for m in list {
+            rooms.push(m.room.clone());
+            self.release(m);
+        }
+        rooms
+    }
+
+    fn release(&mut self, m: Membership) {
+        if let Some(slot) = m.slot {
+            if let Some(members) = self.rooms.get_mut(&*m.room) {
+                members.remove(slot);
+                if members.is_empty() {
+                    self.rooms.remove(&*m.room);
+                }
+            }
+        }
+    }
+
+    /// Whether `conn` is an accepted member of `room`.
+    pub fn is_member(&self, conn: ConnKey, room: &str) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|list| list.iter().any(|m| &*m.room == room && m.slot.is_some()))
+    }
+
+    /// Rooms `conn` is in or joining.
+    pub fn rooms_of(&self, conn: ConnKey) -> usize {
+        self.conns.get(&conn).map_or(0, Vec::len)
+    }
+
+    /// Accepted local members of `room`.
+    pub fn member_count(&self, room: &str) -> usize {
+        self.rooms.get(room).map_or(0, Slab::len)
+    }
+
+    /// Rooms with at least one accepted local member.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Hands `frame` to every accepted local member of `room` except `skip`: each gets a clone of
+    /// the same `Bytes` (a reference count increment, no copy, no allocation). Returns how many.
+    pub fn fan_out(
+        &self,
+        room: &str,
+        frame: &Bytes,
+        skip: Option<ConnKey>,
+        mut deliver: impl FnMut(ConnKey, Bytes),
+    ) -> usize {
+        let Some(members) = self.rooms.get(room) else {
+            return 0;
+        };
+        let mut n = 0;
+        for (_, &conn) in members {
+            if Some(conn) != skip {
+                deliver(conn, frame.clone());
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u64) -> ConnKey {
+        ConnKey::from_u64(i)
+    }
+
+    fn joined(rooms: &mut LocalRooms, conn: u64, room: &str) {
+        rooms
+            .begin_join(key(conn), room, &RoomLimits::default())
+            .unwrap();
+        assert!(rooms.confirm_join(key(conn), room));
+    }
+
+    fn recipients(rooms: &LocalRooms, room: &str, skip: Option<ConnKey>) -> Vec<ConnKey> {
+        let mut got = Vec::new();
+        rooms.fan_out(room, &Bytes::from_static(b"f"), skip, |c, _| got.push(c));
+        got.sort();
+        got
+    }
+
+    #[test]
+    fn a_pending_member_receives_nothing_until_confirmed() {
+        let mut rooms = LocalRooms::new();
+        rooms
+            .begin_join(key(1), "r", &RoomLimits::default())
+            .unwrap();
+        assert!(recipients(&rooms, "r", None).is_empty());
+        assert!(!rooms.is_member(key(1), "r"));
+        assert!(rooms.confirm_join(key(1), "r"));
+        assert_eq!(recipients(&rooms, "r", None), vec![key(1)]);
+    }
+
+    #[test]
+    fn joining_twice_fails_with_already_joined() {
+        let mut rooms = LocalRooms::new();
+        joined(&mut rooms, 1, "r");
+        assert_eq!(
+            rooms.begin_join(key(1), "r", &RoomLimits::default()),
+            Err(RoomError::AlreadyJoined)
+        );
+    }
+
+    #[test]
+    fn the_rooms_per_connection_limit_counts_pending_joins() {
+        let limits = RoomLimits {
+            max_rooms_per_connection: 2,
+            ..RoomLimits::default()
+        };
+        let mut rooms = LocalRooms::new();
+        rooms.begin_join(key(1), "a", &limits).unwrap();
+        rooms.begin_join(key(1), "b", &limits).unwrap();
+        assert_eq!(
+            rooms.begin_join(key(1), "c", &limits),
+            Err(RoomError::TooManyRooms { limit: 2 })
+        );
+        rooms.leave(key(1), "a").unwrap();
+        assert!(rooms.begin_join(key(1), "c", &limits).is_ok());
+    }
+
+    #[test]
+    fn leaving_a_room_not_joined_fails_with_not_joined() {
+        let mut rooms = LocalRooms::new();
+        assert_eq!(rooms.leave(key(1), "r"), Err(RoomError::NotJoined));
+        joined(&mut rooms, 1, "a");
+        assert_eq!(rooms.leave(key(1), "r"), Err(RoomError::NotJoined));
+    }
+
+    #[test]
+    fn a_confirmation_after_leaving_is_ignored() {
+        let mut rooms = LocalRooms::new();
+        rooms
+            .begin_join(key(1), "r", &RoomLimits::default())
+            .unwrap();
+        rooms.leave(key(1), "r").unwrap();
+        assert!(!rooms.confirm_join(key(1), "r"));
+        assert!(recipients(&rooms, "r", None).is_empty());
+    }
+
+    #[test]
+    fn leave_all_removes_every_membership_and_empty_rooms() {
+        let mut rooms = LocalRooms::new();
+        joined(&mut rooms, 1, "a");
+        joined(&mut rooms, 1, "b");
+        joined(&mut rooms, 2, "a");
+        let mut left = rooms.leave_all(key(1));
+        left.sort();
+        assert_eq!(left, vec![Box::from("a"), Box::from("b")]);
+        assert_eq!(recipients(&rooms, "a", None), vec![key(2)]);
+        assert_eq!(rooms.room_count(), 1);
+        assert_eq!(rooms.rooms_of(key(1)), 0);
+    }
+
+    #[test]
+    fn fan_out_skips_only_the_excluded_member_and_shares_one_buffer() {
+        let mut rooms = LocalRooms::new();
+        for c in 0..5 {
+            joined(&mut rooms, c, "r");
+        }
+        let frame = Bytes::from(vec![1u8; 64]);
+        let mut ptrs = Vec::new();
+        let n = rooms.fan_out("r", &frame, Some(key(3)), |c, b| {
+            assert_ne!(c, key(3));
+            ptrs.push(b.as_ptr());
+        });
+        assert_eq!(n, 4);
+        assert!(ptrs.iter().all(|&p| p == frame.as_ptr()));
+    }
+}
