@@ -14,6 +14,9 @@
 //! - [`cli`]: the `ringcast serve` command line (clap derive); help shows each default.
 //! - [`logging`]: the stderr `tracing` subscriber (text or JSON), filtered by `RUST_LOG`.
 //! - [`metrics`]: per-worker counters (single writer each) and their Prometheus rendering.
+//! - [`security`]: sans-IO abuse and access rules: CIDR allow/deny and `X-Forwarded-For`, the
+//!   Origin policy, JWT verification and room permissions, token buckets, the bounded per-IP
+//!   table and the per-connection message guard, gathered in one [`security::Policy`].
 //! - [`driver`]: the only I/O. One thread per worker, each with its own tokio-uring runtime,
 //!   `SO_REUSEPORT` listener, connection table, timer wheel and buffer pool; the graceful drain.
 //!
@@ -28,5 +31,6 @@ pub mod driver;
 pub mod logging;
 pub mod metrics;
 pub mod proto;
+pub mod security;
 pub mod table;
 pub mod time;
