@@ -1791,8 +1791,18 @@ mod tests {
         assert!(c.auth_jwt_secret.is_none() && c.auth_jwt_public_key.is_none());
         assert!(c.allowed_origins.is_empty() && !c.require_origin);
         assert!(c.allow_cidr.is_empty() && c.deny_cidr.is_empty() && c.trusted_proxies.is_empty());
-        assert_eq!((c.max_connections_per_ip, c.handshake_rate, c.handshake_burst), (0, 0, 10));
-        assert_eq!((c.message_rate, c.message_burst, c.message_bytes_rate), (0, 100, 0));
+        assert_eq!(
+            (
+                c.max_connections_per_ip,
+                c.handshake_rate,
+                c.handshake_burst
+            ),
+            (0, 0, 10)
+        );
+        assert_eq!(
+            (c.message_rate, c.message_burst, c.message_bytes_rate),
+            (0, 100, 0)
+        );
         assert!(!c.pin && c.subprotocols.is_empty());
     }
 
@@ -1873,7 +1883,10 @@ mod tests {
                 "*.example.org".parse().unwrap(),
             ],
             require_origin: true,
-            allow_cidr: vec!["10.0.0.0/8".parse().unwrap(), "2001:db8::/32".parse().unwrap()],
+            allow_cidr: vec![
+                "10.0.0.0/8".parse().unwrap(),
+                "2001:db8::/32".parse().unwrap(),
+            ],
             deny_cidr: vec!["10.6.6.6/32".parse().unwrap()],
             trusted_proxies: vec!["192.168.0.0/16".parse().unwrap()],
             max_connections_per_ip: 7,
@@ -2218,7 +2231,10 @@ mod tests {
         );
         assert!(load(
             "",
-            &[("RINGCAST_AUTH_JWT_SECRET", "0123456789abcdef0123456789abcdef")],
+            &[(
+                "RINGCAST_AUTH_JWT_SECRET",
+                "0123456789abcdef0123456789abcdef"
+            )],
             &[(Key::Auth, "optional")]
         )
         .is_ok());
@@ -2254,7 +2270,11 @@ mod tests {
     #[test]
     fn a_cidr_with_host_bits_names_the_key_and_suggests_the_block() {
         assert_eq!(
-            load_err("", &[("RINGCAST_DENY_CIDR", "10.0.0.0/8, 10.1.2.3/16")], &[]),
+            load_err(
+                "",
+                &[("RINGCAST_DENY_CIDR", "10.0.0.0/8, 10.1.2.3/16")],
+                &[]
+            ),
             "invalid deny_cidr = \"10.1.2.3/16\" (environment variable RINGCAST_DENY_CIDR): \
              host bits are set (did you mean 10.1.0.0/16?)"
         );
@@ -2263,21 +2283,31 @@ mod tests {
 
     #[test]
     fn an_origin_pattern_with_a_path_is_refused() {
-        assert!(load_err("", &[], &[(Key::AllowedOrigins, "https://a.com/app")])
-            .starts_with("invalid allowed_origins = \"https://a.com/app\" (flag --allowed-origins)"));
-        assert!(load_err("", &[], &[(Key::AllowedOrigins, "https://a.*.com")])
-            .contains("first label"));
+        assert!(
+            load_err("", &[], &[(Key::AllowedOrigins, "https://a.com/app")]).starts_with(
+                "invalid allowed_origins = \"https://a.com/app\" (flag --allowed-origins)"
+            )
+        );
+        assert!(
+            load_err("", &[], &[(Key::AllowedOrigins, "https://a.*.com")]).contains("first label")
+        );
     }
 
     #[test]
     fn a_rate_with_a_zero_burst_is_refused() {
         assert_eq!(
-            load_err("", &[], &[(Key::MessageRate, "10"), (Key::MessageBurst, "0")]),
+            load_err(
+                "",
+                &[],
+                &[(Key::MessageRate, "10"), (Key::MessageBurst, "0")]
+            ),
             "invalid message_burst = 0 (flag --message-burst): must be at least 1 while \
              message_rate is on"
         );
-        assert!(load_err("handshake_rate = 1\nhandshake_burst = 0\n", &[], &[])
-            .contains("handshake_burst"));
+        assert!(
+            load_err("handshake_rate = 1\nhandshake_burst = 0\n", &[], &[])
+                .contains("handshake_burst")
+        );
     }
 
     #[test]

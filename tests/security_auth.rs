@@ -110,7 +110,9 @@ fn hs384_and_hs512_verify_with_the_same_secret() {
 #[test]
 fn rs256_verifies_with_an_rsa_public_key_and_es256_with_an_ec_one() {
     let rsa = Verifier::new(None, Some(RSA_PUBLIC), LEEWAY_S).unwrap();
-    let id = rsa.verify(&rs256(&claims("r", NOW_S + 60)), NOW_MS).unwrap();
+    let id = rsa
+        .verify(&rs256(&claims("r", NOW_S + 60)), NOW_MS)
+        .unwrap();
     assert_eq!(id.user.as_deref(), Some("r"));
     let ec = Verifier::new(None, Some(EC_PUBLIC), LEEWAY_S).unwrap();
     let id = ec.verify(&es256(&claims("e", NOW_S + 60)), NOW_MS).unwrap();
@@ -186,11 +188,7 @@ fn alg_none_is_refused_whatever_its_case() {
 fn an_rsa_public_key_used_as_an_hs256_secret_is_refused() {
     // The classic algorithm-confusion forgery: the attacker knows the public key and signs with
     // it as an HMAC secret, hoping the server verifies HS256 with "its key".
-    let forged = hs(
-        Algorithm::HS256,
-        RSA_PUBLIC,
-        &claims("admin", NOW_S + 3600),
-    );
+    let forged = hs(Algorithm::HS256, RSA_PUBLIC, &claims("admin", NOW_S + 3600));
     let public_only = Verifier::new(None, Some(RSA_PUBLIC), LEEWAY_S).unwrap();
     assert_eq!(
         public_only.verify(&forged, NOW_MS),
@@ -200,7 +198,9 @@ fn an_rsa_public_key_used_as_an_hs256_secret_is_refused() {
     let both = Verifier::new(Some(SECRET.as_bytes()), Some(RSA_PUBLIC), LEEWAY_S).unwrap();
     assert_eq!(both.verify(&forged, NOW_MS), Err(AuthError::BadSignature));
     // And the real RS256 token still verifies with both keys configured.
-    assert!(both.verify(&rs256(&claims("r", NOW_S + 60)), NOW_MS).is_ok());
+    assert!(both
+        .verify(&rs256(&claims("r", NOW_S + 60)), NOW_MS)
+        .is_ok());
 }
 
 #[test]
@@ -306,14 +306,7 @@ fn the_rooms_claim_allows_exact_names_and_star_wildcards_only() {
     );
     let rooms = secret_verifier().verify(&token, NOW_MS).unwrap().rooms;
     for allowed in [
-        "lobby",
-        "team-",
-        "team-red",
-        "x.public",
-        ".public",
-        "abc",
-        "aXbYc",
-        "abbbc",
+        "lobby", "team-", "team-red", "x.public", ".public", "abc", "aXbYc", "abbbc",
     ] {
         assert!(rooms.can_join(allowed), "{allowed}");
     }
@@ -375,7 +368,11 @@ fn a_token_is_read_from_the_header_then_the_query_then_a_bearer_protocol() {
 
 #[test]
 fn a_token_in_a_bearer_protocol_entry_opens_the_connection() {
-    let token = hs(Algorithm::HS256, SECRET.as_bytes(), &claims("br", NOW_S + 60));
+    let token = hs(
+        Algorithm::HS256,
+        SECRET.as_bytes(),
+        &claims("br", NOW_S + 60),
+    );
     let r = request(
         "/ws",
         &[("Sec-WebSocket-Protocol", &format!("chat, bearer.{token}"))],
@@ -404,12 +401,19 @@ fn required_auth_without_a_token_is_401_with_a_bare_bearer_challenge() {
         text.contains("\r\nWWW-Authenticate: Bearer realm=\"ringcast\"\r\n"),
         "{text}"
     );
-    assert!(text.ends_with("\r\n\r\nauthentication required\n"), "{text}");
+    assert!(
+        text.ends_with("\r\n\r\nauthentication required\n"),
+        "{text}"
+    );
 }
 
 #[test]
 fn an_expired_token_is_401_with_an_invalid_token_challenge() {
-    let token = hs(Algorithm::HS256, SECRET.as_bytes(), &claims("a", NOW_S - 3600));
+    let token = hs(
+        Algorithm::HS256,
+        SECRET.as_bytes(),
+        &claims("a", NOW_S - 3600),
+    );
     let err = policy(AuthMode::Required, true, None)
         .admit_request(&bearer(&token), peer(), NOW)
         .unwrap_err();
@@ -460,7 +464,11 @@ fn a_public_key_alone_is_enough_for_required_auth() {
 #[test]
 fn the_expiry_deadline_includes_the_leeway_and_is_zero_once_passed() {
     let p = policy(AuthMode::Required, true, None);
-    let token = hs(Algorithm::HS256, SECRET.as_bytes(), &claims("a", NOW_S + 60));
+    let token = hs(
+        Algorithm::HS256,
+        SECRET.as_bytes(),
+        &claims("a", NOW_S + 60),
+    );
     let id = p
         .admit_request(&bearer(&token), peer(), NOW)
         .unwrap()
@@ -478,7 +486,11 @@ fn the_expiry_deadline_includes_the_leeway_and_is_zero_once_passed() {
 #[test]
 fn a_refresh_for_the_same_subject_replaces_the_identity_and_moves_the_deadline() {
     let p = policy(AuthMode::Required, true, None);
-    let first = hs(Algorithm::HS256, SECRET.as_bytes(), &claims("a", NOW_S + 60));
+    let first = hs(
+        Algorithm::HS256,
+        SECRET.as_bytes(),
+        &claims("a", NOW_S + 60),
+    );
     let id = p
         .admit_request(&bearer(&first), peer(), NOW)
         .unwrap()
@@ -499,19 +511,34 @@ fn a_refresh_for_another_subject_is_forbidden_and_a_bad_one_unauthorized() {
     let p = policy(AuthMode::Required, true, None);
     let id = p
         .admit_request(
-            &bearer(&hs(Algorithm::HS256, SECRET.as_bytes(), &claims("a", NOW_S + 60))),
+            &bearer(&hs(
+                Algorithm::HS256,
+                SECRET.as_bytes(),
+                &claims("a", NOW_S + 60),
+            )),
             peer(),
             NOW,
         )
         .unwrap()
         .identity;
-    let other = hs(Algorithm::HS256, SECRET.as_bytes(), &claims("b", NOW_S + 600));
+    let other = hs(
+        Algorithm::HS256,
+        SECRET.as_bytes(),
+        &claims("b", NOW_S + 600),
+    );
     let err = p.refresh(&id, &other, NOW_MS).unwrap_err();
     assert_eq!(err, AuthError::SubjectChanged);
     assert_eq!((err.status(), err.reply_code()), (403, "forbidden"));
-    let expired = hs(Algorithm::HS256, SECRET.as_bytes(), &claims("a", NOW_S - 600));
+    let expired = hs(
+        Algorithm::HS256,
+        SECRET.as_bytes(),
+        &claims("a", NOW_S - 600),
+    );
     let err = p.refresh(&id, &expired, NOW_MS).unwrap_err();
-    assert_eq!((err.clone(), err.reply_code()), (AuthError::Expired, "token_expired"));
+    assert_eq!(
+        (err.clone(), err.reply_code()),
+        (AuthError::Expired, "token_expired")
+    );
     assert_eq!(
         p.refresh(&id, "junk", NOW_MS).unwrap_err().reply_code(),
         "unauthorized"

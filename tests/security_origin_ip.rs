@@ -47,13 +47,25 @@ fn request(headers: &[(&str, &str)]) -> Request {
 #[test]
 fn by_default_a_browser_origin_must_match_the_host() {
     let p = OriginPolicy::default();
-    assert_eq!(p.check(Some("https://chat.example.com"), Some("chat.example.com")), Ok(()));
-    assert_eq!(p.check(Some("HTTPS://Chat.Example.COM"), Some("chat.example.com")), Ok(()));
-    assert_eq!(p.check(Some("http://localhost:8080"), Some("localhost:8080")), Ok(()));
+    assert_eq!(
+        p.check(Some("https://chat.example.com"), Some("chat.example.com")),
+        Ok(())
+    );
+    assert_eq!(
+        p.check(Some("HTTPS://Chat.Example.COM"), Some("chat.example.com")),
+        Ok(())
+    );
+    assert_eq!(
+        p.check(Some("http://localhost:8080"), Some("localhost:8080")),
+        Ok(())
+    );
     // A default port on either side equals no port.
     assert_eq!(p.check(Some("https://a.com:443"), Some("a.com")), Ok(()));
     assert_eq!(p.check(Some("https://a.com"), Some("a.com:443")), Ok(()));
-    assert_eq!(p.check(Some("http://[::1]:9000"), Some("[::1]:9000")), Ok(()));
+    assert_eq!(
+        p.check(Some("http://[::1]:9000"), Some("[::1]:9000")),
+        Ok(())
+    );
     assert_eq!(
         p.check(Some("https://evil.com"), Some("chat.example.com")),
         Err(OriginError::CrossOrigin)
@@ -81,8 +93,19 @@ fn a_request_without_origin_is_allowed_unless_origin_is_required() {
 #[test]
 fn a_null_or_garbled_origin_is_refused_unless_everything_is_allowed() {
     let p = OriginPolicy::default();
-    for bad in ["null", "chat.example.com", "https://", "https://a.com/path", "https://u@a.com", "https://a.com:0"] {
-        assert_eq!(p.check(Some(bad), Some("a.com")), Err(OriginError::Malformed), "{bad}");
+    for bad in [
+        "null",
+        "chat.example.com",
+        "https://",
+        "https://a.com/path",
+        "https://u@a.com",
+        "https://a.com:0",
+    ] {
+        assert_eq!(
+            p.check(Some(bad), Some("a.com")),
+            Err(OriginError::Malformed),
+            "{bad}"
+        );
     }
     assert_eq!(allowed(&["*"]).check(Some("null"), Some("a.com")), Ok(()));
 }
@@ -90,7 +113,10 @@ fn a_null_or_garbled_origin_is_refused_unless_everything_is_allowed() {
 #[test]
 fn allowed_origins_match_exactly_including_scheme_and_port() {
     let p = allowed(&["https://app.example.com", "http://localhost:3000"]);
-    assert_eq!(p.check(Some("https://app.example.com"), Some("ws.example.com")), Ok(()));
+    assert_eq!(
+        p.check(Some("https://app.example.com"), Some("ws.example.com")),
+        Ok(())
+    );
     assert_eq!(p.check(Some("https://app.example.com:443"), None), Ok(()));
     assert_eq!(p.check(Some("http://localhost:3000"), None), Ok(()));
     for refused in [
@@ -100,7 +126,11 @@ fn allowed_origins_match_exactly_including_scheme_and_port() {
         "https://evilapp.example.com",
         "http://localhost:3001",
     ] {
-        assert_eq!(p.check(Some(refused), None), Err(OriginError::NotAllowed), "{refused}");
+        assert_eq!(
+            p.check(Some(refused), None),
+            Err(OriginError::NotAllowed),
+            "{refused}"
+        );
     }
     // With a list, Host no longer matters: same-host pages must be listed too.
     assert_eq!(
@@ -121,11 +151,18 @@ fn a_wildcard_origin_matches_subdomains_only() {
         "http://a.example.com",
         "https://a.example.com:8443",
     ] {
-        assert_eq!(p.check(Some(refused), None), Err(OriginError::NotAllowed), "{refused}");
+        assert_eq!(
+            p.check(Some(refused), None),
+            Err(OriginError::NotAllowed),
+            "{refused}"
+        );
     }
     let any_scheme = allowed(&["*.example.com"]);
     assert_eq!(any_scheme.check(Some("http://a.example.com"), None), Ok(()));
-    assert_eq!(any_scheme.check(Some("https://a.example.com"), None), Ok(()));
+    assert_eq!(
+        any_scheme.check(Some("https://a.example.com"), None),
+        Ok(())
+    );
     assert_eq!(
         any_scheme.check(Some("ftp://a.example.com"), None),
         Err(OriginError::NotAllowed)
@@ -144,7 +181,16 @@ fn origin_patterns_print_canonically_and_bad_ones_are_refused() {
         assert_eq!(p.to_string(), canonical);
         assert_eq!(canonical.parse::<OriginPattern>().unwrap(), p);
     }
-    for bad in ["", "https://a.com/", "ftp://a.com", "https://a.*.com", "https://*", "*.", "a.com:80", "https://a.com:99999"] {
+    for bad in [
+        "",
+        "https://a.com/",
+        "ftp://a.com",
+        "https://a.*.com",
+        "https://*",
+        "*.",
+        "a.com:80",
+        "https://a.com:99999",
+    ] {
         assert!(bad.parse::<OriginPattern>().is_err(), "{bad}");
     }
 }
@@ -152,15 +198,23 @@ fn origin_patterns_print_canonically_and_bad_ones_are_refused() {
 #[test]
 fn a_cross_origin_browser_request_is_refused_by_the_policy_with_403() {
     let policy = Policy::new(&Config::default(), None).unwrap();
-    let req = request(&[("Host", "chat.example.com"), ("Origin", "https://evil.example.net")]);
-    let err = policy.admit_request(&req, ip("198.51.100.1"), NOW).unwrap_err();
+    let req = request(&[
+        ("Host", "chat.example.com"),
+        ("Origin", "https://evil.example.net"),
+    ]);
+    let err = policy
+        .admit_request(&req, ip("198.51.100.1"), NOW)
+        .unwrap_err();
     assert_eq!(err, Refusal::Origin(OriginError::CrossOrigin));
     assert_eq!((err.status(), err.label()), (403, "origin"));
     let mut out = Vec::new();
     err.render(&mut out);
     let text = String::from_utf8(out).unwrap();
     assert!(text.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{text}");
-    assert!(text.ends_with("cross-origin request refused: Origin does not match Host\n"), "{text}");
+    assert!(
+        text.ends_with("cross-origin request refused: Origin does not match Host\n"),
+        "{text}"
+    );
 }
 
 // --- CIDR -----------------------------------------------------------------------------------
@@ -199,7 +253,14 @@ fn an_ipv4_mapped_ipv6_peer_matches_ipv4_rules() {
 
 #[test]
 fn cidr_text_round_trips_and_typos_are_refused() {
-    for text in ["10.0.0.0/8", "192.168.1.7/32", "0.0.0.0/0", "2001:db8::/32", "::1/128", "::/0"] {
+    for text in [
+        "10.0.0.0/8",
+        "192.168.1.7/32",
+        "0.0.0.0/0",
+        "2001:db8::/32",
+        "::1/128",
+        "::/0",
+    ] {
         assert_eq!(cidr(text).to_string(), text);
     }
     assert_eq!(cidr("10.1.2.3").to_string(), "10.1.2.3/32");
@@ -207,9 +268,18 @@ fn cidr_text_round_trips_and_typos_are_refused() {
         "10.0.0.1/8".parse::<Cidr>(),
         Err(CidrError::HostBits(cidr("10.0.0.0/8")))
     );
-    assert_eq!("1.2.3.4/33".parse::<Cidr>(), Err(CidrError::Prefix { max: 32 }));
-    assert_eq!("::/129".parse::<Cidr>(), Err(CidrError::Prefix { max: 128 }));
-    assert_eq!("1.2.3.4/+8".parse::<Cidr>(), Err(CidrError::Prefix { max: 32 }));
+    assert_eq!(
+        "1.2.3.4/33".parse::<Cidr>(),
+        Err(CidrError::Prefix { max: 32 })
+    );
+    assert_eq!(
+        "::/129".parse::<Cidr>(),
+        Err(CidrError::Prefix { max: 128 })
+    );
+    assert_eq!(
+        "1.2.3.4/+8".parse::<Cidr>(),
+        Err(CidrError::Prefix { max: 32 })
+    );
     assert_eq!("example.com/8".parse::<Cidr>(), Err(CidrError::Address));
 }
 
@@ -248,7 +318,10 @@ fn forwarded_for_is_ignored_from_an_untrusted_peer() {
         client_ip(ip("198.51.100.9"), Some("1.2.3.4"), &trusted),
         ip("198.51.100.9")
     );
-    assert_eq!(client_ip(ip("198.51.100.9"), Some("1.2.3.4"), &[]), ip("198.51.100.9"));
+    assert_eq!(
+        client_ip(ip("198.51.100.9"), Some("1.2.3.4"), &[]),
+        ip("198.51.100.9")
+    );
 }
 
 #[test]
@@ -256,7 +329,10 @@ fn behind_trusted_proxies_the_client_is_the_rightmost_untrusted_address() {
     let trusted = cidrs(&["10.0.0.0/8", "fd00::/8"]);
     let proxy = ip("10.0.0.2");
     // One proxy: it appended the address it received from.
-    assert_eq!(client_ip(proxy, Some("198.51.100.9"), &trusted), ip("198.51.100.9"));
+    assert_eq!(
+        client_ip(proxy, Some("198.51.100.9"), &trusted),
+        ip("198.51.100.9")
+    );
     // A spoofed left-most entry is skipped: only what the trusted hops wrote counts.
     assert_eq!(
         client_ip(proxy, Some("6.6.6.6, 198.51.100.9, 10.0.0.1"), &trusted),
@@ -266,14 +342,23 @@ fn behind_trusted_proxies_the_client_is_the_rightmost_untrusted_address() {
         client_ip(proxy, Some("[2001:db8::7]:443, fd00::1"), &trusted),
         ip("2001:db8::7")
     );
-    assert_eq!(client_ip(proxy, Some("198.51.100.9:5555"), &trusted), ip("198.51.100.9"));
+    assert_eq!(
+        client_ip(proxy, Some("198.51.100.9:5555"), &trusted),
+        ip("198.51.100.9")
+    );
     // All trusted: the left-most hop is the best we know.
-    assert_eq!(client_ip(proxy, Some("10.9.9.9, 10.0.0.1"), &trusted), ip("10.9.9.9"));
+    assert_eq!(
+        client_ip(proxy, Some("10.9.9.9, 10.0.0.1"), &trusted),
+        ip("10.9.9.9")
+    );
     // No header, or garbage before any untrusted address: the last trusted hop, never a value
     // the client chose.
     assert_eq!(client_ip(proxy, None, &trusted), proxy);
     assert_eq!(client_ip(proxy, Some("not-an-ip"), &trusted), proxy);
-    assert_eq!(client_ip(proxy, Some("1.2.3.4, junk, 10.0.0.1"), &trusted), ip("10.0.0.1"));
+    assert_eq!(
+        client_ip(proxy, Some("1.2.3.4, junk, 10.0.0.1"), &trusted),
+        ip("10.0.0.1")
+    );
 }
 
 #[test]

@@ -107,7 +107,11 @@ fn the_per_ip_cap_counts_open_connections_and_release_frees_a_slot() {
     assert_eq!(t.admit(a, 0), Ok(()));
     assert_eq!(t.admit(a, 0), Ok(()));
     assert_eq!(t.admit(a, 0), Err(PeerLimit::Connections { limit: 2 }));
-    assert_eq!(t.admit(ip("198.51.100.2"), 0), Ok(()), "other addresses unaffected");
+    assert_eq!(
+        t.admit(ip("198.51.100.2"), 0),
+        Ok(()),
+        "other addresses unaffected"
+    );
     t.release(a);
     assert_eq!(t.active(a), 1);
     assert_eq!(t.admit(a, 0), Ok(()));
@@ -132,7 +136,9 @@ fn the_handshake_rate_refuses_a_burst_and_says_when_to_retry() {
     }
     assert_eq!(
         t.admit(a, 0),
-        Err(PeerLimit::HandshakeRate { retry_after_ms: 500 })
+        Err(PeerLimit::HandshakeRate {
+            retry_after_ms: 500
+        })
     );
     assert_eq!(t.admit(a, 500), Ok(()));
 }
@@ -188,7 +194,10 @@ fn the_policy_refuses_over_the_per_ip_cap_with_503_and_retry_after() {
     let mut out = Vec::new();
     err.render(&mut out);
     let text = String::from_utf8(out).unwrap();
-    assert!(text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{text}");
+    assert!(
+        text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{text}"
+    );
     assert!(text.contains("\r\nRetry-After: 1\r\n"), "{text}");
     // Another address is still served while this one is capped.
     assert!(policy.admit_peer(ip("198.51.100.2"), 0).is_ok());
@@ -210,9 +219,17 @@ fn the_policy_handshake_rate_rounds_retry_after_up_to_whole_seconds() {
     };
     let policy = Policy::new(&config, None).unwrap();
     let a = ip("198.51.100.1");
-    let _p = [policy.admit_peer(a, 0).unwrap(), policy.admit_peer(a, 0).unwrap()];
+    let _p = [
+        policy.admit_peer(a, 0).unwrap(),
+        policy.admit_peer(a, 0).unwrap(),
+    ];
     let err = policy.admit_peer(a, 400).unwrap_err();
-    assert_eq!(err, Refusal::HandshakeRate { retry_after_secs: 1 });
+    assert_eq!(
+        err,
+        Refusal::HandshakeRate {
+            retry_after_secs: 1
+        }
+    );
     assert_eq!(err.label(), "handshake_rate");
     assert!(policy.admit_peer(a, 1_000).is_ok());
 }
@@ -221,9 +238,7 @@ fn the_policy_handshake_rate_rounds_retry_after_up_to_whole_seconds() {
 fn with_no_per_ip_limits_the_table_is_never_touched() {
     let policy = Policy::new(&Config::default(), None).unwrap();
     for i in 0..1_000u32 {
-        let permit = policy
-            .admit_peer(IpAddr::V4(Ipv4Addr::from(i)), 0)
-            .unwrap();
+        let permit = policy.admit_peer(IpAddr::V4(Ipv4Addr::from(i)), 0).unwrap();
         assert!(!permit.is_counted());
     }
     assert_eq!(policy.tracked_addresses(), 0);
@@ -231,7 +246,12 @@ fn with_no_per_ip_limits_the_table_is_never_touched() {
 
 // --- the message guard ---------------------------------------------------------------------
 
-fn limits(messages: Option<Rate>, bytes: Option<Rate>, strikes: u32, grace_ms: u64) -> MessageLimits {
+fn limits(
+    messages: Option<Rate>,
+    bytes: Option<Rate>,
+    strikes: u32,
+    grace_ms: u64,
+) -> MessageLimits {
     MessageLimits {
         messages,
         bytes,

@@ -51,7 +51,10 @@ fn assert_forged_refused(token: &str) {
     let forms = [
         head("/ws", Some(("Authorization", &format!("Bearer {token}")))),
         head(&format!("/ws?token={token}"), None),
-        head("/ws", Some(("Sec-WebSocket-Protocol", &format!("bearer.{token}")))),
+        head(
+            "/ws",
+            Some(("Sec-WebSocket-Protocol", &format!("bearer.{token}"))),
+        ),
     ];
     for request in forms.into_iter().flatten() {
         let result = policy().admit_request(&request, [192, 0, 2, 1].into(), NOW);
@@ -124,7 +127,11 @@ fuzz_target!(|data: &[u8]| {
                 let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}"}}"#));
                 let token = format!("{header}.{}", URL_SAFE_NO_PAD.encode(rest));
                 assert_forged_refused(&token);
-                let dotted = format!("{header}.{}.{}", URL_SAFE_NO_PAD.encode(rest), URL_SAFE_NO_PAD.encode(rest));
+                let dotted = format!(
+                    "{header}.{}.{}",
+                    URL_SAFE_NO_PAD.encode(rest),
+                    URL_SAFE_NO_PAD.encode(rest)
+                );
                 assert_forged_refused(&dotted);
             }
         }
@@ -157,7 +164,12 @@ fuzz_target!(|data: &[u8]| {
                 // Any refusal where the model refuses (serde may classify a wrong type before
                 // a missing field), but never a signature or algorithm failure.
                 (Err(Refusal::Auth(e)), Err(_)) => assert!(
-                    !matches!(e, AuthError::BadSignature | AuthError::AlgorithmNotAllowed | AuthError::AlgorithmNone),
+                    !matches!(
+                        e,
+                        AuthError::BadSignature
+                            | AuthError::AlgorithmNotAllowed
+                            | AuthError::AlgorithmNone
+                    ),
                     "{e:?} for {claims}"
                 ),
                 _ => panic!("verifier {got:?}, model {want:?}, claims {claims}"),

@@ -106,7 +106,10 @@ pub fn extract_token(request: &Request) -> Option<(Cow<'_, str>, TokenSource)> {
         // case-insensitive.
         if let Some((scheme, token)) = value.split_once(' ') {
             if scheme.eq_ignore_ascii_case("bearer") {
-                return Some((Cow::Borrowed(token.trim_start_matches(' ')), TokenSource::Header));
+                return Some((
+                    Cow::Borrowed(token.trim_start_matches(' ')),
+                    TokenSource::Header,
+                ));
             }
         }
     }

@@ -199,7 +199,9 @@ pub struct Admitted {
 /// Locks the table; a panic while holding it cannot leave it inconsistent (every update is a
 /// single field write), so a poisoned lock is used as is.
 fn lock(table: &Mutex<PeerTable>) -> MutexGuard<'_, PeerTable> {
-    table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    table
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Reads and checks a PEM public key file; the error is a sentence for [`ConfigError`].
@@ -235,13 +237,15 @@ impl Policy {
     /// Builds the policy, reading `auth_jwt_public_key` from disk. Errors name the key.
     pub fn from_config(config: &Config) -> Result<Policy, ConfigError> {
         let pem = match &config.auth_jwt_public_key {
-            Some(path) => Some(read_public_key(path).map_err(|problem| {
-                ConfigError::PublicKey {
-                    at: program(Key::AuthJwtPublicKey),
-                    path: path.clone(),
-                    problem,
-                }
-            })?),
+            Some(path) => {
+                Some(
+                    read_public_key(path).map_err(|problem| ConfigError::PublicKey {
+                        at: program(Key::AuthJwtPublicKey),
+                        path: path.clone(),
+                        problem,
+                    })?,
+                )
+            }
             None => None,
         };
         Policy::new(config, pem.as_deref())
@@ -352,7 +356,9 @@ impl Policy {
     ) -> Result<Admitted, Refusal> {
         let client_ip = ip::client_ip(peer, request.forwarded_for(), &self.trusted_proxies);
         let forwarded_permit = if client_ip != peer {
-            self.ip.check(client_ip).map_err(Refusal::ForwardedAddress)?;
+            self.ip
+                .check(client_ip)
+                .map_err(Refusal::ForwardedAddress)?;
             Some(self.count(client_ip, now.tick_ms)?)
         } else {
             None

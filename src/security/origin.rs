@@ -19,7 +19,9 @@ use thiserror::Error;
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum OriginPatternError {
     /// Empty, or containing whitespace, a path, a query or userinfo.
-    #[error("not an origin such as https://app.example.com, https://*.example.com, *.example.com or *")]
+    #[error(
+        "not an origin such as https://app.example.com, https://*.example.com, *.example.com or *"
+    )]
     Syntax,
     /// A scheme other than http, https (WebSocket pages are served over HTTP).
     #[error("scheme must be http or https")]
@@ -276,12 +278,10 @@ impl OriginPolicy {
         }
         // Same-origin default: Host carries no scheme, so its port is compared after dropping
         // the origin scheme's default port from both sides.
-        let same = host
-            .and_then(split_authority)
-            .is_some_and(|(host, port)| {
-                let port = port.filter(|&p| Some(p) != default_port(parts.scheme));
-                host.eq_ignore_ascii_case(parts.host) && port == parts.port
-            });
+        let same = host.and_then(split_authority).is_some_and(|(host, port)| {
+            let port = port.filter(|&p| Some(p) != default_port(parts.scheme));
+            host.eq_ignore_ascii_case(parts.host) && port == parts.port
+        });
         if same {
             Ok(())
         } else {

@@ -350,7 +350,9 @@ impl MessageGuard {
             messages: limits
                 .messages
                 .map_or(empty, |r| TokenBucket::full(&r, now_ms)),
-            bytes: limits.bytes.map_or(empty, |r| TokenBucket::full(&r, now_ms)),
+            bytes: limits
+                .bytes
+                .map_or(empty, |r| TokenBucket::full(&r, now_ms)),
             strikes: 0,
             over_since: None,
         }
