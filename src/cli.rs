@@ -140,7 +140,7 @@ pub struct ServeArgs {
     /// Clock skew tolerated on token exp and nbf (at most 5m).
     #[arg(long, value_name = "DURATION", help_heading = "Security")]
     pub auth_leeway: Option<String>,
-    /// Origins allowed to connect (https://a.example.com, https://*.example.com, *); none = same host.
+    /// Origins allowed to connect: exact origins, *.example.com wildcards, or *; none = same host only.
     #[arg(long, value_name = "LIST", help_heading = "Security")]
     pub allowed_origins: Option<String>,
     /// Refuse requests without an Origin header (non-browser clients) with 403.

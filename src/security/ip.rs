@@ -55,7 +55,7 @@ pub enum CidrError {
 /// A block of addresses: `10.0.0.0/8`, `2001:db8::/32`, or one address (`/32`, `/128` implied).
 ///
 /// Invariant: `bits` has no bit set below the prefix, and `prefix` ≤ 128 in the shared space
-/// (an IPv4 `/n` is stored as `/96+n` under [`V4_MAPPED`]).
+/// (an IPv4 `/n` is stored as `/96+n` under `::ffff:0:0/96`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Cidr {
     bits: u128,

@@ -155,7 +155,7 @@ struct PeerEntry {
 /// Per-address connection counts and handshake buckets, with bounded memory.
 ///
 /// Geometry: a hash map from the address (128-bit, see [`canonical`]) to a 32-byte entry. When
-/// an insert would exceed `capacity`, [`PeerTable::make_room`] first drops every forgettable
+/// an insert would exceed `capacity`, `make_room` first drops every forgettable
 /// entry (no open connection and a full bucket: identical to a fresh one), then, if that freed
 /// less than a quarter of the capacity, the least recently seen half of the entries without open
 /// connections. So a flood of distinct addresses costs O(1) amortised per insert and at most
