@@ -436,3 +436,47 @@ fn program(key: Key) -> Provenance {
         origin: Origin::Program,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_policy_can_be_shared_by_every_worker_thread() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Policy>();
+        shareable::<PeerPermit>();
+    }
+
+    #[test]
+    fn every_refusal_has_a_status_a_label_and_a_rendered_reason() {
+        let all = [
+            Refusal::Address(IpError::Denied),
+            Refusal::Address(IpError::NotAllowed),
+            Refusal::ForwardedAddress(IpError::Denied),
+            Refusal::TooManyConnections { limit: 3 },
+            Refusal::HandshakeRate {
+                retry_after_secs: 2,
+            },
+            Refusal::Origin(OriginError::NotAllowed),
+            Refusal::Auth(AuthError::BadSignature),
+        ];
+        let statuses: Vec<u16> = all.iter().map(Refusal::status).collect();
+        assert_eq!(statuses, [403, 403, 403, 503, 503, 403, 401]);
+        for refusal in &all {
+            let mut out = Vec::new();
+            refusal.render(&mut out);
+            let text = String::from_utf8(out).unwrap();
+            let status_line = format!("HTTP/1.1 {} ", refusal.status());
+            assert!(text.starts_with(&status_line), "{text}");
+            assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+            assert!(text.ends_with(&format!("\r\n\r\n{refusal}\n")), "{text}");
+            assert!(!refusal.label().is_empty());
+        }
+        let mut out = Vec::new();
+        all[4].render(&mut out);
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("\r\nRetry-After: 2\r\n"));
+    }
+}
