@@ -180,6 +180,12 @@ pub struct ServeArgs {
     /// Payload bytes per second per connection; 0 means off.
     #[arg(long, value_name = "SIZE", help_heading = "Security")]
     pub message_bytes_rate: Option<String>,
+    /// Consecutive over-limit messages before closing with 1008.
+    #[arg(long, value_name = "N", help_heading = "Security")]
+    pub message_rate_strikes: Option<String>,
+    /// Close with 1008 once over the message limits for this long.
+    #[arg(long, value_name = "DURATION", help_heading = "Security")]
+    pub message_rate_grace: Option<String>,
 }
 
 impl ServeArgs {
@@ -222,6 +228,8 @@ impl ServeArgs {
             Key::MessageRate => &self.message_rate,
             Key::MessageBurst => &self.message_burst,
             Key::MessageBytesRate => &self.message_bytes_rate,
+            Key::MessageRateStrikes => &self.message_rate_strikes,
+            Key::MessageRateGrace => &self.message_rate_grace,
         };
         value.as_deref()
     }

@@ -239,6 +239,12 @@ pub struct Config {
     /// Payload bytes per second per connection (one second's worth may come at once, and a single
     /// larger message passes on a quiet connection, then blocks until paid for). Default 0 (off).
     pub message_bytes_rate: usize,
+    /// Consecutive over-limit messages after which a connection is closed with 1008. Default 16.
+    /// At least 1. Lower it to cut floods off sooner; raise it for bursty but honest clients.
+    pub message_rate_strikes: u32,
+    /// A connection still over its message limits this long after its first refused message is
+    /// closed with 1008, however few messages it sent. Default 5 s. Longer than 0.
+    pub message_rate_grace: Duration,
 }
 
 impl Default for Config {
@@ -280,6 +286,8 @@ impl Default for Config {
             message_rate: 0,
             message_burst: 100,
             message_bytes_rate: 0,
+            message_rate_strikes: 16,
+            message_rate_grace: Duration::from_secs(5),
         }
     }
 }
@@ -333,11 +341,13 @@ pub enum Key {
     MessageRate,
     MessageBurst,
     MessageBytesRate,
+    MessageRateStrikes,
+    MessageRateGrace,
 }
 
 impl Key {
     /// Every key, in the order `--print-config` writes them.
-    pub const ALL: [Key; 36] = [
+    pub const ALL: [Key; 38] = [
         Key::Listen,
         Key::Workers,
         Key::Pin,
@@ -374,6 +384,8 @@ impl Key {
         Key::MessageRate,
         Key::MessageBurst,
         Key::MessageBytesRate,
+        Key::MessageRateStrikes,
+        Key::MessageRateGrace,
     ];
 
     /// The TOML key, which is also the `Config` field name and the clap argument id.
@@ -415,6 +427,8 @@ impl Key {
             Key::MessageRate => "message_rate",
             Key::MessageBurst => "message_burst",
             Key::MessageBytesRate => "message_bytes_rate",
+            Key::MessageRateStrikes => "message_rate_strikes",
+            Key::MessageRateGrace => "message_rate_grace",
         }
     }
 
@@ -1085,6 +1099,8 @@ impl Config {
             Key::MessageRate => self.message_rate = r.count(raw)?,
             Key::MessageBurst => self.message_burst = r.count(raw)?,
             Key::MessageBytesRate => self.message_bytes_rate = r.size(raw)?,
+            Key::MessageRateStrikes => self.message_rate_strikes = r.count(raw)?,
+            Key::MessageRateGrace => self.message_rate_grace = r.duration(raw)?,
         }
         Ok(())
     }
@@ -1137,6 +1153,8 @@ impl Config {
             Key::MessageRate => self.message_rate.to_string(),
             Key::MessageBurst => self.message_burst.to_string(),
             Key::MessageBytesRate => format_size(self.message_bytes_rate),
+            Key::MessageRateStrikes => self.message_rate_strikes.to_string(),
+            Key::MessageRateGrace => format_duration(self.message_rate_grace),
         }
     }
 
@@ -1160,6 +1178,9 @@ impl Config {
                 Key::HandshakeBurst => toml::Value::Integer(i64::from(self.handshake_burst)),
                 Key::MessageRate => toml::Value::Integer(i64::from(self.message_rate)),
                 Key::MessageBurst => toml::Value::Integer(i64::from(self.message_burst)),
+                Key::MessageRateStrikes => {
+                    toml::Value::Integer(i64::from(self.message_rate_strikes))
+                }
                 Key::AllowedOrigins => string_array(&self.allowed_origins),
                 Key::AllowCidr => string_array(&self.allow_cidr),
                 Key::DenyCidr => string_array(&self.deny_cidr),
@@ -1365,6 +1386,20 @@ impl Config {
                 at: at(Key::AuthLeeway),
                 value: format_duration(self.auth_leeway),
                 allowed: format!("at most {}", format_duration(MAX_AUTH_LEEWAY)),
+            });
+        }
+        if self.message_rate_strikes == 0 {
+            return Err(ConfigError::OutOfRange {
+                at: at(Key::MessageRateStrikes),
+                value: "0".to_owned(),
+                allowed: "at least 1".to_owned(),
+            });
+        }
+        if self.message_rate_grace.is_zero() {
+            return Err(ConfigError::OutOfRange {
+                at: at(Key::MessageRateGrace),
+                value: format_duration(self.message_rate_grace),
+                allowed: "longer than 0s".to_owned(),
             });
         }
         // Invariant: an enabled bucket has room for at least one token, or it would refuse all.
@@ -1803,6 +1838,8 @@ mod tests {
             (c.message_rate, c.message_burst, c.message_bytes_rate),
             (0, 100, 0)
         );
+        assert_eq!(c.message_rate_strikes, 16);
+        assert_eq!(c.render(Key::MessageRateGrace), "5s");
         assert!(!c.pin && c.subprotocols.is_empty());
     }
 
@@ -1895,6 +1932,8 @@ mod tests {
             message_rate: 50,
             message_burst: 10,
             message_bytes_rate: 64 * KIB,
+            message_rate_strikes: 3,
+            message_rate_grace: Duration::from_millis(2500),
         };
         let text: Vec<(Key, String)> = Key::ALL.iter().map(|&k| (k, wanted.render(k))).collect();
 

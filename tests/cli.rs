@@ -202,6 +202,8 @@ fn every_invalid_value_exits_2_naming_the_key_and_where_it_came_from() {
         (Flag, Key::MessageRate, "1.5"),
         (Env, Key::MessageBurst, "many"),
         (File, Key::MessageBytesRate, "\"16M\""),
+        (Flag, Key::MessageRateStrikes, "0"),
+        (Env, Key::MessageRateGrace, "0s"),
     ];
     for key in Key::ALL {
         assert!(

@@ -329,12 +329,15 @@ fn the_policy_builds_message_limits_from_the_config() {
         message_rate: 5,
         message_burst: 2,
         message_bytes_rate: 4096,
+        message_rate_strikes: 2,
+        message_rate_grace: std::time::Duration::from_millis(750),
         ..Config::default()
     };
     let policy = Policy::new(&config, None).unwrap();
     let l = policy.message_limits();
     assert_eq!(l.messages, Some(rate(5, 2)));
     assert_eq!(l.bytes, Some(rate(4096, 4096)));
+    assert_eq!((l.strikes, l.grace_ms), (2, 750));
     let mut g = policy.message_guard(0);
     assert_eq!(g.check(0, 1), Verdict::Ok);
     assert_eq!(g.check(0, 1), Verdict::Ok);

@@ -311,7 +311,8 @@ impl Policy {
                     u64::from(config.message_burst),
                 ),
                 bytes: Rate::new(bytes, bytes),
-                ..MessageLimits::default()
+                strikes: config.message_rate_strikes,
+                grace_ms: u64::try_from(config.message_rate_grace.as_millis()).unwrap_or(u64::MAX),
             },
         })
     }

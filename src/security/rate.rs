@@ -288,10 +288,11 @@ pub enum Verdict {
     Close,
 }
 
-/// Consecutive over-limit messages after which [`MessageGuard`] closes, by default.
+/// Consecutive over-limit messages after which [`MessageGuard`] closes, by default (the
+/// `message_rate_strikes` default).
 pub const DEFAULT_STRIKES: u32 = 16;
 /// Milliseconds a connection may stay over its limits (without one conforming message) before
-/// [`MessageGuard`] closes it, by default.
+/// [`MessageGuard`] closes it, by default (the `message_rate_grace` default).
 pub const DEFAULT_GRACE_MS: u64 = 5_000;
 
 /// The per-connection message limits, shared by every connection of a server.
