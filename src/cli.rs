@@ -127,65 +127,6 @@ pub struct ServeArgs {
     /// Log format on stderr; the level comes from RUST_LOG (default info).
     #[arg(long, value_name = "text|json", help_heading = "Logging")]
     pub log_format: Option<String>,
-
-    /// JWT on the upgrade: off, optional (no token = anonymous) or required (401 without).
-    #[arg(long, value_name = "off|optional|required", help_heading = "Security")]
-    pub auth: Option<String>,
-    /// HMAC secret for HS256/384/512 tokens, 32 bytes or more (prefer the env variable).
-    #[arg(long, value_name = "SECRET", help_heading = "Security")]
-    pub auth_jwt_secret: Option<String>,
-    /// PEM public key file for RS256 (RSA) or ES256 (EC P-256) tokens.
-    #[arg(long, value_name = "FILE", help_heading = "Security")]
-    pub auth_jwt_public_key: Option<String>,
-    /// Clock skew tolerated on token exp and nbf (at most 5m).
-    #[arg(long, value_name = "DURATION", help_heading = "Security")]
-    pub auth_leeway: Option<String>,
-    /// Origins allowed to connect: exact origins, *.example.com wildcards, or *; none = same host only.
-    #[arg(long, value_name = "LIST", help_heading = "Security")]
-    pub allowed_origins: Option<String>,
-    /// Refuse requests without an Origin header (non-browser clients) with 403.
-    #[arg(
-        long,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        help_heading = "Security"
-    )]
-    pub require_origin: Option<String>,
-    /// Only these CIDR blocks may connect, comma-separated; none = everyone not denied.
-    #[arg(long, value_name = "LIST", help_heading = "Security")]
-    pub allow_cidr: Option<String>,
-    /// These CIDR blocks are refused at accept, comma-separated.
-    #[arg(long, value_name = "LIST", help_heading = "Security")]
-    pub deny_cidr: Option<String>,
-    /// Proxy CIDR blocks whose X-Forwarded-For is believed, comma-separated.
-    #[arg(long, value_name = "LIST", help_heading = "Security")]
-    pub trusted_proxies: Option<String>,
-    /// Most open connections per client address; 0 means no per-address cap.
-    #[arg(long, value_name = "N", help_heading = "Security")]
-    pub max_connections_per_ip: Option<String>,
-    /// Handshakes per second per client address; 0 means off.
-    #[arg(long, value_name = "N", help_heading = "Security")]
-    pub handshake_rate: Option<String>,
-    /// Handshakes one address may make at once before handshake-rate applies.
-    #[arg(long, value_name = "N", help_heading = "Security")]
-    pub handshake_burst: Option<String>,
-    /// Messages per second per connection; over gets rate_limited, staying over closes (1008). 0 = off.
-    #[arg(long, value_name = "N", help_heading = "Security")]
-    pub message_rate: Option<String>,
-    /// Messages a connection may send at once before message-rate applies.
-    #[arg(long, value_name = "N", help_heading = "Security")]
-    pub message_burst: Option<String>,
-    /// Payload bytes per second per connection; 0 means off.
-    #[arg(long, value_name = "SIZE", help_heading = "Security")]
-    pub message_bytes_rate: Option<String>,
-    /// Consecutive over-limit messages before closing with 1008.
-    #[arg(long, value_name = "N", help_heading = "Security")]
-    pub message_rate_strikes: Option<String>,
-    /// Close with 1008 once over the message limits for this long.
-    #[arg(long, value_name = "DURATION", help_heading = "Security")]
-    pub message_rate_grace: Option<String>,
 }
 
 impl ServeArgs {
@@ -213,23 +154,6 @@ impl ServeArgs {
             Key::Sqpoll => &self.sqpoll,
             Key::Backlog => &self.backlog,
             Key::LogFormat => &self.log_format,
-            Key::Auth => &self.auth,
-            Key::AuthJwtSecret => &self.auth_jwt_secret,
-            Key::AuthJwtPublicKey => &self.auth_jwt_public_key,
-            Key::AuthLeeway => &self.auth_leeway,
-            Key::AllowedOrigins => &self.allowed_origins,
-            Key::RequireOrigin => &self.require_origin,
-            Key::AllowCidr => &self.allow_cidr,
-            Key::DenyCidr => &self.deny_cidr,
-            Key::TrustedProxies => &self.trusted_proxies,
-            Key::MaxConnectionsPerIp => &self.max_connections_per_ip,
-            Key::HandshakeRate => &self.handshake_rate,
-            Key::HandshakeBurst => &self.handshake_burst,
-            Key::MessageRate => &self.message_rate,
-            Key::MessageBurst => &self.message_burst,
-            Key::MessageBytesRate => &self.message_bytes_rate,
-            Key::MessageRateStrikes => &self.message_rate_strikes,
-            Key::MessageRateGrace => &self.message_rate_grace,
         };
         value.as_deref()
     }
@@ -264,11 +188,7 @@ fn help_default(defaults: &Config, key: Key) -> String {
     match key {
         Key::Workers => format!("number of CPUs, {} here", defaults.workers),
         Key::Subprotocols if defaults.subprotocols.is_empty() => "none".to_owned(),
-        // Empty lists and unset secrets render as "" (which reads back as none).
-        _ => match defaults.render(key) {
-            text if text.is_empty() => "none".to_owned(),
-            text => text,
-        },
+        _ => defaults.render(key),
     }
 }
 

@@ -18,10 +18,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::proto::frame::MAX_HEADER_LEN;
-pub use crate::security::auth::AuthMode;
-use crate::security::auth::TOKEN_PROTOCOL_PREFIX;
-use crate::security::ip::{Cidr, CidrError};
-use crate::security::origin::{OriginPattern, OriginPatternError};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
@@ -47,23 +43,6 @@ pub const MAX_RING_ENTRIES: u32 = 32768;
 pub const MAX_SQPOLL_IDLE: Duration = Duration::from_secs(60);
 /// Largest listen backlog (the kernel caps it at `net.core.somaxconn` anyway).
 pub const MAX_BACKLOG: u32 = 65535;
-/// Shortest HMAC secret. RFC 7518 §3.2: "A key of the same size as the hash output (for
-/// instance, 256 bits for "HS256") or larger MUST be used with this algorithm."
-pub const MIN_JWT_SECRET_BYTES: usize = 32;
-/// Largest clock-skew leeway on `exp`/`nbf`. RFC 7519 §4.1.4: "usually no more than a few
-/// minutes".
-pub const MAX_AUTH_LEEWAY: Duration = Duration::from_secs(300);
-
-/// A secret value: compared and cloned like a string, never shown by `Debug` (so a logged
-/// `Config` does not leak it). `--print-config` does print it, since its output must read back.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
 
 /// What to do when a connection's outgoing queue would exceed [`Config::max_backpressure`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -162,16 +141,16 @@ pub struct Config {
     pub max_backpressure: usize,
     /// What happens to a connection whose queue is full. Default `close`.
     pub backpressure_policy: BackpressurePolicy,
-    /// Most open connections per process (the cap is shared across workers); new connections past it
-    /// are closed at accept. Default 10 000: finite, so a connection flood is refused before it
+    /// Most open WebSocket connections per process (the cap is shared across workers); upgrades past
+    /// it are refused with 503 and `Retry-After`. Default 10 000: finite, so a connection flood is refused before it
     /// exhausts memory (worst case about `max_connections` × (`read_buffer_size` +
     /// `max_backpressure`)) or file descriptors. `ulimit -n` must exceed it by a few (listeners,
     /// rings). `0` means unlimited, leaving the descriptor limit as the only bound. Raise it together
     /// with `ulimit -n`.
     pub max_connections: usize,
     /// Initial size of each connection's read buffer. It grows on demand up to the frame limit and
-    /// shrinks back afterwards. Default 4 KiB. Raise it when most messages are larger (saves
-    /// regrowth); lower it for many idle connections (saves memory). At least
+    /// shrinks back afterwards. Default 4 KiB. Raise it when most messages are larger (fewer reads per
+    /// message); idle connections hold no read buffer at all, so it does not cost idle memory. At least
     /// [`MAX_HEADER_LEN`] so a frame header always fits.
     pub read_buffer_size: usize,
     /// io_uring submission queue entries per worker. Default 256. Raise it when a worker drives
@@ -188,63 +167,6 @@ pub struct Config {
     pub backlog: u32,
     /// Log line format on stderr. Default `text`. The level comes from `RUST_LOG` (default `info`).
     pub log_format: LogFormat,
-    /// JWT authentication on the upgrade: `off` (tokens ignored), `optional` (a request without a
-    /// token is anonymous, one with a bad token gets 401) or `required` (401 without a valid
-    /// token). Default `off`. Anything but `off` needs `auth_jwt_secret` or `auth_jwt_public_key`.
-    pub auth: AuthMode,
-    /// HMAC secret for HS256/384/512 tokens, at least [`MIN_JWT_SECRET_BYTES`] bytes. Default:
-    /// none. Prefer `RINGCAST_AUTH_JWT_SECRET` or the file over the flag, which `ps` shows.
-    pub auth_jwt_secret: Option<Secret>,
-    /// PEM file with an RSA (RS256) or EC P-256 (ES256) public key. Default: none. Read and
-    /// checked at start-up. With a secret as well, HS* tokens use the secret and RS256/ES256 the
-    /// key; never one for the other.
-    pub auth_jwt_public_key: Option<PathBuf>,
-    /// Clock skew tolerated on `exp` and `nbf`. Default 30 s. At most [`MAX_AUTH_LEEWAY`]; raise
-    /// it only when the token issuer's clock is known to drift.
-    pub auth_leeway: Duration,
-    /// Origins whose pages may connect (`https://app.example.com`, `https://*.example.com`,
-    /// `*.example.com` for http or https, `*` for all). Default: none, meaning a browser's Origin
-    /// must match the request's Host (same-origin only). Set it when the page is served from
-    /// another host than the WebSocket endpoint.
-    pub allowed_origins: Vec<OriginPattern>,
-    /// Refuse requests without an Origin header (non-browser clients) with 403. Default `false`.
-    /// Turn on when only browsers should connect.
-    pub require_origin: bool,
-    /// Only peers in these CIDR blocks may connect (checked at accept, before any byte is read).
-    /// Default: none, meaning everyone not denied. IPv4 blocks also match IPv4-mapped IPv6 peers.
-    pub allow_cidr: Vec<Cidr>,
-    /// Peers in these CIDR blocks are refused at accept, even when also allowed. Default: none.
-    pub deny_cidr: Vec<Cidr>,
-    /// Proxies whose `X-Forwarded-For` is believed: the client is the right-most address there
-    /// that is not itself a trusted proxy. Default: none (the header is ignored). Set it to your
-    /// load balancers' blocks, or per-IP limits see the proxy instead of the clients.
-    pub trusted_proxies: Vec<Cidr>,
-    /// Most open connections from one client address; more get 503. Default 0 (no per-address
-    /// cap, only `max_connections`): loopback load tests and offices behind one NAT share an
-    /// address. Set it (e.g. 100) on a public endpoint.
-    pub max_connections_per_ip: u32,
-    /// Handshakes per second per client address (token bucket with `handshake_burst`); more get
-    /// 503 with Retry-After. Default 0 (off). Set it (e.g. 5) against reconnect storms and
-    /// token guessing.
-    pub handshake_rate: u32,
-    /// Handshakes one address may make at once before `handshake_rate` applies. Default 10. At
-    /// least 1 when `handshake_rate` is on.
-    pub handshake_burst: u32,
-    /// Messages per second per connection (token bucket with `message_burst`); more get an error
-    /// reply `rate_limited`, and staying over closes with 1008. Default 0 (off).
-    pub message_rate: u32,
-    /// Messages a connection may send at once before `message_rate` applies. Default 100. At
-    /// least 1 when `message_rate` is on.
-    pub message_burst: u32,
-    /// Payload bytes per second per connection (one second's worth may come at once, and a single
-    /// larger message passes on a quiet connection, then blocks until paid for). Default 0 (off).
-    pub message_bytes_rate: usize,
-    /// Consecutive over-limit messages after which a connection is closed with 1008. Default 16.
-    /// At least 1. Lower it to cut floods off sooner; raise it for bursty but honest clients.
-    pub message_rate_strikes: u32,
-    /// A connection still over its message limits this long after its first refused message is
-    /// closed with 1008, however few messages it sent. Default 5 s. Longer than 0.
-    pub message_rate_grace: Duration,
 }
 
 impl Default for Config {
@@ -271,23 +193,6 @@ impl Default for Config {
             sqpoll: None,
             backlog: 1024,
             log_format: LogFormat::Text,
-            auth: AuthMode::Off,
-            auth_jwt_secret: None,
-            auth_jwt_public_key: None,
-            auth_leeway: Duration::from_secs(30),
-            allowed_origins: Vec::new(),
-            require_origin: false,
-            allow_cidr: Vec::new(),
-            deny_cidr: Vec::new(),
-            trusted_proxies: Vec::new(),
-            max_connections_per_ip: 0,
-            handshake_rate: 0,
-            handshake_burst: 10,
-            message_rate: 0,
-            message_burst: 100,
-            message_bytes_rate: 0,
-            message_rate_strikes: 16,
-            message_rate_grace: Duration::from_secs(5),
         }
     }
 }
@@ -326,28 +231,11 @@ pub enum Key {
     Sqpoll,
     Backlog,
     LogFormat,
-    Auth,
-    AuthJwtSecret,
-    AuthJwtPublicKey,
-    AuthLeeway,
-    AllowedOrigins,
-    RequireOrigin,
-    AllowCidr,
-    DenyCidr,
-    TrustedProxies,
-    MaxConnectionsPerIp,
-    HandshakeRate,
-    HandshakeBurst,
-    MessageRate,
-    MessageBurst,
-    MessageBytesRate,
-    MessageRateStrikes,
-    MessageRateGrace,
 }
 
 impl Key {
     /// Every key, in the order `--print-config` writes them.
-    pub const ALL: [Key; 38] = [
+    pub const ALL: [Key; 21] = [
         Key::Listen,
         Key::Workers,
         Key::Pin,
@@ -369,23 +257,6 @@ impl Key {
         Key::Sqpoll,
         Key::Backlog,
         Key::LogFormat,
-        Key::Auth,
-        Key::AuthJwtSecret,
-        Key::AuthJwtPublicKey,
-        Key::AuthLeeway,
-        Key::AllowedOrigins,
-        Key::RequireOrigin,
-        Key::AllowCidr,
-        Key::DenyCidr,
-        Key::TrustedProxies,
-        Key::MaxConnectionsPerIp,
-        Key::HandshakeRate,
-        Key::HandshakeBurst,
-        Key::MessageRate,
-        Key::MessageBurst,
-        Key::MessageBytesRate,
-        Key::MessageRateStrikes,
-        Key::MessageRateGrace,
     ];
 
     /// The TOML key, which is also the `Config` field name and the clap argument id.
@@ -412,23 +283,6 @@ impl Key {
             Key::Sqpoll => "sqpoll",
             Key::Backlog => "backlog",
             Key::LogFormat => "log_format",
-            Key::Auth => "auth",
-            Key::AuthJwtSecret => "auth_jwt_secret",
-            Key::AuthJwtPublicKey => "auth_jwt_public_key",
-            Key::AuthLeeway => "auth_leeway",
-            Key::AllowedOrigins => "allowed_origins",
-            Key::RequireOrigin => "require_origin",
-            Key::AllowCidr => "allow_cidr",
-            Key::DenyCidr => "deny_cidr",
-            Key::TrustedProxies => "trusted_proxies",
-            Key::MaxConnectionsPerIp => "max_connections_per_ip",
-            Key::HandshakeRate => "handshake_rate",
-            Key::HandshakeBurst => "handshake_burst",
-            Key::MessageRate => "message_rate",
-            Key::MessageBurst => "message_burst",
-            Key::MessageBytesRate => "message_bytes_rate",
-            Key::MessageRateStrikes => "message_rate_strikes",
-            Key::MessageRateGrace => "message_rate_grace",
         }
     }
 
@@ -550,12 +404,6 @@ pub enum ValueError {
     /// Not `IP:PORT`.
     #[error("not a socket address such as 127.0.0.1:8080 or [::1]:8080 ({0})")]
     Address(#[from] AddrParseError),
-    /// Not a CIDR block.
-    #[error(transparent)]
-    Cidr(#[from] CidrError),
-    /// Not an origin pattern.
-    #[error(transparent)]
-    Origin(#[from] OriginPatternError),
     /// Not one of a fixed set of words.
     #[error("must be one of: {allowed}")]
     Choice {
@@ -684,41 +532,6 @@ pub enum ConfigError {
         at: Provenance,
         /// The offending entry.
         protocol: String,
-    },
-    /// A subprotocol starting with `bearer.`, the prefix that carries a token: selecting it
-    /// would echo a credential back to the client.
-    #[error("invalid subprotocols ({at}): {protocol:?} starts with \"bearer.\", which is reserved for tokens")]
-    ReservedSubprotocol {
-        /// `subprotocols` and where it came from.
-        at: Provenance,
-        /// The offending entry.
-        protocol: String,
-    },
-    /// `auth` is on but no key is configured, so no token could ever verify.
-    #[error("invalid auth = {} ({at}): needs auth_jwt_secret or auth_jwt_public_key", mode.as_str())]
-    AuthWithoutKey {
-        /// `auth` and where it came from.
-        at: Provenance,
-        /// The mode.
-        mode: AuthMode,
-    },
-    /// An HMAC secret shorter than [`MIN_JWT_SECRET_BYTES`]. The value is not shown.
-    #[error("invalid auth_jwt_secret ({at}): must be at least {MIN_JWT_SECRET_BYTES} bytes, got {len} (RFC 7518 §3.2)")]
-    ShortSecret {
-        /// `auth_jwt_secret` and where it came from.
-        at: Provenance,
-        /// Its length in bytes.
-        len: usize,
-    },
-    /// The public key file cannot be read or is not a usable PEM public key.
-    #[error("invalid auth_jwt_public_key = {:?} ({at}): {problem}", path.display())]
-    PublicKey {
-        /// `auth_jwt_public_key` and where it came from.
-        at: Provenance,
-        /// The file.
-        path: PathBuf,
-        /// Why it cannot be used.
-        problem: String,
     },
     /// A subprotocol listed twice.
     #[error("invalid subprotocols ({at}): {protocol:?} is listed twice (RFC 6455 §4.1: \"MUST all be unique strings\")")]
@@ -1005,23 +818,6 @@ impl Reader<'_> {
             .ok_or_else(|| self.bad(s, ValueError::Choice { allowed }))
     }
 
-    /// A list whose every element parses as `T`; the error names the bad element.
-    fn parsed_list<T: std::str::FromStr>(&self, raw: Raw<'_>) -> Result<Vec<T>, ConfigError>
-    where
-        ValueError: From<T::Err>,
-    {
-        self.list(raw)?
-            .iter()
-            .map(|item| item.parse::<T>().map_err(|e| self.bad(item.as_str(), e)))
-            .collect()
-    }
-
-    /// A string that may be empty, meaning none.
-    fn optional_text(&self, raw: Raw<'_>) -> Result<Option<String>, ConfigError> {
-        let s = self.text(&raw)?;
-        Ok((!s.is_empty()).then(|| s.to_owned()))
-    }
-
     fn sqpoll(&self, raw: Raw<'_>) -> Result<Option<Duration>, ConfigError> {
         match raw {
             Raw::Text(s) if s.trim() == "off" => Ok(None),
@@ -1072,35 +868,6 @@ impl Config {
                     "text, json",
                 )?
             }
-            Key::Auth => {
-                self.auth = r.choice(
-                    raw,
-                    &[
-                        ("off", AuthMode::Off),
-                        ("optional", AuthMode::Optional),
-                        ("required", AuthMode::Required),
-                    ],
-                    "off, optional, required",
-                )?
-            }
-            Key::AuthJwtSecret => self.auth_jwt_secret = r.optional_text(raw)?.map(Secret),
-            Key::AuthJwtPublicKey => {
-                self.auth_jwt_public_key = r.optional_text(raw)?.map(PathBuf::from)
-            }
-            Key::AuthLeeway => self.auth_leeway = r.duration(raw)?,
-            Key::AllowedOrigins => self.allowed_origins = r.parsed_list(raw)?,
-            Key::RequireOrigin => self.require_origin = r.boolean(raw)?,
-            Key::AllowCidr => self.allow_cidr = r.parsed_list(raw)?,
-            Key::DenyCidr => self.deny_cidr = r.parsed_list(raw)?,
-            Key::TrustedProxies => self.trusted_proxies = r.parsed_list(raw)?,
-            Key::MaxConnectionsPerIp => self.max_connections_per_ip = r.count(raw)?,
-            Key::HandshakeRate => self.handshake_rate = r.count(raw)?,
-            Key::HandshakeBurst => self.handshake_burst = r.count(raw)?,
-            Key::MessageRate => self.message_rate = r.count(raw)?,
-            Key::MessageBurst => self.message_burst = r.count(raw)?,
-            Key::MessageBytesRate => self.message_bytes_rate = r.size(raw)?,
-            Key::MessageRateStrikes => self.message_rate_strikes = r.count(raw)?,
-            Key::MessageRateGrace => self.message_rate_grace = r.duration(raw)?,
         }
         Ok(())
     }
@@ -1132,29 +899,6 @@ impl Config {
                 .map_or_else(|| "off".to_owned(), format_duration),
             Key::Backlog => self.backlog.to_string(),
             Key::LogFormat => self.log_format.as_str().to_owned(),
-            Key::Auth => self.auth.as_str().to_owned(),
-            Key::AuthJwtSecret => self
-                .auth_jwt_secret
-                .as_ref()
-                .map_or_else(String::new, |s| s.0.clone()),
-            Key::AuthJwtPublicKey => self
-                .auth_jwt_public_key
-                .as_ref()
-                .map_or_else(String::new, |p| p.display().to_string()),
-            Key::AuthLeeway => format_duration(self.auth_leeway),
-            Key::AllowedOrigins => join(&self.allowed_origins),
-            Key::RequireOrigin => self.require_origin.to_string(),
-            Key::AllowCidr => join(&self.allow_cidr),
-            Key::DenyCidr => join(&self.deny_cidr),
-            Key::TrustedProxies => join(&self.trusted_proxies),
-            Key::MaxConnectionsPerIp => self.max_connections_per_ip.to_string(),
-            Key::HandshakeRate => self.handshake_rate.to_string(),
-            Key::HandshakeBurst => self.handshake_burst.to_string(),
-            Key::MessageRate => self.message_rate.to_string(),
-            Key::MessageBurst => self.message_burst.to_string(),
-            Key::MessageBytesRate => format_size(self.message_bytes_rate),
-            Key::MessageRateStrikes => self.message_rate_strikes.to_string(),
-            Key::MessageRateGrace => format_duration(self.message_rate_grace),
         }
     }
 
@@ -1170,21 +914,6 @@ impl Config {
                 Key::MaxConnections => toml::Value::Integer(self.max_connections as i64),
                 Key::RingEntries => toml::Value::Integer(i64::from(self.ring_entries)),
                 Key::Backlog => toml::Value::Integer(i64::from(self.backlog)),
-                Key::RequireOrigin => toml::Value::Boolean(self.require_origin),
-                Key::MaxConnectionsPerIp => {
-                    toml::Value::Integer(i64::from(self.max_connections_per_ip))
-                }
-                Key::HandshakeRate => toml::Value::Integer(i64::from(self.handshake_rate)),
-                Key::HandshakeBurst => toml::Value::Integer(i64::from(self.handshake_burst)),
-                Key::MessageRate => toml::Value::Integer(i64::from(self.message_rate)),
-                Key::MessageBurst => toml::Value::Integer(i64::from(self.message_burst)),
-                Key::MessageRateStrikes => {
-                    toml::Value::Integer(i64::from(self.message_rate_strikes))
-                }
-                Key::AllowedOrigins => string_array(&self.allowed_origins),
-                Key::AllowCidr => string_array(&self.allow_cidr),
-                Key::DenyCidr => string_array(&self.deny_cidr),
-                Key::TrustedProxies => string_array(&self.trusted_proxies),
                 Key::Subprotocols => toml::Value::Array(
                     self.subprotocols
                         .iter()
@@ -1352,79 +1081,6 @@ impl Config {
                 format!("between 1 and {MAX_BACKLOG}"),
             ));
         }
-        self.check_security(at)
-    }
-
-    /// The rules of the `security` keys. Reads the public key file, once, at start-up.
-    fn check_security(&self, at: &dyn Fn(Key) -> Provenance) -> Result<(), ConfigError> {
-        if let Some(secret) = &self.auth_jwt_secret {
-            if secret.0.len() < MIN_JWT_SECRET_BYTES {
-                return Err(ConfigError::ShortSecret {
-                    at: at(Key::AuthJwtSecret),
-                    len: secret.0.len(),
-                });
-            }
-        }
-        if let Some(path) = &self.auth_jwt_public_key {
-            crate::security::read_public_key(path).map_err(|problem| ConfigError::PublicKey {
-                at: at(Key::AuthJwtPublicKey),
-                path: path.clone(),
-                problem,
-            })?;
-        }
-        if self.auth != AuthMode::Off
-            && self.auth_jwt_secret.is_none()
-            && self.auth_jwt_public_key.is_none()
-        {
-            return Err(ConfigError::AuthWithoutKey {
-                at: at(Key::Auth),
-                mode: self.auth,
-            });
-        }
-        if self.auth_leeway > MAX_AUTH_LEEWAY {
-            return Err(ConfigError::OutOfRange {
-                at: at(Key::AuthLeeway),
-                value: format_duration(self.auth_leeway),
-                allowed: format!("at most {}", format_duration(MAX_AUTH_LEEWAY)),
-            });
-        }
-        if self.message_rate_strikes == 0 {
-            return Err(ConfigError::OutOfRange {
-                at: at(Key::MessageRateStrikes),
-                value: "0".to_owned(),
-                allowed: "at least 1".to_owned(),
-            });
-        }
-        if self.message_rate_grace.is_zero() {
-            return Err(ConfigError::OutOfRange {
-                at: at(Key::MessageRateGrace),
-                value: format_duration(self.message_rate_grace),
-                allowed: "longer than 0s".to_owned(),
-            });
-        }
-        // Invariant: an enabled bucket has room for at least one token, or it would refuse all.
-        for (rate_key, rate, burst_key, burst) in [
-            (
-                Key::HandshakeRate,
-                self.handshake_rate,
-                Key::HandshakeBurst,
-                self.handshake_burst,
-            ),
-            (
-                Key::MessageRate,
-                self.message_rate,
-                Key::MessageBurst,
-                self.message_burst,
-            ),
-        ] {
-            if rate > 0 && burst == 0 {
-                return Err(ConfigError::OutOfRange {
-                    at: at(burst_key),
-                    value: burst.to_string(),
-                    allowed: format!("at least 1 while {rate_key} is on"),
-                });
-            }
-        }
         Ok(())
     }
 
@@ -1439,17 +1095,6 @@ impl Config {
                     protocol: protocol.clone(),
                 });
             }
-            // The token convention of `security::auth`: a `bearer.` entry carries a credential,
-            // and offering to select one would echo it back.
-            if protocol.len() >= TOKEN_PROTOCOL_PREFIX.len()
-                && protocol.as_bytes()[..TOKEN_PROTOCOL_PREFIX.len()]
-                    .eq_ignore_ascii_case(TOKEN_PROTOCOL_PREFIX.as_bytes())
-            {
-                return Err(ConfigError::ReservedSubprotocol {
-                    at,
-                    protocol: protocol.clone(),
-                });
-            }
             if self.subprotocols[..i].contains(protocol) {
                 return Err(ConfigError::DuplicateSubprotocol {
                     at,
@@ -1459,25 +1104,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// Items written comma-separated, as a flag takes them.
-fn join<T: fmt::Display>(items: &[T]) -> String {
-    items
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Items as a TOML array of strings.
-fn string_array<T: fmt::Display>(items: &[T]) -> toml::Value {
-    toml::Value::Array(
-        items
-            .iter()
-            .map(|i| toml::Value::String(i.to_string()))
-            .collect(),
-    )
 }
 
 /// An RFC 2616 token character: U+0021 to U+007E minus the separators
@@ -1821,25 +1447,6 @@ mod tests {
         assert_eq!(c.render(Key::Sqpoll), "off");
         assert_eq!(c.backlog, 1024);
         assert_eq!(c.render(Key::LogFormat), "text");
-        assert_eq!(c.auth, AuthMode::Off);
-        assert_eq!(c.render(Key::AuthLeeway), "30s");
-        assert!(c.auth_jwt_secret.is_none() && c.auth_jwt_public_key.is_none());
-        assert!(c.allowed_origins.is_empty() && !c.require_origin);
-        assert!(c.allow_cidr.is_empty() && c.deny_cidr.is_empty() && c.trusted_proxies.is_empty());
-        assert_eq!(
-            (
-                c.max_connections_per_ip,
-                c.handshake_rate,
-                c.handshake_burst
-            ),
-            (0, 0, 10)
-        );
-        assert_eq!(
-            (c.message_rate, c.message_burst, c.message_bytes_rate),
-            (0, 100, 0)
-        );
-        assert_eq!(c.message_rate_strikes, 16);
-        assert_eq!(c.render(Key::MessageRateGrace), "5s");
         assert!(!c.pin && c.subprotocols.is_empty());
     }
 
@@ -1911,29 +1518,6 @@ mod tests {
             sqpoll: Some(Duration::from_millis(2)),
             backlog: 16,
             log_format: LogFormat::Json,
-            auth: AuthMode::Required,
-            auth_jwt_secret: Some(Secret("0123456789abcdef0123456789abcdef".into())),
-            auth_jwt_public_key: None,
-            auth_leeway: Duration::from_secs(10),
-            allowed_origins: vec![
-                "https://app.example.com".parse().unwrap(),
-                "*.example.org".parse().unwrap(),
-            ],
-            require_origin: true,
-            allow_cidr: vec![
-                "10.0.0.0/8".parse().unwrap(),
-                "2001:db8::/32".parse().unwrap(),
-            ],
-            deny_cidr: vec!["10.6.6.6/32".parse().unwrap()],
-            trusted_proxies: vec!["192.168.0.0/16".parse().unwrap()],
-            max_connections_per_ip: 7,
-            handshake_rate: 5,
-            handshake_burst: 20,
-            message_rate: 50,
-            message_burst: 10,
-            message_bytes_rate: 64 * KIB,
-            message_rate_strikes: 3,
-            message_rate_grace: Duration::from_millis(2500),
         };
         let text: Vec<(Key, String)> = Key::ALL.iter().map(|&k| (k, wanted.render(k))).collect();
 
@@ -2260,105 +1844,6 @@ mod tests {
             "invalid subprotocols (environment variable RINGCAST_SUBPROTOCOLS): \"chat\" is listed \
              twice (RFC 6455 §4.1: \"MUST all be unique strings\")"
         );
-    }
-
-    #[test]
-    fn auth_on_without_a_key_names_auth() {
-        assert_eq!(
-            load_err("", &[], &[(Key::Auth, "required")]),
-            "invalid auth = required (flag --auth): needs auth_jwt_secret or auth_jwt_public_key"
-        );
-        assert!(load(
-            "",
-            &[(
-                "RINGCAST_AUTH_JWT_SECRET",
-                "0123456789abcdef0123456789abcdef"
-            )],
-            &[(Key::Auth, "optional")]
-        )
-        .is_ok());
-    }
-
-    #[test]
-    fn a_short_secret_is_refused_without_showing_it() {
-        let err = load_err("auth_jwt_secret = \"hunter2\"\n", &[], &[]);
-        assert_eq!(
-            err,
-            "invalid auth_jwt_secret (config file test.toml): must be at least 32 bytes, got 7 \
-             (RFC 7518 §3.2)"
-        );
-        assert!(!err.contains("hunter2"));
-        let config = Config {
-            auth_jwt_secret: Some(Secret("hunter2".into())),
-            ..Config::default()
-        };
-        assert!(!format!("{config:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn an_unreadable_public_key_file_names_the_key_and_the_file() {
-        let err = load_err("", &[], &[(Key::AuthJwtPublicKey, "/nonexistent/key.pem")]);
-        assert!(
-            err.starts_with(
-                "invalid auth_jwt_public_key = \"/nonexistent/key.pem\" (flag --auth-jwt-public-key): cannot read it"
-            ),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_cidr_with_host_bits_names_the_key_and_suggests_the_block() {
-        assert_eq!(
-            load_err(
-                "",
-                &[("RINGCAST_DENY_CIDR", "10.0.0.0/8, 10.1.2.3/16")],
-                &[]
-            ),
-            "invalid deny_cidr = \"10.1.2.3/16\" (environment variable RINGCAST_DENY_CIDR): \
-             host bits are set (did you mean 10.1.0.0/16?)"
-        );
-        assert!(load_err("trusted_proxies = [\"::1/129\"]\n", &[], &[]).contains("0-128"));
-    }
-
-    #[test]
-    fn an_origin_pattern_with_a_path_is_refused() {
-        assert!(
-            load_err("", &[], &[(Key::AllowedOrigins, "https://a.com/app")]).starts_with(
-                "invalid allowed_origins = \"https://a.com/app\" (flag --allowed-origins)"
-            )
-        );
-        assert!(
-            load_err("", &[], &[(Key::AllowedOrigins, "https://a.*.com")]).contains("first label")
-        );
-    }
-
-    #[test]
-    fn a_rate_with_a_zero_burst_is_refused() {
-        assert_eq!(
-            load_err(
-                "",
-                &[],
-                &[(Key::MessageRate, "10"), (Key::MessageBurst, "0")]
-            ),
-            "invalid message_burst = 0 (flag --message-burst): must be at least 1 while \
-             message_rate is on"
-        );
-        assert!(
-            load_err("handshake_rate = 1\nhandshake_burst = 0\n", &[], &[])
-                .contains("handshake_burst")
-        );
-    }
-
-    #[test]
-    fn the_leeway_is_at_most_five_minutes() {
-        assert!(load_err("", &[], &[(Key::AuthLeeway, "6m")]).contains("at most 5m"));
-        assert!(load("", &[], &[(Key::AuthLeeway, "5m")]).is_ok());
-    }
-
-    #[test]
-    fn a_bearer_subprotocol_is_reserved_for_tokens() {
-        assert!(load_err("", &[], &[(Key::Subprotocols, "chat,Bearer.x")])
-            .contains("reserved for tokens"));
     }
 
     #[test]

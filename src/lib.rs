@@ -16,7 +16,9 @@
 //! - [`metrics`]: per-worker counters (single writer each) and their Prometheus rendering.
 //! - [`security`]: sans-IO abuse and access rules: CIDR allow/deny and `X-Forwarded-For`, the
 //!   Origin policy, JWT verification and room permissions, token buckets, the bounded per-IP
-//!   table and the per-connection message guard, gathered in one [`security::Policy`].
+//!   table and the per-connection message guard, gathered in one [`security::Policy`] built from
+//!   a [`security::SecurityConfig`]. A tested library only for now: the driver does not call it
+//!   and none of its settings is an option yet.
 //! - [`driver`]: the only I/O. One thread per worker, each with its own tokio-uring runtime,
 //!   `SO_REUSEPORT` listener, connection table, timer wheel and buffer pool; the graceful drain.
 //!

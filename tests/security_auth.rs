@@ -6,13 +6,12 @@
 use std::net::IpAddr;
 
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use ringcast::config::{AuthMode, Config, Secret};
 use ringcast::proto::handshake::{HandshakeLimits, Request};
 use ringcast::security::auth::{
     extract_token, AuthError, Rooms, TokenSource, Verifier, TOKEN_EXPIRED_CLOSE_CODE,
     TOKEN_EXPIRED_REASON,
 };
-use ringcast::security::{Identity, Now, Policy, Refusal};
+use ringcast::security::{AuthMode, Identity, Now, Policy, Refusal, Secret, SecurityConfig};
 use serde_json::{json, Value};
 
 const SECRET: &str = "an-hmac-secret-of-at-least-32-bytes!";
@@ -62,11 +61,11 @@ fn secret_verifier() -> Verifier {
 }
 
 fn policy(mode: AuthMode, secret: bool, pem: Option<&[u8]>) -> Policy {
-    let config = Config {
+    let config = SecurityConfig {
         auth: mode,
         auth_jwt_secret: secret.then(|| Secret(SECRET.into())),
         auth_leeway: std::time::Duration::from_secs(LEEWAY_S),
-        ..Config::default()
+        ..SecurityConfig::default()
     };
     Policy::new(&config, pem).expect("valid policy")
 }
@@ -457,6 +456,45 @@ fn a_public_key_alone_is_enough_for_required_auth() {
     let token = es256(&claims("ec-user", NOW_S + 60));
     let admitted = p.admit_request(&bearer(&token), peer(), NOW).unwrap();
     assert_eq!(admitted.identity.user.as_deref(), Some("ec-user"));
+}
+
+#[test]
+fn from_config_reads_the_public_key_file_and_refuses_one_that_is_not_pem() {
+    let fixture = |name: &str| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/security_fixtures")
+            .join(name)
+    };
+    let config = SecurityConfig {
+        auth: AuthMode::Required,
+        auth_jwt_public_key: Some(fixture("ec_public.pem")),
+        ..SecurityConfig::default()
+    };
+    let p = Policy::from_config(&config).expect("valid policy");
+    let token = es256(&claims("ec-user", NOW_S + 60));
+    let admitted = p.admit_request(&bearer(&token), peer(), NOW).unwrap();
+    assert_eq!(admitted.identity.user.as_deref(), Some("ec-user"));
+
+    let not_pem = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let wrong = SecurityConfig {
+        auth_jwt_public_key: Some(not_pem),
+        ..config.clone()
+    };
+    let err = Policy::from_config(&wrong).unwrap_err();
+    assert_eq!(err.field(), "auth_jwt_public_key");
+    assert!(err.to_string().contains("Cargo.toml"), "{err}");
+
+    // PEM text passed in directly, no file named: the error has no file to name.
+    let in_memory = SecurityConfig {
+        auth_jwt_public_key: None,
+        ..config
+    };
+    let err = Policy::new(&in_memory, Some(b"not a pem")).unwrap_err();
+    assert_eq!(err.field(), "auth_jwt_public_key");
+    assert!(
+        err.to_string().starts_with("invalid auth_jwt_public_key: "),
+        "{err}"
+    );
 }
 
 // --- expiry during the connection --------------------------------------------------------

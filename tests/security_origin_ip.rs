@@ -3,11 +3,10 @@
 
 use std::net::IpAddr;
 
-use ringcast::config::Config;
 use ringcast::proto::handshake::{HandshakeLimits, Request};
 use ringcast::security::ip::{client_ip, Cidr, CidrError, IpError, IpRules};
 use ringcast::security::origin::{OriginError, OriginPattern, OriginPolicy};
-use ringcast::security::{Now, Policy, Refusal};
+use ringcast::security::{Now, Policy, Refusal, SecurityConfig};
 
 const NOW: Now = Now {
     tick_ms: 1_000,
@@ -197,7 +196,7 @@ fn origin_patterns_print_canonically_and_bad_ones_are_refused() {
 
 #[test]
 fn a_cross_origin_browser_request_is_refused_by_the_policy_with_403() {
-    let policy = Policy::new(&Config::default(), None).unwrap();
+    let policy = Policy::new(&SecurityConfig::default(), None).unwrap();
     let req = request(&[
         ("Host", "chat.example.com"),
         ("Origin", "https://evil.example.net"),
@@ -298,9 +297,9 @@ fn deny_wins_over_allow_and_an_allow_list_excludes_the_rest() {
 
 #[test]
 fn a_denied_peer_is_refused_at_accept_and_others_are_still_admitted() {
-    let config = Config {
+    let config = SecurityConfig {
         deny_cidr: cidrs(&["203.0.113.0/24"]),
-        ..Config::default()
+        ..SecurityConfig::default()
     };
     let policy = Policy::new(&config, None).unwrap();
     let err = policy.admit_peer(ip("203.0.113.50"), 0).unwrap_err();
@@ -363,11 +362,11 @@ fn behind_trusted_proxies_the_client_is_the_rightmost_untrusted_address() {
 
 #[test]
 fn the_policy_applies_address_rules_and_per_ip_caps_to_the_forwarded_client() {
-    let config = Config {
+    let config = SecurityConfig {
         trusted_proxies: cidrs(&["10.0.0.0/8"]),
         deny_cidr: cidrs(&["203.0.113.0/24"]),
         max_connections_per_ip: 1,
-        ..Config::default()
+        ..SecurityConfig::default()
     };
     let policy = Policy::new(&config, None).unwrap();
     let proxy = ip("10.0.0.2");

@@ -4,11 +4,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ringcast::config::Config;
 use ringcast::security::rate::{
     MessageGuard, MessageLimits, PeerLimit, PeerTable, Rate, TokenBucket, Verdict,
 };
-use ringcast::security::{Policy, Refusal};
+use ringcast::security::{Policy, Refusal, SecurityConfig};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -180,9 +179,9 @@ fn open_connections_are_never_evicted_and_idle_entries_are_forgotten_first() {
 
 #[test]
 fn the_policy_refuses_over_the_per_ip_cap_with_503_and_retry_after() {
-    let config = Config {
+    let config = SecurityConfig {
         max_connections_per_ip: 2,
-        ..Config::default()
+        ..SecurityConfig::default()
     };
     let policy = Policy::new(&config, None).unwrap();
     let a = ip("198.51.100.1");
@@ -212,10 +211,10 @@ fn the_policy_refuses_over_the_per_ip_cap_with_503_and_retry_after() {
 
 #[test]
 fn the_policy_handshake_rate_rounds_retry_after_up_to_whole_seconds() {
-    let config = Config {
+    let config = SecurityConfig {
         handshake_rate: 1,
         handshake_burst: 2,
-        ..Config::default()
+        ..SecurityConfig::default()
     };
     let policy = Policy::new(&config, None).unwrap();
     let a = ip("198.51.100.1");
@@ -236,7 +235,7 @@ fn the_policy_handshake_rate_rounds_retry_after_up_to_whole_seconds() {
 
 #[test]
 fn with_no_per_ip_limits_the_table_is_never_touched() {
-    let policy = Policy::new(&Config::default(), None).unwrap();
+    let policy = Policy::new(&SecurityConfig::default(), None).unwrap();
     for i in 0..1_000u32 {
         let permit = policy.admit_peer(IpAddr::V4(Ipv4Addr::from(i)), 0).unwrap();
         assert!(!permit.is_counted());
@@ -325,13 +324,13 @@ fn with_no_limits_every_message_is_ok() {
 
 #[test]
 fn the_policy_builds_message_limits_from_the_config() {
-    let config = Config {
+    let config = SecurityConfig {
         message_rate: 5,
         message_burst: 2,
         message_bytes_rate: 4096,
         message_rate_strikes: 2,
         message_rate_grace: std::time::Duration::from_millis(750),
-        ..Config::default()
+        ..SecurityConfig::default()
     };
     let policy = Policy::new(&config, None).unwrap();
     let l = policy.message_limits();

@@ -9,10 +9,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use libfuzzer_sys::fuzz_target;
-use ringcast::config::{AuthMode, Config, Secret};
 use ringcast::proto::handshake::{HandshakeLimits, Request};
 use ringcast::security::auth::AuthError;
-use ringcast::security::{Now, Policy, Refusal};
+use ringcast::security::{AuthMode, Now, Policy, Refusal, Secret, SecurityConfig};
 use serde_json::Value;
 
 const SECRET: &str = "fuzz-secret-fuzz-secret-fuzz-secret!";
@@ -27,11 +26,11 @@ const LEEWAY: u64 = 30;
 fn policy() -> &'static Policy {
     static POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
     POLICY.get_or_init(|| {
-        let config = Config {
+        let config = SecurityConfig {
             auth: AuthMode::Required,
             auth_jwt_secret: Some(Secret(SECRET.into())),
             auth_leeway: std::time::Duration::from_secs(LEEWAY),
-            ..Config::default()
+            ..SecurityConfig::default()
         };
         Policy::new(&config, None).expect("valid policy")
     })

@@ -16,8 +16,10 @@
 //! Browsers cannot set headers on a WebSocket, but they can offer subprotocols:
 //! `new WebSocket(url, ["chat", "bearer." + jwt])`. A JWT is three base64url segments joined by
 //! dots, so `bearer.<jwt>` is an HTTP token, as RFC 6455 §4.1 requires of protocol entries. The
-//! server never selects such an entry (configured subprotocols may not start with `bearer.`), so
-//! the token is never echoed back; a browser accepts a 101 that selects no subprotocol.
+//! server must never select such an entry, so the token is never echoed back; a browser accepts
+//! a 101 that selects no subprotocol. When auth is wired into the driver, the `subprotocols`
+//! option must refuse entries for which [`is_token_protocol`] holds; it does not yet, since
+//! no token is looked at today.
 
 use std::borrow::Cow;
 

@@ -1,7 +1,12 @@
 //! Security and abuse limits, sans-IO: who may connect, from where, how fast, and as whom.
 //!
-//! Owns the [`Policy`] built once from [`Config`] and shared by every worker, and the decisions
-//! the driver asks of it at three points:
+//! **Not enforced by the server yet.** This module is built and tested as a library: the driver
+//! (`src/driver/`) does not call [`Policy`], and [`SecurityConfig`] is not reachable from the
+//! command line, the environment or the config file. Wiring the driver and exposing the options
+//! are one later step (see `docs/security.md`).
+//!
+//! Owns the [`Policy`] built once from a [`SecurityConfig`] and meant to be shared by every
+//! worker, and the decisions the driver will ask of it at three points:
 //!
 //! ```text
 //! accept ──► Policy::admit_peer(ip, tick_ms) ──► Err(Refusal) ──► close (deny lists: no reply)
@@ -11,11 +16,12 @@
 //!                 │ Ok(Admitted { identity, client_ip, permit })
 //!                 ▼
 //! message ─► MessageGuard::check(tick_ms, bytes) ──► Ok | RateLimited (error reply) | Close (1008)
-//! token expiry ──► Policy::verifier().ms_until_expiry(..) ──► close 4001 "token expired"
+//! token expiry ──► Policy::ms_until_expiry(..) ──► close 4001 "token expired"
 //! ```
 //!
-//! Pieces: [`ip`] (CIDR rules, `X-Forwarded-For`), [`origin`] (the `Origin` policy), [`auth`]
-//! (JWT), [`rate`] (token buckets, the per-IP table, the message guard).
+//! Pieces: [`config`] (the settings and their rules), [`ip`] (CIDR rules, `X-Forwarded-For`),
+//! [`origin`] (the `Origin` policy), [`auth`] (JWT), [`rate`] (token buckets, the per-IP table,
+//! the message guard).
 //!
 //! Never does I/O, never reads a clock (time comes in as [`Now`] or a tick in ms), never logs:
 //! the driver counts and logs each [`Refusal`] once, by its [`Refusal::label`]. The one exception
@@ -24,21 +30,24 @@
 //! close, never per message.
 
 pub mod auth;
+pub mod config;
 pub mod ip;
 pub mod origin;
 pub mod rate;
 
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::BufMut;
 use thiserror::Error;
 
-use crate::config::{AuthMode, Config, ConfigError, Key, Origin, Provenance};
 use crate::proto::handshake::{render_response, Request};
 
-pub use auth::{AuthError, Identity, Rooms, Verifier};
+pub use auth::{AuthError, AuthMode, Identity, Rooms, Verifier};
+pub use config::{
+    read_public_key, Secret, SecurityConfig, SecurityConfigError, MAX_AUTH_LEEWAY,
+    MIN_JWT_SECRET_BYTES,
+};
 pub use ip::{Cidr, IpError, IpRules};
 pub use origin::{OriginError, OriginPolicy};
 pub use rate::{MessageGuard, MessageLimits, PeerLimit, PeerTable, Rate, TokenBucket, Verdict};
@@ -204,15 +213,8 @@ fn lock(table: &Mutex<PeerTable>) -> MutexGuard<'_, PeerTable> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Reads and checks a PEM public key file; the error is a sentence for [`ConfigError`].
-pub fn read_public_key(path: &Path) -> Result<Vec<u8>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
-    Verifier::new(None, Some(&pem), 0).map_err(|e| e.to_string())?;
-    Ok(pem)
-}
-
-/// Every security rule of a server, built once from [`Config`] and shared by all workers
-/// (`Arc<Policy>`).
+/// Every security rule of a server, built once from a [`SecurityConfig`] and meant to be shared
+/// by all workers (`Arc<Policy>`).
 #[derive(Debug)]
 pub struct Policy {
     /// `allow_cidr` / `deny_cidr`.
@@ -234,41 +236,24 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Builds the policy, reading `auth_jwt_public_key` from disk. Errors name the key.
-    pub fn from_config(config: &Config) -> Result<Policy, ConfigError> {
+    /// Builds the policy, reading `auth_jwt_public_key` from disk. Errors name the field.
+    pub fn from_config(config: &SecurityConfig) -> Result<Policy, SecurityConfigError> {
+        config.validate()?;
         let pem = match &config.auth_jwt_public_key {
-            Some(path) => {
-                Some(
-                    read_public_key(path).map_err(|problem| ConfigError::PublicKey {
-                        at: program(Key::AuthJwtPublicKey),
-                        path: path.clone(),
-                        problem,
-                    })?,
-                )
-            }
+            Some(path) => Some(read_public_key(path)?),
             None => None,
         };
         Policy::new(config, pem.as_deref())
     }
 
-    /// Builds the policy with the public key's PEM text supplied by the caller (tests, fuzzing).
-    /// `config` is validated first.
-    pub fn new(config: &Config, public_pem: Option<&[u8]>) -> Result<Policy, ConfigError> {
-        let mut checked = config.clone();
-        // The PEM is supplied here, so the file (if any) is not what needs checking, and the
-        // key-presence rule is re-checked below with the PEM counted.
-        checked.auth_jwt_public_key = None;
-        if public_pem.is_some() {
-            checked.auth = AuthMode::Off;
-        }
-        checked.validate()?;
-        if config.auth != AuthMode::Off && config.auth_jwt_secret.is_none() && public_pem.is_none()
-        {
-            return Err(ConfigError::AuthWithoutKey {
-                at: program(Key::Auth),
-                mode: config.auth,
-            });
-        }
+    /// Builds the policy with the public key's PEM text supplied by the caller (tests, fuzzing);
+    /// `config.auth_jwt_public_key` is not read. `config` is validated first, counting
+    /// `public_pem` as the public key.
+    pub fn new(
+        config: &SecurityConfig,
+        public_pem: Option<&[u8]>,
+    ) -> Result<Policy, SecurityConfigError> {
+        config.check(public_pem.is_some())?;
         let verifier = if config.auth_jwt_secret.is_some() || public_pem.is_some() {
             Some(
                 Verifier::new(
@@ -276,9 +261,8 @@ impl Policy {
                     public_pem,
                     config.auth_leeway.as_secs(),
                 )
-                .map_err(|e| ConfigError::PublicKey {
-                    at: program(Key::AuthJwtPublicKey),
-                    path: config.auth_jwt_public_key.clone().unwrap_or_default(),
+                .map_err(|e| SecurityConfigError::PublicKey {
+                    path: config.auth_jwt_public_key.clone(),
                     problem: e.to_string(),
                 })?,
             )
@@ -428,13 +412,6 @@ impl Policy {
     /// Addresses the per-IP table remembers (bounded; see [`PeerTable`]).
     pub fn tracked_addresses(&self) -> usize {
         lock(&self.peers).len()
-    }
-}
-
-fn program(key: Key) -> Provenance {
-    Provenance {
-        key,
-        origin: Origin::Program,
     }
 }
 
