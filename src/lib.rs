@@ -18,6 +18,11 @@
 //!   stable error codes; server envelopes rendered straight into frames, payloads copied verbatim.
 //! - [`room`]: the per-worker room registry (room ↔ local members, conn → rooms) and the owner
 //!   side of a room (member list, `seq`, which workers have members), sans-IO.
+//! - [`security`]: sans-IO abuse and access rules: CIDR allow/deny and `X-Forwarded-For`, the
+//!   Origin policy, JWT verification and room permissions, token buckets, the bounded per-IP
+//!   table and the per-connection message guard, gathered in one [`security::Policy`] built from
+//!   a [`security::SecurityConfig`]. A tested library only for now: the driver does not call it
+//!   and none of its settings is an option yet.
 //! - [`driver`]: the only I/O. One thread per worker, each with its own tokio-uring runtime,
 //!   `SO_REUSEPORT` listener, connection table, timer wheel and buffer pool; the graceful drain.
 //! - [`loadgen`]: `ringcast bench`, the load tool: echo, latency, connect and idle scenarios
@@ -38,5 +43,6 @@ pub mod logging;
 pub mod metrics;
 pub mod proto;
 pub mod room;
+pub mod security;
 pub mod table;
 pub mod time;
