@@ -155,3 +155,31 @@ fn metrics_count_handshakes_messages_and_refusals() {
         .unwrap();
     assert!(accepted >= 2, "{metrics}");
 }
+
+#[test]
+fn upgrades_past_the_connection_cap_get_503_with_retry_after_until_a_slot_frees() {
+    let server = TestServer::with(|c| c.max_connections = 2);
+    let first = ws_connect(server.addr, "/echo");
+    let _second = ws_connect(server.addr, "/echo");
+    let (head, body) = http_request(server.addr, &upgrade_request("/echo", server.addr));
+    assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+    assert!(head.contains("Retry-After: "), "{head}");
+    assert_eq!(body.trim(), "connection limit reached");
+    // Plain endpoints are not WebSocket sessions: still served at the cap.
+    assert_eq!(http_get(server.addr, "/healthz").trim(), "ok");
+    drop(first);
+    // The slot frees once the server has seen the first client go.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mut s = connect(server.addr);
+        let head = send_request(&mut s, upgrade_request("/echo", server.addr).as_bytes());
+        if head.starts_with("HTTP/1.1 101 ") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot never freed: {head}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
