@@ -47,19 +47,18 @@ fn a_client_that_never_reads_is_closed_as_a_slow_consumer_while_others_carry_on(
         s.write_all(&client_frame(true, 1, b"hello")).unwrap();
         assert_eq!(read_frame(s).unwrap().payload, b"hello");
     }
-    // The slow one was closed: reading now drains echoes, then a 1008 close or the end of TCP.
+    // The slow one was closed: reading now drains echoes, then either our 1008 close or the end
+    // of TCP (the close frame can be stuck behind a full socket buffer until the close timeout
+    // drops the connection). Whatever arrives, a close frame says 1008 "slow consumer".
     slow.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut saw_1008 = false;
     while let Ok(f) = read_frame(&mut slow) {
         if f.opcode == 8 {
             assert_eq!(f.close_code(), Some(1008));
             assert_eq!(f.close_reason(), "slow consumer");
-            saw_1008 = true;
             break;
         }
     }
-    let _ = saw_1008; // the close frame may be lost behind a full socket buffer; the count is not
     assert!(slow_consumers(server.addr) >= 1);
     assert_echo_works(server.addr);
 }
