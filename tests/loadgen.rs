@@ -2,6 +2,8 @@
 //! 127.0.0.1:0. The tests assert behaviour (messages counted, no failures, percentiles ordered,
 //! reports that parse), never speed.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -359,4 +361,57 @@ fn a_remote_target_is_refused_without_allow_remote() {
         measure(&args),
         Err(LoadError::Target(TargetError::Remote(_)))
     ));
+}
+
+#[test]
+fn fanout_delivers_every_message_to_every_subscriber_of_a_ringcast_room() {
+    let server = common::TestServer::start();
+    let url = server.url("/ws");
+    let argv = [
+        "fanout",
+        "--url",
+        url.as_str(),
+        "--quiet",
+        "-c",
+        "4",
+        "--rate",
+        "200",
+        "--duration",
+        "500ms",
+        "--room",
+        "fanout-test",
+        "--threads",
+        "2",
+    ];
+    let report = measure(&BenchArgs::try_parse_from(argv).unwrap()).unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.connected, 5, "4 subscribers and the publisher");
+    let f = report.fanout.expect("fanout figures");
+    assert_eq!(f.subscribers, 4);
+    assert_eq!(f.joined, 4);
+    assert!(f.published > 0);
+    assert_eq!(f.expected_deliveries, f.published * 4);
+    assert!(report.completed > 0, "deliveries within the window");
+    assert_eq!(f.delivered, report.completed + report.late);
+    assert_eq!(f.missing_deliveries, 0, "{f:?}");
+    assert_eq!(f.delivered, f.expected_deliveries, "{f:?}");
+    assert_ordered_latency(&report);
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["scenario"], "fanout");
+    assert_eq!(
+        json["fanout"]["expected_deliveries"].as_u64(),
+        Some(f.expected_deliveries)
+    );
+    assert_eq!(json["fanout"]["missing_deliveries"].as_u64(), Some(0));
+    assert!(report.table().contains("expected deliveries"));
+    server.shutdown();
+}
+
+#[test]
+fn fanout_refuses_raw_mode_and_odd_room_names() {
+    let addr = echo_server();
+    let bad_room = args("fanout", addr, &["--room", "a\"b"]);
+    assert!(matches!(bad_room.plan(), Err(LoadError::BadRoom(_))));
+    let raw = args("fanout", addr, &["--raw"]);
+    assert!(matches!(raw.plan(), Err(LoadError::RawUnsupported(_))));
 }

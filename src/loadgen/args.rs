@@ -12,6 +12,7 @@
 //! | `--payload` | 32 B | 16 MiB |
 //! | `--in-flight` | 1 | 4096, and `in_flight × frame` ≤ 64 MiB |
 //! | `--rate` | 10 000 msg/s | 10 000 000 msg/s |
+//! | `--room` (`fanout`) | `bench` | 64 bytes of `[A-Za-z0-9_.:-]` |
 //! | `--threads` | 1 | 64 |
 //! | unanswered messages in `latency` | — | 4 Mi over all connections |
 
@@ -60,6 +61,12 @@ pub enum Scenario {
     /// Hold C connections for `--duration`, optionally answering pings; with `--server-pid`,
     /// the server's resident memory per connection.
     Idle,
+    /// C subscribers join one room (`--room`), then one more connection publishes to it at
+    /// `--rate` for `--duration`: deliveries/s, missing deliveries, and publish-to-delivery
+    /// latency (the publisher's send time in microseconds travels in each payload). Needs a
+    /// ringcast `/ws` target. Setup is O(C²) on the server: each join sends a `joined` event to
+    /// every member already in the room, so large C takes a while to open (not measured).
+    Fanout,
 }
 
 impl std::fmt::Display for Scenario {
@@ -69,6 +76,7 @@ impl std::fmt::Display for Scenario {
             Scenario::Latency => "latency",
             Scenario::Connect => "connect",
             Scenario::Idle => "idle",
+            Scenario::Fanout => "fanout",
         })
     }
 }
@@ -95,7 +103,8 @@ pub struct BenchArgs {
     /// (`connect`): e.g. 500ms, 10s, 2m (cap 600 s).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Offered messages per second over all connections in `latency` (cap 10 000 000).
+    /// Offered messages per second over all connections in `latency`, or the publisher's
+    /// messages per second in `fanout` (cap 10 000 000).
     #[arg(long, default_value_t = 10_000)]
     pub rate: u64,
     /// Spread connection attempts evenly over this time (0 = as fast as allowed).
@@ -134,6 +143,10 @@ pub struct BenchArgs {
     /// Allow a target outside loopback.
     #[arg(long)]
     pub allow_remote: bool,
+    /// The room `fanout` subscribers join and its publisher publishes to (letters, digits,
+    /// `_ . : -`; at most 64 bytes).
+    #[arg(long, default_value = "bench")]
+    pub room: String,
 }
 
 /// Parses the flags alone, e.g. for tests or a wrapper binary: `["echo", "--url", …]`.
@@ -193,18 +206,34 @@ impl BenchArgs {
         match self.scenario {
             Scenario::Echo => check("in-flight", self.in_flight.into(), 1, MAX_IN_FLIGHT.into())?,
             Scenario::Latency => check("rate", self.rate, 1, MAX_RATE)?,
-            Scenario::Connect | Scenario::Idle if self.raw => {
+            Scenario::Connect | Scenario::Idle | Scenario::Fanout if self.raw => {
                 return Err(LoadError::RawUnsupported(self.scenario))
+            }
+            Scenario::Fanout => {
+                check("rate", self.rate, 1, MAX_RATE)?;
+                check("room length", self.room.len() as u64, 1, 64)?;
+                if !self
+                    .room
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
+                {
+                    return Err(LoadError::BadRoom(self.room.clone()));
+                }
             }
             Scenario::Connect | Scenario::Idle => {}
         }
+        // `fanout`: the subscribers plus one publisher.
+        let connections = match self.scenario {
+            Scenario::Fanout => self.connections + 1,
+            _ => self.connections,
+        };
         if let Some(limit) = super::sys::open_file_limit() {
-            let needed = u64::from(self.connections) + SPARE_FDS;
+            let needed = u64::from(connections) + SPARE_FDS;
             if needed > limit {
                 return Err(LoadError::TooManyFiles { needed, limit });
             }
         }
-        let threads = self.threads.min(self.connections);
+        let threads = self.threads.min(connections);
         let frame_len = super::codec::masked_frame_len(self.payload);
         let owed_frames = match self.scenario {
             Scenario::Echo => self.in_flight as usize,
@@ -224,7 +253,9 @@ impl BenchArgs {
             scenario: self.scenario,
             url: self.url.clone(),
             target,
-            connections: self.connections,
+            connections,
+            subscribers: (self.scenario == Scenario::Fanout).then_some(self.connections),
+            room: self.room.clone(),
             payload: self.payload,
             in_flight: self.in_flight,
             duration: self.duration,
@@ -238,7 +269,7 @@ impl BenchArgs {
             raw: self.raw,
             text: self.text,
             owed_frames,
-            backlog_per_connection: (MAX_BACKLOG / self.connections as usize).max(1),
+            backlog_per_connection: (MAX_BACKLOG / connections as usize).max(1),
         })
     }
 }
@@ -265,8 +296,13 @@ pub struct Plan {
     pub url: String,
     /// The resolved target.
     pub target: Target,
-    /// Connections over all threads.
+    /// Connections over all threads (in `fanout`: the subscribers plus the publisher, which is
+    /// connection 0).
     pub connections: u32,
+    /// `fanout`: the subscriber connections.
+    pub subscribers: Option<u32>,
+    /// `fanout`: the room.
+    pub room: String,
     /// Payload bytes per message.
     pub payload: usize,
     /// Messages in flight per connection (`echo`).

@@ -189,10 +189,18 @@ impl ServerFrames {
     /// Consumes all of `buf`, calling `on` for each completed message or control frame.
     ///
     /// Cost: O(number of frames) plus a copy of control payloads; data payloads are skipped.
-    pub fn feed(
+    pub fn feed(&mut self, buf: &[u8], on: impl FnMut(Incoming<'_>)) -> Result<(), ProtocolError> {
+        self.feed_tapped(buf, on, |_| {})
+    }
+
+    /// Like [`ServerFrames::feed`], and also hands every piece of a data payload to `data` as it
+    /// passes (pieces of one message arrive in order, before its [`Incoming::Message`]). Still
+    /// copies nothing: `data` sees slices of `buf`.
+    pub fn feed_tapped(
         &mut self,
         mut buf: &[u8],
         mut on: impl FnMut(Incoming<'_>),
+        mut data: impl FnMut(&[u8]),
     ) -> Result<(), ProtocolError> {
         while !buf.is_empty() {
             match self.state {
@@ -243,6 +251,8 @@ impl ServerFrames {
                         self.ctrl[self.ctrl_len..self.ctrl_len + take]
                             .copy_from_slice(&buf[..take]);
                         self.ctrl_len += take;
+                    } else {
+                        data(&buf[..take]);
                     }
                     buf = &buf[take..];
                     let remaining = remaining - take as u64;

@@ -21,12 +21,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use super::args::{Plan, DRAIN};
+use super::args::{Plan, Scenario, DRAIN};
 use super::codec::{self, Burst, Incoming, RawCounter, ServerFrames};
 use super::error::ConnError;
 use super::stats::Stats;
 use super::upgrade;
-use crate::proto::frame::MAX_HEADER_LEN;
+use crate::proto::frame::{FrameHeader, MAX_HEADER_LEN};
+use crate::proto::mask::apply_mask;
 use crate::proto::OpCode;
 
 /// Size of the read buffer a load thread shares among its connections.
@@ -106,8 +107,12 @@ impl Worker {
         out
     }
 
-    /// Largest server frame accepted: the echo of our payload, or a control frame.
+    /// Largest server frame accepted: the echo of our payload, or a control frame (`fanout`:
+    /// any envelope up to 1 MiB).
     fn max_frame(&self) -> u64 {
+        if self.plan.scenario == Scenario::Fanout {
+            return 1 << 20;
+        }
         (self.plan.payload as u64).max(125)
     }
 }
@@ -257,6 +262,17 @@ impl Conn {
         bytes: &[u8],
         on_message: &mut impl FnMut(u64),
     ) -> Result<ReadStatus, ConnError> {
+        self.process_tapped(w, bytes, on_message, &mut |_| {})
+    }
+
+    /// [`Conn::process`], also handing each piece of a data payload to `on_data` in order.
+    fn process_tapped(
+        &mut self,
+        w: &Worker,
+        bytes: &[u8],
+        on_message: &mut impl FnMut(u64),
+        on_data: &mut impl FnMut(&[u8]),
+    ) -> Result<ReadStatus, ConnError> {
         if let Some(raw) = &mut self.raw {
             let payload = w.plan.payload as u64;
             for _ in 0..raw.feed(bytes.len()) {
@@ -267,17 +283,21 @@ impl Conn {
         let mut closed = None;
         let mut ping: Option<([u8; 125], usize)> = None;
         let mut pings = 0;
-        self.frames.feed(bytes, |event| match event {
-            Incoming::Message { len } => on_message(len),
-            Incoming::Ping(payload) => {
-                pings += 1;
-                let mut copy = [0; 125];
-                copy[..payload.len()].copy_from_slice(payload);
-                ping = Some((copy, payload.len()));
-            }
-            Incoming::Pong => {}
-            Incoming::Close { code } => closed = Some(code),
-        })?;
+        self.frames.feed_tapped(
+            bytes,
+            |event| match event {
+                Incoming::Message { len } => on_message(len),
+                Incoming::Ping(payload) => {
+                    pings += 1;
+                    let mut copy = [0; 125];
+                    copy[..payload.len()].copy_from_slice(payload);
+                    ping = Some((copy, payload.len()));
+                }
+                Incoming::Pong => {}
+                Incoming::Close { code } => closed = Some(code),
+            },
+            |piece| on_data(piece),
+        )?;
         if pings > 0 {
             let mut stats = w.stats.borrow_mut();
             stats.pings += pings;
@@ -299,10 +319,20 @@ impl Conn {
         w: &Worker,
         on_message: &mut impl FnMut(u64),
     ) -> Result<ReadStatus, ConnError> {
+        self.read_tapped(w, on_message, &mut |_| {})
+    }
+
+    /// [`Conn::read`], also handing each piece of a data payload to `on_data` in order.
+    fn read_tapped(
+        &mut self,
+        w: &Worker,
+        on_message: &mut impl FnMut(u64),
+        on_data: &mut impl FnMut(&[u8]),
+    ) -> Result<ReadStatus, ConnError> {
         let mut buf = w.read_buf.borrow_mut();
         match self.stream.try_read(&mut buf) {
             Ok(0) => Ok(ReadStatus::Eof),
-            Ok(n) => self.process(w, &buf[..n], on_message),
+            Ok(n) => self.process_tapped(w, &buf[..n], on_message, on_data),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(ReadStatus::Open),
             Err(e) => Err(e.into()),
         }
@@ -517,6 +547,174 @@ impl Conn {
         }
     }
 
+    /// Writes one masked text frame carrying `json` (built in `frame`, reused across calls).
+    async fn send_text(
+        &mut self,
+        w: &Worker,
+        json: &[u8],
+        frame: &mut Vec<u8>,
+    ) -> Result<(), ConnError> {
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: OpCode::Text,
+            mask: Some(w.key),
+            payload_len: json.len() as u64,
+        };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let head_len = header.encode(&mut head);
+        frame.clear();
+        frame.extend_from_slice(&head[..head_len]);
+        frame.extend_from_slice(json);
+        apply_mask(&mut frame[head_len..], w.key, 0);
+        self.stream.write_all(frame).await?;
+        Ok(())
+    }
+
+    /// `fanout` subscriber setup: joins `--room` and waits for the server's reply (the welcome
+    /// and `joined` events read meanwhile are skipped). Runs in the open phase, unmeasured.
+    pub(crate) async fn join(&mut self, w: &Worker) -> Result<(), ConnError> {
+        let json = format!(
+            r#"{{"v":1,"type":"join","room":"{}","id":"bench-join"}}"#,
+            w.plan.room
+        );
+        let mut frame = Vec::with_capacity(json.len() + MAX_HEADER_LEN);
+        self.send_text(w, json.as_bytes(), &mut frame).await?;
+        // The current message's first bytes (enough to tell a reply and its `ok`).
+        let text = RefCell::new(Vec::with_capacity(512));
+        let verdict: Cell<Option<bool>> = Cell::new(None);
+        let mut on_message = |_len: u64| {
+            let mut t = text.borrow_mut();
+            if contains(&t, br#""type":"reply""#) && contains(&t, br#""id":"bench-join""#) {
+                verdict.set(Some(contains(&t, br#""ok":true"#)));
+            }
+            t.clear();
+        };
+        let mut on_data = |piece: &[u8]| {
+            let mut t = text.borrow_mut();
+            let room = 4096usize.saturating_sub(t.len());
+            t.extend_from_slice(&piece[..piece.len().min(room)]);
+        };
+        let leftover = std::mem::take(&mut self.leftover);
+        check_open(self.process_tapped(w, &leftover, &mut on_message, &mut on_data)?)?;
+        loop {
+            match verdict.get() {
+                Some(true) => return Ok(()),
+                Some(false) => return Err(ConnError::JoinRefused),
+                None => {}
+            }
+            self.stream.readable().await?;
+            check_open(self.read_tapped(w, &mut on_message, &mut on_data)?)?;
+            if self.pong_pending() {
+                let (mut owed, mut sent) = (0usize, 0u64);
+                self.write(w, &mut owed, &mut sent)?;
+            }
+        }
+    }
+
+    /// `fanout` publisher: publishes to `--room` at `--rate` until the deadline, each payload
+    /// `{"t":<unix µs at send>}`, `"echo":false`; reads (and skips) the server's replies.
+    /// Messages are sent when due on the runtime's millisecond timer, so at high rates they leave
+    /// in small bursts; each carries its own send time, so latency is unaffected by that.
+    pub(crate) async fn publish(&mut self, w: &Worker) -> Result<(), ConnError> {
+        let plan = &w.plan;
+        let start = w.start.get();
+        let deadline = start + plan.duration;
+        let interval_ns = 1e9 / plan.rate as f64;
+        let due = |k: u64| start + Duration::from_nanos((interval_ns * k as f64) as u64);
+        let prefix = format!(
+            r#"{{"v":1,"type":"publish","room":"{}","payload":{{"t":"#,
+            plan.room
+        );
+        let suffix = br#"},"echo":false}"#;
+        let mut json = Vec::with_capacity(prefix.len() + 24 + suffix.len());
+        let mut frame = Vec::with_capacity(json.capacity() + MAX_HEADER_LEN);
+        let leftover = std::mem::take(&mut self.leftover);
+        check_open(self.process(w, &leftover, &mut |_| {})?)?;
+        let mut k = 0u64;
+        loop {
+            let now = Instant::now();
+            while due(k) <= now && due(k) < deadline {
+                json.clear();
+                json.extend_from_slice(prefix.as_bytes());
+                push_u64(&mut json, unix_micros());
+                json.extend_from_slice(suffix);
+                self.send_text(w, &json, &mut frame).await?;
+                w.stats.borrow_mut().published += 1;
+                k += 1;
+            }
+            let next = due(k);
+            if next >= deadline {
+                return Ok(());
+            }
+            let interest = if self.pong_pending() {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            tokio::select! {
+                ready = self.stream.ready(interest) => {
+                    let ready = ready?;
+                    if ready.is_readable() {
+                        check_open(self.read(w, &mut |_| {})?)?;
+                    }
+                    if ready.is_writable() {
+                        let (mut owed, mut sent) = (0usize, 0u64);
+                        self.write(w, &mut owed, &mut sent)?;
+                    }
+                }
+                () = tokio::time::sleep_until(next.into()) => {}
+            }
+        }
+    }
+
+    /// `fanout` subscriber: until the deadline plus [`DRAIN`], scans every data message for the
+    /// publisher's `"t":` send time and records the publish-to-delivery latency; messages
+    /// without one (membership events, replies) are skipped. Allocation-free per message.
+    pub(crate) async fn subscribe(&mut self, w: &Worker) -> Result<(), ConnError> {
+        let start = w.start.get();
+        let deadline = start + w.plan.duration;
+        let until = deadline + DRAIN;
+        let scan = Cell::new(SendTime::default());
+        let mut on_message = |_len: u64| {
+            let found = scan.replace(SendTime::default()).value();
+            if let Some(t) = found {
+                let latency = Duration::from_micros(unix_micros().saturating_sub(t));
+                w.stats
+                    .borrow_mut()
+                    .complete(start, deadline, Instant::now(), Some(latency));
+                w.progress.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        let mut on_data = |piece: &[u8]| {
+            let mut s = scan.get();
+            s.feed(piece);
+            scan.set(s);
+        };
+        let leftover = std::mem::take(&mut self.leftover);
+        check_open(self.process_tapped(w, &leftover, &mut on_message, &mut on_data)?)?;
+        let (mut owed, mut sent) = (0usize, 0u64);
+        loop {
+            let interest = if self.pong_pending() {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            tokio::select! {
+                ready = self.stream.ready(interest) => {
+                    let ready = ready?;
+                    if ready.is_readable() {
+                        check_open(self.read_tapped(w, &mut on_message, &mut on_data)?)?;
+                    }
+                    if ready.is_writable() {
+                        self.write(w, &mut owed, &mut sent)?;
+                    }
+                }
+                () = tokio::time::sleep_until(until.into()) => return Ok(()),
+            }
+        }
+    }
+
     /// Sends our close frame and waits up to [`CLOSE_WAIT`] for the server's (§5.5.1: "the
     /// endpoint MUST send a Close frame in response"). Counts a clean close; never fails the run.
     pub(crate) async fn close(mut self, w: &Worker) {
@@ -551,5 +749,108 @@ fn check_open(status: ReadStatus) -> Result<(), ConnError> {
         ReadStatus::Open => Ok(()),
         ReadStatus::Closed(code) => Err(ConnError::Closed(code)),
         ReadStatus::Eof => Err(ConnError::Eof),
+    }
+}
+
+/// Whether `needle` occurs in `hay`.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The current time as unix microseconds (0 before 1970).
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Appends `n` in decimal without allocating beyond `out`'s capacity.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Finds the publisher's send time, the first `"t":<digits>` in a message, fed in pieces split
+/// anywhere. The server's own keys (`"type"`, `"ts"`, …) never match `"t":`, and the payload is
+/// forwarded as written, so the first match is the publisher's.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SendTime {
+    /// Bytes of `"t":` matched so far (4 = matched, reading digits).
+    matched: u8,
+    /// The digits read so far.
+    value: u64,
+    /// At least one digit was read.
+    digits: bool,
+    /// The number ended (a non-digit followed it).
+    done: bool,
+}
+
+impl SendTime {
+    const KEY: &'static [u8; 4] = br#""t":"#;
+
+    /// Scans the next piece of the message.
+    pub(crate) fn feed(&mut self, piece: &[u8]) {
+        for &b in piece {
+            if self.done {
+                return;
+            }
+            if self.matched == 4 {
+                if b.is_ascii_digit() {
+                    self.value = self
+                        .value
+                        .saturating_mul(10)
+                        .saturating_add(u64::from(b - b'0'));
+                    self.digits = true;
+                } else {
+                    self.done = true;
+                }
+            } else if b == Self::KEY[self.matched as usize] {
+                self.matched += 1;
+            } else {
+                self.matched = u8::from(b == Self::KEY[0]);
+            }
+        }
+    }
+
+    /// The send time, once its digits were seen.
+    pub(crate) fn value(&self) -> Option<u64> {
+        self.digits.then_some(self.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_send_time_is_found_across_any_split() {
+        let msg = br#"{"v":1,"type":"message","room":"r","seq":3,"from":"0:1.0","ts":1764081000123,"payload":{"t":1764081000123456}}"#;
+        for cut in 0..msg.len() {
+            let mut s = SendTime::default();
+            s.feed(&msg[..cut]);
+            s.feed(&msg[cut..]);
+            assert_eq!(s.value(), Some(1_764_081_000_123_456), "cut at {cut}");
+        }
+        let mut s = SendTime::default();
+        s.feed(br#"{"v":1,"type":"joined","room":"r","conn":"0:1.0","user":null,"name":null}"#);
+        assert_eq!(s.value(), None);
+    }
+
+    #[test]
+    fn decimal_digits_are_appended() {
+        let mut out = Vec::new();
+        push_u64(&mut out, 0);
+        out.push(b' ');
+        push_u64(&mut out, 1_764_081_000_123_456);
+        assert_eq!(out, b"0 1764081000123456");
     }
 }

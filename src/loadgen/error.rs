@@ -43,6 +43,9 @@ pub enum LoadError {
         /// The soft limit.
         limit: u64,
     },
+    /// `--room` holds a character the tool will not put into JSON unescaped.
+    #[error("room {0:?}: only letters, digits and `_ . : -` are allowed")]
+    BadRoom(String),
     /// A load thread or its event loop could not be started.
     #[error("cannot start a load thread: {0}")]
     Thread(std::io::Error),
@@ -107,6 +110,9 @@ pub enum ConnError {
     /// A data message arrived that the tool had not sent.
     #[error("unsolicited message")]
     Unsolicited,
+    /// `fanout`: the server answered a join with an error reply.
+    #[error("join refused by the server")]
+    JoinRefused,
     /// More than the backlog cap of messages are unanswered: the server stalled.
     #[error("too many unanswered messages (server stalled)")]
     Backlog,

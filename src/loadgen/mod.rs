@@ -30,9 +30,18 @@
 //! - `connect`: a handshake completes at the 101; its time runs from the TCP connect call.
 //! - `idle`: the server's data messages and pings are counted; RSS is sampled around the hold.
 //!
-//! A `fanout` scenario slots in as one more [`Scenario`] with a role per connection (senders
-//! pump with [`Pacing`](conn::Pacing), receivers count messages like `idle`), the same phases,
-//! and a report section for delivery latency.
+//! - `fanout` (ringcast `/ws` only): connection 0 publishes, connections 1..=C subscribe. In the
+//!   open phase each subscriber joins `--room` and waits for the `ok` reply (unmeasured; the
+//!   server sends every member a `joined` event per join, so opening C subscribers costs O(C²)
+//!   server writes). In the measure phase the publisher sends `{"t":<unix µs>}` payloads at
+//!   `--rate` with `"echo":false`; each subscriber scans every message's payload for `"t":`
+//!   without copying it and records now − t (same host, same clock) as the delivery latency.
+//!   A delivery completes at its read; subscribers keep reading for [`args::DRAIN`] after the
+//!   deadline, so late deliveries count (as `late`). Expected deliveries are published × joined
+//!   subscribers; the difference is reported as missing.
+//!
+//! Not built: a "baseline" that writes the same bytes to the same number of sockets without any
+//! room logic, to report the server's fan-out overhead as a ratio.
 
 pub mod args;
 pub mod codec;

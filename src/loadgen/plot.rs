@@ -25,6 +25,7 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), LoadError> {
 
     let unit = match report.scenario {
         Scenario::Connect => "handshakes/s",
+        Scenario::Fanout => "deliveries/s",
         _ => "messages/s",
     };
     let step = report.timeline_step_ms as f64 / 1000.0;
@@ -68,6 +69,7 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), LoadError> {
     let y_max = curve.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
     let what = match report.scenario {
         Scenario::Connect => "handshake time",
+        Scenario::Fanout => "delivery latency",
         _ => "round trip",
     };
     let mut chart = ChartBuilder::on(&right)

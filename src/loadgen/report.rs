@@ -42,6 +42,27 @@ pub struct Samples {
     pub memory: Option<Memory>,
 }
 
+/// `fanout`'s own figures. Deliveries are `completed + late`; `completed / window_s` is the
+/// deliveries per second, and `latency_us` is publish-to-delivery latency (from the publisher's
+/// send time carried in the payload to the subscriber's read, both unix microseconds).
+/// `--payload` does not apply (the payload is `{"t":…}`), so neither do `payload` and
+/// `mb_per_second` in a `fanout` report.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Fanout {
+    /// Subscribers asked for.
+    pub subscribers: u32,
+    /// Subscribers whose join the server accepted.
+    pub joined: u64,
+    /// Messages published before the deadline.
+    pub published: u64,
+    /// `published × joined`.
+    pub expected_deliveries: u64,
+    /// Deliveries seen (within the window or while draining).
+    pub delivered: u64,
+    /// `expected_deliveries - delivered` (0 if more arrived).
+    pub missing_deliveries: u64,
+}
+
 /// A finished run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -82,6 +103,8 @@ pub struct Report {
     /// `latency` only: how late the tool itself noticed each scheduled send, in microseconds.
     /// Every round trip includes this lag, so it bounds the tool's own share of them.
     pub send_lag_us: Option<Percentiles>,
+    /// `fanout`: the deliveries side (`None` in the other scenarios).
+    pub fanout: Option<Fanout>,
     /// Failed connections by reason.
     pub failures: BTreeMap<String, u64>,
     /// Connections whose close handshake the server completed.
@@ -133,7 +156,8 @@ impl Report {
             threads: plan.threads,
             payload: plan.payload,
             in_flight: (plan.scenario == Scenario::Echo).then_some(plan.in_flight),
-            offered_rate: (plan.scenario == Scenario::Latency).then_some(plan.rate),
+            offered_rate: matches!(plan.scenario, Scenario::Latency | Scenario::Fanout)
+                .then_some(plan.rate),
             window_s,
             completed: stats.completed,
             late: stats.late,
@@ -142,6 +166,18 @@ impl Report {
             mb_per_second: per_second * plan.payload as f64 / 1e6,
             latency_us: stats.percentiles(),
             send_lag_us: stats.send_lag_percentiles(),
+            fanout: plan.subscribers.map(|subscribers| {
+                let expected = stats.published * stats.joined;
+                let delivered = stats.completed + stats.late;
+                Fanout {
+                    subscribers,
+                    joined: stats.joined,
+                    published: stats.published,
+                    expected_deliveries: expected,
+                    delivered,
+                    missing_deliveries: expected.saturating_sub(delivered),
+                }
+            }),
             failures: stats.failures.clone(),
             closed_cleanly: stats.closed_cleanly,
             pings: stats.pings,
@@ -179,6 +215,7 @@ impl Report {
             Scenario::Connect => "handshakes",
             Scenario::Idle => "server messages",
             Scenario::Echo | Scenario::Latency => "messages",
+            Scenario::Fanout => "deliveries",
         };
         if matches!(self.scenario, Scenario::Echo | Scenario::Latency) {
             row("payload", format!("{} B", self.payload));
@@ -189,14 +226,32 @@ impl Report {
         if let Some(r) = self.offered_rate {
             row("offered", format!("{r} msg/s"));
         }
+        if let Some(f) = &self.fanout {
+            row(
+                "subscribers",
+                format!("{} joined of {}", f.joined, f.subscribers),
+            );
+            row("published", f.published.to_string());
+            row(
+                "expected deliveries",
+                format!(
+                    "{} ({} delivered, {} missing)",
+                    f.expected_deliveries, f.delivered, f.missing_deliveries
+                ),
+            );
+        }
         row("window", format!("{:.3} s", self.window_s));
-        row(
-            unit,
-            format!(
-                "{} (+{} late, {} unanswered)",
-                self.completed, self.late, self.unanswered
-            ),
-        );
+        if self.fanout.is_some() {
+            row(unit, format!("{} (+{} late)", self.completed, self.late));
+        } else {
+            row(
+                unit,
+                format!(
+                    "{} (+{} late, {} unanswered)",
+                    self.completed, self.late, self.unanswered
+                ),
+            );
+        }
         row(&format!("{unit}/s"), format!("{:.0}", self.per_second));
         if matches!(self.scenario, Scenario::Echo | Scenario::Latency) {
             row("payload MB/s", format!("{:.2}", self.mb_per_second));
@@ -204,6 +259,7 @@ impl Report {
         if let Some(p) = &self.latency_us {
             let what = match self.scenario {
                 Scenario::Connect => "handshake µs",
+                Scenario::Fanout => "delivery µs",
                 _ => "round trip µs",
             };
             row(

@@ -239,10 +239,18 @@ async fn open_all(w: &Rc<Worker>, t: u32) -> Vec<(u32, Conn)> {
                     tokio::time::sleep_until(slot.into()).await;
                     let _permit = w.pending.acquire().await.expect("never closed");
                     let began = Instant::now();
-                    let conn =
-                        tokio::time::timeout(w.plan.connect_timeout, conn::open(&w, answer_pings))
-                            .await
-                            .map_err(|_| ConnError::ConnectTimeout)??;
+                    let open = async {
+                        let mut conn = conn::open(&w, answer_pings).await?;
+                        // `fanout`: connection 0 publishes, every other one joins the room first.
+                        if w.plan.scenario == Scenario::Fanout && i != 0 {
+                            conn.join(&w).await?;
+                            w.stats.borrow_mut().joined += 1;
+                        }
+                        Ok::<_, ConnError>(conn)
+                    };
+                    let conn = tokio::time::timeout(w.plan.connect_timeout, open)
+                        .await
+                        .map_err(|_| ConnError::ConnectTimeout)??;
                     Ok::<_, ConnError>((conn, began))
                 };
                 let result = match deadline {
@@ -315,6 +323,8 @@ async fn measure(w: &Rc<Worker>, conns: Vec<(u32, Conn)>) -> Vec<Conn> {
                         let until = w.start.get() + w.plan.duration;
                         c.hold(&w, until).await.map(|()| true)
                     }
+                    Scenario::Fanout if i == 0 => c.publish(&w).await.map(|()| true),
+                    Scenario::Fanout => c.subscribe(&w).await.map(|()| true),
                     Scenario::Connect => unreachable!("handled above"),
                 };
                 match result {

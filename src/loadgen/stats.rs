@@ -49,6 +49,10 @@ pub struct Stats {
     pub last_completion: Duration,
     /// Failed connections by reason.
     pub failures: BTreeMap<String, u64>,
+    /// `fanout`: messages the publisher sent before the deadline.
+    pub published: u64,
+    /// `fanout`: subscribers whose join the server accepted.
+    pub joined: u64,
 }
 
 impl Stats {
@@ -68,6 +72,8 @@ impl Stats {
             pongs: 0,
             last_completion: Duration::ZERO,
             failures: BTreeMap::new(),
+            published: 0,
+            joined: 0,
         }
     }
 
@@ -131,6 +137,8 @@ impl Stats {
         self.closed_cleanly += other.closed_cleanly;
         self.pings += other.pings;
         self.pongs += other.pongs;
+        self.published += other.published;
+        self.joined += other.joined;
         self.last_completion = self.last_completion.max(other.last_completion);
         for (reason, n) in &other.failures {
             *self.failures.entry(reason.clone()).or_insert(0) += n;
