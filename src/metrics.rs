@@ -230,57 +230,31 @@ pub fn render(workers: &[WorkerStats], draining: bool) -> String {
         ),
     ];
     for (name, kind, help, get) in simple {
-        let _ = writeln!(
-            out,
-            "# HELP ringcast_{name} {help}\n# TYPE ringcast_{name} {kind}"
-        );
-        let mut total = 0u64;
-        for (i, w) in workers.iter().enumerate() {
-            let v = get(w).get();
-            total = total.wrapping_add(v);
-            let _ = writeln!(out, "ringcast_{name}{{worker=\"{i}\"}} {v}");
-        }
-        let _ = writeln!(out, "ringcast_{name} {total}");
+        header(&mut out, name, kind, help);
+        series(&mut out, name, None, workers, |w| get(w).get());
     }
-
     let name = "handshakes_rejected_total";
-    let _ = writeln!(
-        out,
-        "# HELP ringcast_{name} Handshakes refused, by reason.\n# TYPE ringcast_{name} counter"
-    );
+    header(&mut out, name, "counter", "Handshakes refused, by reason.");
     for why in Rejection::ALL {
-        let mut total = 0u64;
-        for (i, w) in workers.iter().enumerate() {
-            let v = w.handshakes_rejected[why as usize].get();
-            total = total.wrapping_add(v);
-            let _ = writeln!(
-                out,
-                "ringcast_{name}{{worker=\"{i}\",reason=\"{}\"}} {v}",
-                why.label()
-            );
-        }
-        let _ = writeln!(out, "ringcast_{name}{{reason=\"{}\"}} {total}", why.label());
+        let label = ("reason", why.label());
+        series(&mut out, name, Some(label), workers, |w| {
+            w.handshakes_rejected[why as usize].get()
+        });
     }
-
     let name = "closes_total";
-    let _ = writeln!(
-        out,
-        "# HELP ringcast_{name} Connections closed, by close code.\n# TYPE ringcast_{name} counter"
+    header(
+        &mut out,
+        name,
+        "counter",
+        "Connections closed, by close code.",
     );
     for slot in 0..=COUNTED_CLOSE_CODES.len() {
-        let label = COUNTED_CLOSE_CODES
+        let code = COUNTED_CLOSE_CODES
             .get(slot)
             .map_or_else(|| "other".to_string(), |c| c.to_string());
-        let mut total = 0u64;
-        for (i, w) in workers.iter().enumerate() {
-            let v = w.closes[slot].get();
-            total = total.wrapping_add(v);
-            let _ = writeln!(
-                out,
-                "ringcast_{name}{{worker=\"{i}\",code=\"{label}\"}} {v}"
-            );
-        }
-        let _ = writeln!(out, "ringcast_{name}{{code=\"{label}\"}} {total}");
+        series(&mut out, name, Some(("code", &code)), workers, |w| {
+            w.closes[slot].get()
+        });
     }
     let _ = writeln!(
         out,
@@ -288,6 +262,38 @@ pub fn render(workers: &[WorkerStats], draining: bool) -> String {
         u8::from(draining)
     );
     out
+}
+
+/// Writes the `# HELP` and `# TYPE` lines of one metric family.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_{name} {help}\n# TYPE ringcast_{name} {kind}"
+    );
+}
+
+/// Writes one series per worker (`worker="i"` plus `label`, if any) and their total (`label`
+/// only).
+fn series(
+    out: &mut String,
+    name: &str,
+    label: Option<(&str, &str)>,
+    workers: &[WorkerStats],
+    value: impl Fn(&WorkerStats) -> u64,
+) {
+    let extra = label.map_or_else(String::new, |(k, v)| format!("{k}=\"{v}\""));
+    let mut total = 0u64;
+    for (i, w) in workers.iter().enumerate() {
+        let v = value(w);
+        total = total.wrapping_add(v);
+        let sep = if extra.is_empty() { "" } else { "," };
+        let _ = writeln!(out, "ringcast_{name}{{worker=\"{i}\"{sep}{extra}}} {v}");
+    }
+    if extra.is_empty() {
+        let _ = writeln!(out, "ringcast_{name} {total}");
+    } else {
+        let _ = writeln!(out, "ringcast_{name}{{{extra}}} {total}");
+    }
 }
 
 #[cfg(test)]
