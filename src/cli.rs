@@ -158,6 +158,65 @@ pub struct ServeArgs {
         help_heading = "Rooms"
     )]
     pub publish_requires_join: Option<String>,
+
+    /// JWT on the upgrade: off (tokens ignored), optional (no token = anonymous, a bad one = 401), required (401 without a valid token).
+    #[arg(long, value_name = "off|optional|required", help_heading = "Auth")]
+    pub auth: Option<String>,
+    /// HMAC secret for HS256/384/512 tokens, at least 32 bytes (prefer the environment variable: flags show in ps).
+    #[arg(long, value_name = "SECRET", help_heading = "Auth")]
+    pub auth_jwt_secret: Option<String>,
+    /// PEM public key (RSA for RS256, EC P-256 for ES256), read at start-up.
+    #[arg(long, value_name = "FILE", help_heading = "Auth")]
+    pub auth_jwt_public_key: Option<String>,
+    /// Clock skew tolerated on exp and nbf (at most 5m).
+    #[arg(long, value_name = "DURATION", help_heading = "Auth")]
+    pub auth_leeway: Option<String>,
+    /// Origins whose pages may connect (https://app.example.com, *.example.com, *); empty: Origin must match Host.
+    #[arg(long, value_name = "LIST", help_heading = "Origin and addresses")]
+    pub allowed_origins: Option<String>,
+    /// Refuse requests without Origin (non-browser clients) with 403 (--require-origin alone means true).
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        help_heading = "Origin and addresses"
+    )]
+    pub require_origin: Option<String>,
+    /// Only peers in these CIDR blocks may connect (checked at accept); empty: everyone not denied.
+    #[arg(long, value_name = "LIST", help_heading = "Origin and addresses")]
+    pub allow_cidr: Option<String>,
+    /// Peers in these CIDR blocks are refused at accept, even when allowed.
+    #[arg(long, value_name = "LIST", help_heading = "Origin and addresses")]
+    pub deny_cidr: Option<String>,
+    /// Proxies whose X-Forwarded-For is believed (CIDR blocks).
+    #[arg(long, value_name = "LIST", help_heading = "Origin and addresses")]
+    pub trusted_proxies: Option<String>,
+    /// Most open connections from one client address (503 past it); 0: off.
+    #[arg(long, value_name = "N", help_heading = "Rate limits")]
+    pub max_connections_per_ip: Option<String>,
+    /// Handshakes per second per client address (503 + Retry-After past it); 0: off.
+    #[arg(long, value_name = "N", help_heading = "Rate limits")]
+    pub handshake_rate: Option<String>,
+    /// Handshakes one address may make at once before handshake-rate applies.
+    #[arg(long, value_name = "N", help_heading = "Rate limits")]
+    pub handshake_burst: Option<String>,
+    /// Messages per second per connection (error reply rate_limited past it, 1008 if it stays over); 0: off.
+    #[arg(long, value_name = "N", help_heading = "Rate limits")]
+    pub message_rate: Option<String>,
+    /// Messages a connection may send at once before message-rate applies.
+    #[arg(long, value_name = "N", help_heading = "Rate limits")]
+    pub message_burst: Option<String>,
+    /// Payload bytes per second per connection; 0: off.
+    #[arg(long, value_name = "SIZE", help_heading = "Rate limits")]
+    pub message_bytes_rate: Option<String>,
+    /// Over-limit messages in a row that close the connection with 1008.
+    #[arg(long, value_name = "N", help_heading = "Rate limits")]
+    pub message_rate_strikes: Option<String>,
+    /// Time a connection may stay over its message limits before the 1008 close.
+    #[arg(long, value_name = "DURATION", help_heading = "Rate limits")]
+    pub message_rate_grace: Option<String>,
 }
 
 impl ServeArgs {
@@ -191,6 +250,23 @@ impl ServeArgs {
             Key::MaxPayloadSize => &self.max_payload_size,
             Key::MaxEnvelopeErrors => &self.max_envelope_errors,
             Key::PublishRequiresJoin => &self.publish_requires_join,
+            Key::Auth => &self.auth,
+            Key::AuthJwtSecret => &self.auth_jwt_secret,
+            Key::AuthJwtPublicKey => &self.auth_jwt_public_key,
+            Key::AuthLeeway => &self.auth_leeway,
+            Key::AllowedOrigins => &self.allowed_origins,
+            Key::RequireOrigin => &self.require_origin,
+            Key::AllowCidr => &self.allow_cidr,
+            Key::DenyCidr => &self.deny_cidr,
+            Key::TrustedProxies => &self.trusted_proxies,
+            Key::MaxConnectionsPerIp => &self.max_connections_per_ip,
+            Key::HandshakeRate => &self.handshake_rate,
+            Key::HandshakeBurst => &self.handshake_burst,
+            Key::MessageRate => &self.message_rate,
+            Key::MessageBurst => &self.message_burst,
+            Key::MessageBytesRate => &self.message_bytes_rate,
+            Key::MessageRateStrikes => &self.message_rate_strikes,
+            Key::MessageRateGrace => &self.message_rate_grace,
         };
         value.as_deref()
     }
@@ -224,8 +300,10 @@ impl ServeArgs {
 fn help_default(defaults: &Config, key: Key) -> String {
     match key {
         Key::Workers => format!("number of CPUs, {} here", defaults.workers),
-        Key::Subprotocols if defaults.subprotocols.is_empty() => "none".to_owned(),
-        _ => defaults.render(key),
+        _ => match defaults.render(key) {
+            empty if empty.is_empty() => "none".to_owned(),
+            value => value,
+        },
     }
 }
 

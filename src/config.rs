@@ -18,6 +18,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::proto::frame::MAX_HEADER_LEN;
+use crate::security::auth::{is_token_protocol, AuthMode};
+use crate::security::ip::{Cidr, CidrError};
+use crate::security::origin::{OriginPattern, OriginPatternError};
+use crate::security::{Secret, SecurityConfig, SecurityConfigError};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
@@ -190,6 +194,10 @@ pub struct Config {
     /// Whether `publish` requires membership of the room (`not_joined` otherwise). Default
     /// `false`: any connection may publish to any room, like a webhook. Turn on for chat.
     pub publish_requires_join: bool,
+    /// Authentication, Origin, address and rate rules (`auth`, `allowed_origins`, `allow_cidr`,
+    /// `max_connections_per_ip`, `message_rate`, ...): each field of [`SecurityConfig`] is a key
+    /// of the same name, documented there with its default and when to change it.
+    pub security: SecurityConfig,
 }
 
 impl Default for Config {
@@ -222,6 +230,7 @@ impl Default for Config {
             max_payload_size: 64 * KIB,
             max_envelope_errors: 16,
             publish_requires_join: false,
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -266,11 +275,28 @@ pub enum Key {
     MaxPayloadSize,
     MaxEnvelopeErrors,
     PublishRequiresJoin,
+    Auth,
+    AuthJwtSecret,
+    AuthJwtPublicKey,
+    AuthLeeway,
+    AllowedOrigins,
+    RequireOrigin,
+    AllowCidr,
+    DenyCidr,
+    TrustedProxies,
+    MaxConnectionsPerIp,
+    HandshakeRate,
+    HandshakeBurst,
+    MessageRate,
+    MessageBurst,
+    MessageBytesRate,
+    MessageRateStrikes,
+    MessageRateGrace,
 }
 
 impl Key {
     /// Every key, in the order `--print-config` writes them.
-    pub const ALL: [Key; 27] = [
+    pub const ALL: [Key; 44] = [
         Key::Listen,
         Key::Workers,
         Key::Pin,
@@ -298,6 +324,23 @@ impl Key {
         Key::MaxPayloadSize,
         Key::MaxEnvelopeErrors,
         Key::PublishRequiresJoin,
+        Key::Auth,
+        Key::AuthJwtSecret,
+        Key::AuthJwtPublicKey,
+        Key::AuthLeeway,
+        Key::AllowedOrigins,
+        Key::RequireOrigin,
+        Key::AllowCidr,
+        Key::DenyCidr,
+        Key::TrustedProxies,
+        Key::MaxConnectionsPerIp,
+        Key::HandshakeRate,
+        Key::HandshakeBurst,
+        Key::MessageRate,
+        Key::MessageBurst,
+        Key::MessageBytesRate,
+        Key::MessageRateStrikes,
+        Key::MessageRateGrace,
     ];
 
     /// The TOML key, which is also the `Config` field name and the clap argument id.
@@ -330,6 +373,23 @@ impl Key {
             Key::MaxPayloadSize => "max_payload_size",
             Key::MaxEnvelopeErrors => "max_envelope_errors",
             Key::PublishRequiresJoin => "publish_requires_join",
+            Key::Auth => "auth",
+            Key::AuthJwtSecret => "auth_jwt_secret",
+            Key::AuthJwtPublicKey => "auth_jwt_public_key",
+            Key::AuthLeeway => "auth_leeway",
+            Key::AllowedOrigins => "allowed_origins",
+            Key::RequireOrigin => "require_origin",
+            Key::AllowCidr => "allow_cidr",
+            Key::DenyCidr => "deny_cidr",
+            Key::TrustedProxies => "trusted_proxies",
+            Key::MaxConnectionsPerIp => "max_connections_per_ip",
+            Key::HandshakeRate => "handshake_rate",
+            Key::HandshakeBurst => "handshake_burst",
+            Key::MessageRate => "message_rate",
+            Key::MessageBurst => "message_burst",
+            Key::MessageBytesRate => "message_bytes_rate",
+            Key::MessageRateStrikes => "message_rate_strikes",
+            Key::MessageRateGrace => "message_rate_grace",
         }
     }
 
@@ -457,6 +517,22 @@ pub enum ValueError {
         /// The accepted words, comma-separated.
         allowed: &'static str,
     },
+    /// A list entry that is not a CIDR block.
+    #[error("{entry:?} is not a CIDR block such as 10.0.0.0/8 or 2001:db8::/32 ({problem})")]
+    Cidr {
+        /// The entry.
+        entry: String,
+        /// Why.
+        problem: CidrError,
+    },
+    /// A list entry that is not an origin pattern.
+    #[error("{entry:?} is not an origin pattern such as https://app.example.com, *.example.com or * ({problem})")]
+    Origin {
+        /// The entry.
+        entry: String,
+        /// Why.
+        problem: OriginPatternError,
+    },
 }
 
 /// Every way a configuration can be wrong, each naming the key and where its value came from.
@@ -580,6 +656,27 @@ pub enum ConfigError {
         /// The offending entry.
         protocol: String,
     },
+    /// A security setting that breaks one of [`SecurityConfig`]'s rules (the message names the key
+    /// and never shows a secret).
+    #[error("{error} ({at})")]
+    Security {
+        /// The key and where it came from.
+        at: Provenance,
+        /// The rule broken.
+        error: SecurityConfigError,
+    },
+    /// A subprotocol that would carry a token (`bearer.*`): selecting it would echo the client's
+    /// token in the 101 response.
+    #[error(
+        "invalid subprotocols ({at}): {protocol:?} is reserved for tokens (a `bearer.` entry \
+         carries a JWT and is never selected, so it is never echoed)"
+    )]
+    TokenSubprotocol {
+        /// `subprotocols` and where it came from.
+        at: Provenance,
+        /// The offending entry.
+        protocol: String,
+    },
     /// A subprotocol listed twice.
     #[error("invalid subprotocols ({at}): {protocol:?} is listed twice (RFC 6455 §4.1: \"MUST all be unique strings\")")]
     DuplicateSubprotocol {
@@ -588,6 +685,14 @@ pub enum ConfigError {
         /// The repeated entry.
         protocol: String,
     },
+}
+
+impl ConfigError {
+    /// A security rule refused by [`SecurityConfig`], attributed to the key it names.
+    fn security(error: SecurityConfigError, at: &dyn Fn(Key) -> Provenance) -> ConfigError {
+        let key = Key::from_name(error.field()).unwrap_or(Key::Auth);
+        ConfigError::Security { at: at(key), error }
+    }
 }
 
 fn did_you_mean(suggestion: &Option<Key>) -> String {
@@ -850,6 +955,34 @@ impl Reader<'_> {
         }
     }
 
+    fn cidrs(&self, raw: Raw<'_>) -> Result<Vec<Cidr>, ConfigError> {
+        self.list(raw)?
+            .into_iter()
+            .map(|entry| {
+                entry
+                    .parse()
+                    .map_err(|problem| self.bad(entry.clone(), ValueError::Cidr { entry, problem }))
+            })
+            .collect()
+    }
+
+    fn origins(&self, raw: Raw<'_>) -> Result<Vec<OriginPattern>, ConfigError> {
+        self.list(raw)?
+            .into_iter()
+            .map(|entry| {
+                entry.parse().map_err(|problem| {
+                    self.bad(entry.clone(), ValueError::Origin { entry, problem })
+                })
+            })
+            .collect()
+    }
+
+    /// Text where an empty string means "not set".
+    fn optional_text(&self, raw: Raw<'_>) -> Result<Option<String>, ConfigError> {
+        let s = self.text(&raw)?;
+        Ok((!s.is_empty()).then(|| s.to_owned()))
+    }
+
     fn choice<T: Copy>(
         &self,
         raw: Raw<'_>,
@@ -921,6 +1054,35 @@ impl Config {
             Key::MaxPayloadSize => self.max_payload_size = r.size(raw)?,
             Key::MaxEnvelopeErrors => self.max_envelope_errors = r.count(raw)?,
             Key::PublishRequiresJoin => self.publish_requires_join = r.boolean(raw)?,
+            Key::Auth => {
+                self.security.auth = r.choice(
+                    raw,
+                    &[
+                        ("off", AuthMode::Off),
+                        ("optional", AuthMode::Optional),
+                        ("required", AuthMode::Required),
+                    ],
+                    "off, optional, required",
+                )?
+            }
+            Key::AuthJwtSecret => self.security.auth_jwt_secret = r.optional_text(raw)?.map(Secret),
+            Key::AuthJwtPublicKey => {
+                self.security.auth_jwt_public_key = r.optional_text(raw)?.map(PathBuf::from)
+            }
+            Key::AuthLeeway => self.security.auth_leeway = r.duration(raw)?,
+            Key::AllowedOrigins => self.security.allowed_origins = r.origins(raw)?,
+            Key::RequireOrigin => self.security.require_origin = r.boolean(raw)?,
+            Key::AllowCidr => self.security.allow_cidr = r.cidrs(raw)?,
+            Key::DenyCidr => self.security.deny_cidr = r.cidrs(raw)?,
+            Key::TrustedProxies => self.security.trusted_proxies = r.cidrs(raw)?,
+            Key::MaxConnectionsPerIp => self.security.max_connections_per_ip = r.count(raw)?,
+            Key::HandshakeRate => self.security.handshake_rate = r.count(raw)?,
+            Key::HandshakeBurst => self.security.handshake_burst = r.count(raw)?,
+            Key::MessageRate => self.security.message_rate = r.count(raw)?,
+            Key::MessageBurst => self.security.message_burst = r.count(raw)?,
+            Key::MessageBytesRate => self.security.message_bytes_rate = r.size(raw)?,
+            Key::MessageRateStrikes => self.security.message_rate_strikes = r.count(raw)?,
+            Key::MessageRateGrace => self.security.message_rate_grace = r.duration(raw)?,
         }
         Ok(())
     }
@@ -958,35 +1120,84 @@ impl Config {
             Key::MaxPayloadSize => format_size(self.max_payload_size),
             Key::MaxEnvelopeErrors => self.max_envelope_errors.to_string(),
             Key::PublishRequiresJoin => self.publish_requires_join.to_string(),
+            Key::Auth => self.security.auth.as_str().to_owned(),
+            Key::AuthJwtSecret => self
+                .security
+                .auth_jwt_secret
+                .as_ref()
+                .map_or_else(String::new, |s| s.0.clone()),
+            Key::AuthJwtPublicKey => self
+                .security
+                .auth_jwt_public_key
+                .as_ref()
+                .map_or_else(String::new, |p| p.display().to_string()),
+            Key::AuthLeeway => format_duration(self.security.auth_leeway),
+            Key::AllowedOrigins => join(&self.security.allowed_origins),
+            Key::RequireOrigin => self.security.require_origin.to_string(),
+            Key::AllowCidr => join(&self.security.allow_cidr),
+            Key::DenyCidr => join(&self.security.deny_cidr),
+            Key::TrustedProxies => join(&self.security.trusted_proxies),
+            Key::MaxConnectionsPerIp => self.security.max_connections_per_ip.to_string(),
+            Key::HandshakeRate => self.security.handshake_rate.to_string(),
+            Key::HandshakeBurst => self.security.handshake_burst.to_string(),
+            Key::MessageRate => self.security.message_rate.to_string(),
+            Key::MessageBurst => self.security.message_burst.to_string(),
+            Key::MessageBytesRate => format_size(self.security.message_bytes_rate),
+            Key::MessageRateStrikes => self.security.message_rate_strikes.to_string(),
+            Key::MessageRateGrace => format_duration(self.security.message_rate_grace),
         }
     }
 
     /// The whole configuration as a TOML document, one `key = value` line per key in
-    /// [`Key::ALL`] order. Feeding it back through `--config` yields the same `Config`.
+    /// [`Key::ALL`] order. Feeding it back through `--config` yields the same `Config`, except
+    /// that a set `auth_jwt_secret` is never printed: its line is a comment saying it is set.
     pub fn to_toml(&self) -> String {
+        self.toml_document(false)
+    }
+
+    /// [`Config::to_toml`], with the secret printed when `with_secrets` (tests only).
+    fn toml_document(&self, with_secrets: bool) -> String {
+        let int = |n: u64| toml::Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+        let strings = |items: Vec<String>| {
+            toml::Value::Array(items.into_iter().map(toml::Value::String).collect())
+        };
+        let texts = |items: &[_]| strings(items.iter().map(ToString::to_string).collect());
+        let sec = &self.security;
         let mut out = String::new();
         for key in Key::ALL {
             let value = match key {
-                Key::Workers => toml::Value::Integer(self.workers as i64),
+                Key::Workers => int(self.workers as u64),
                 Key::Pin => toml::Value::Boolean(self.pin),
-                Key::MaxHeaders => toml::Value::Integer(self.max_headers as i64),
-                Key::MaxConnections => toml::Value::Integer(self.max_connections as i64),
-                Key::RingEntries => toml::Value::Integer(i64::from(self.ring_entries)),
-                Key::Backlog => toml::Value::Integer(i64::from(self.backlog)),
-                Key::MaxRoomsPerConnection => {
-                    toml::Value::Integer(self.max_rooms_per_connection as i64)
-                }
-                Key::MaxRoomMembers => toml::Value::Integer(self.max_room_members as i64),
-                Key::MaxRoomNameLen => toml::Value::Integer(self.max_room_name_len as i64),
-                Key::MaxEnvelopeErrors => toml::Value::Integer(i64::from(self.max_envelope_errors)),
+                Key::MaxHeaders => int(self.max_headers as u64),
+                Key::MaxConnections => int(self.max_connections as u64),
+                Key::RingEntries => int(u64::from(self.ring_entries)),
+                Key::Backlog => int(u64::from(self.backlog)),
+                Key::MaxRoomsPerConnection => int(self.max_rooms_per_connection as u64),
+                Key::MaxRoomMembers => int(self.max_room_members as u64),
+                Key::MaxRoomNameLen => int(self.max_room_name_len as u64),
+                Key::MaxEnvelopeErrors => int(u64::from(self.max_envelope_errors)),
                 Key::PublishRequiresJoin => toml::Value::Boolean(self.publish_requires_join),
-                Key::Subprotocols => toml::Value::Array(
-                    self.subprotocols
+                Key::Subprotocols => strings(self.subprotocols.clone()),
+                Key::AuthJwtSecret if sec.auth_jwt_secret.is_some() && !with_secrets => {
+                    out.push_str("# auth_jwt_secret is set (never printed)\n");
+                    continue;
+                }
+                Key::AllowedOrigins => strings(
+                    sec.allowed_origins
                         .iter()
-                        .cloned()
-                        .map(toml::Value::String)
+                        .map(ToString::to_string)
                         .collect(),
                 ),
+                Key::RequireOrigin => toml::Value::Boolean(sec.require_origin),
+                Key::AllowCidr => texts(&sec.allow_cidr),
+                Key::DenyCidr => texts(&sec.deny_cidr),
+                Key::TrustedProxies => texts(&sec.trusted_proxies),
+                Key::MaxConnectionsPerIp => int(u64::from(sec.max_connections_per_ip)),
+                Key::HandshakeRate => int(u64::from(sec.handshake_rate)),
+                Key::HandshakeBurst => int(u64::from(sec.handshake_burst)),
+                Key::MessageRate => int(u64::from(sec.message_rate)),
+                Key::MessageBurst => int(u64::from(sec.message_burst)),
+                Key::MessageRateStrikes => int(u64::from(sec.message_rate_strikes)),
                 _ => toml::Value::String(self.render(key)),
             };
             out.push_str(&format!("{} = {value}\n", key.name()));
@@ -1085,6 +1296,9 @@ impl Config {
             });
         }
         self.check_subprotocols(at(Key::Subprotocols))?;
+        self.security
+            .validate()
+            .map_err(|e| ConfigError::security(e, at))?;
         positive_duration(Key::HandshakeTimeout, self.handshake_timeout)?;
         positive_duration(Key::PingInterval, self.ping_interval)?;
         positive_duration(Key::IdleTimeout, self.idle_timeout)?;
@@ -1189,6 +1403,12 @@ impl Config {
                     protocol: protocol.clone(),
                 });
             }
+            if is_token_protocol(protocol) {
+                return Err(ConfigError::TokenSubprotocol {
+                    at,
+                    protocol: protocol.clone(),
+                });
+            }
             if self.subprotocols[..i].contains(protocol) {
                 return Err(ConfigError::DuplicateSubprotocol {
                     at,
@@ -1200,6 +1420,15 @@ impl Config {
     }
 }
 
+/// Comma-separated canonical texts (CIDR blocks, origin patterns), as a flag would take them.
+fn join<T: fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// An RFC 2616 token character: U+0021 to U+007E minus the separators
 /// `( ) < > @ , ; : \ " / [ ] ? = { }` (space and tab are already outside the range).
 fn is_token_byte(b: u8) -> bool {
@@ -1209,6 +1438,36 @@ fn is_token_byte(b: u8) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Layers
 // ---------------------------------------------------------------------------------------------
+
+/// The `RINGCAST_*` variable naming the config file (read by the command line, not a [`Key`]).
+pub const CONFIG_FILE_VAR: &str = "RINGCAST_CONFIG";
+
+/// The `RINGCAST_*` names among `names` that are neither a [`Key`]'s variable nor
+/// [`CONFIG_FILE_VAR`], each with the key it was probably meant to be. A misspelt
+/// `RINGCAST_AUTH_REQURED` is otherwise silently ignored, so the caller warns about each.
+pub fn unknown_env_vars(names: impl IntoIterator<Item = OsString>) -> Vec<(String, Option<Key>)> {
+    names
+        .into_iter()
+        .filter_map(|name| name.into_string().ok())
+        .filter(|name| name.starts_with("RINGCAST_") && name != CONFIG_FILE_VAR)
+        .filter(|name| Key::ALL.iter().all(|k| k.env_var() != *name))
+        .map(|name| {
+            let guess = closest_key(&name["RINGCAST_".len()..].to_ascii_lowercase());
+            (name, guess)
+        })
+        .collect()
+}
+
+/// The key whose name is within two edits of `name`, if exactly one nearest exists.
+fn closest_key(name: &str) -> Option<Key> {
+    let distance = |a: &str, b: &str| strsim::levenshtein(a, b);
+    Key::ALL
+        .into_iter()
+        .map(|k| (distance(k.name(), name), k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
 
 /// Merges the layers into a [`Config`]: start from the defaults, then apply the file, the
 /// environment and the flags, in that order, each overriding the last (flag > env > file > default),
@@ -1618,10 +1877,32 @@ mod tests {
             max_payload_size: 8 * KIB,
             max_envelope_errors: 4,
             publish_requires_join: true,
+            security: SecurityConfig {
+                auth: AuthMode::Required,
+                auth_jwt_secret: Some(Secret("0123456789abcdef0123456789abcdef!".into())),
+                auth_jwt_public_key: Some(PathBuf::from("/etc/ringcast/jwt.pem")),
+                auth_leeway: Duration::from_secs(5),
+                allowed_origins: vec![
+                    "https://app.example.com".parse().unwrap(),
+                    "*.example.org".parse().unwrap(),
+                ],
+                require_origin: true,
+                allow_cidr: vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+                deny_cidr: vec!["10.1.0.0/16".parse().unwrap()],
+                trusted_proxies: vec!["192.168.0.0/24".parse().unwrap()],
+                max_connections_per_ip: 7,
+                handshake_rate: 3,
+                handshake_burst: 4,
+                message_rate: 50,
+                message_burst: 60,
+                message_bytes_rate: 64 * KIB,
+                message_rate_strikes: 2,
+                message_rate_grace: Duration::from_millis(1500),
+            },
         };
         let text: Vec<(Key, String)> = Key::ALL.iter().map(|&k| (k, wanted.render(k))).collect();
 
-        let from_file = load(&wanted.to_toml(), &[], &[]).unwrap();
+        let from_file = load(&wanted.toml_document(true), &[], &[]).unwrap();
         assert_eq!(from_file, wanted);
 
         let env: Vec<(String, String)> =
@@ -1970,5 +2251,73 @@ mod tests {
         assert!(config
             .to_toml()
             .starts_with("listen = \"127.0.0.1:8080\"\nworkers = "));
+    }
+
+    #[test]
+    fn print_config_never_prints_the_jwt_secret() {
+        let secret = "a-very-secret-hmac-key-of-32-bytes-or-more";
+        let config = load("", &[("RINGCAST_AUTH_JWT_SECRET", secret)], &[]).unwrap();
+        let text = config.to_toml();
+        assert!(!text.contains(secret), "{text}");
+        assert!(
+            text.contains("# auth_jwt_secret is set (never printed)\n"),
+            "{text}"
+        );
+        assert!(!format!("{config:?}").contains(secret));
+    }
+
+    #[test]
+    fn security_rules_are_refused_naming_the_key_and_its_origin() {
+        let err = load_err("", &[("RINGCAST_AUTH", "required")], &[]);
+        assert!(
+            err.contains("auth = required: needs auth_jwt_secret or auth_jwt_public_key"),
+            "{err}"
+        );
+        assert!(err.contains("environment variable RINGCAST_AUTH"), "{err}");
+        let err = load_err("", &[], &[(Key::AuthJwtSecret, "short")]);
+        assert!(
+            err.contains("auth_jwt_secret: must be at least 32 bytes, got 5"),
+            "{err}"
+        );
+        assert!(!err.contains("short"), "the secret is never shown: {err}");
+        let err = load_err("deny_cidr = [\"10.0.0.1/8\"]", &[], &[]);
+        assert!(err.contains("invalid deny_cidr = \"10.0.0.1/8\""), "{err}");
+        let err = load_err("", &[], &[(Key::AllowedOrigins, "ftp://x.example.com")]);
+        assert!(err.contains("invalid allowed_origins"), "{err}");
+        let err = load_err(
+            "",
+            &[],
+            &[(Key::MessageRate, "10"), (Key::MessageBurst, "0")],
+        );
+        assert!(err.contains("message_burst"), "{err}");
+    }
+
+    #[test]
+    fn a_token_carrying_subprotocol_cannot_be_configured() {
+        let err = load_err("", &[], &[(Key::Subprotocols, "chat,Bearer.x")]);
+        assert!(err.contains("\"Bearer.x\" is reserved for tokens"), "{err}");
+    }
+
+    #[test]
+    fn unknown_ringcast_variables_are_reported_with_a_suggestion() {
+        let names = [
+            "RINGCAST_AUTH_JWT_SECERT",
+            "RINGCAST_WORKERS",
+            "RINGCAST_CONFIG",
+            "RINGCAST_SOMETHING_ELSE",
+            "PATH",
+        ]
+        .map(OsString::from);
+        let unknown = unknown_env_vars(names);
+        assert_eq!(
+            unknown,
+            vec![
+                (
+                    "RINGCAST_AUTH_JWT_SECERT".to_owned(),
+                    Some(Key::AuthJwtSecret)
+                ),
+                ("RINGCAST_SOMETHING_ELSE".to_owned(), None),
+            ]
+        );
     }
 }

@@ -91,9 +91,11 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// Leaving (or, when configured, publishing to) a room the connection has not joined.
     NotJoined,
-    /// Refused by policy (reserved for authentication and authorisation).
+    /// Refused by policy: the token's `rooms` claim does not cover the room, or a `refresh`
+    /// carries another user's token.
     Forbidden,
-    /// Too many requests (reserved for rate limiting).
+    /// Over the connection's message rate (`message_rate`, `message_bytes_rate`); the message
+    /// was dropped. Staying over closes the connection with 1008.
     RateLimited,
     /// A direct `send` to a connection that does not exist.
     NoSuchConnection,
@@ -103,11 +105,17 @@ pub enum ErrorCode {
     RoomFull,
     /// Joining a room the connection is already in (or is joining).
     AlreadyJoined,
+    /// A `refresh` whose token does not verify (bad signature, malformed, not yet valid).
+    Unauthorized,
+    /// A `refresh` whose token has already expired.
+    TokenExpired,
+    /// A `refresh` on a server (or connection) without authentication.
+    AuthDisabled,
 }
 
 impl ErrorCode {
     /// Every code, in documentation order.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::BadJson,
         ErrorCode::BadVersion,
         ErrorCode::UnknownType,
@@ -123,6 +131,9 @@ impl ErrorCode {
         ErrorCode::TooManyRooms,
         ErrorCode::RoomFull,
         ErrorCode::AlreadyJoined,
+        ErrorCode::Unauthorized,
+        ErrorCode::TokenExpired,
+        ErrorCode::AuthDisabled,
     ];
 
     /// The wire spelling (`"not_joined"`).
@@ -143,6 +154,9 @@ impl ErrorCode {
             ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::RoomFull => "room_full",
             ErrorCode::AlreadyJoined => "already_joined",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::AuthDisabled => "auth_disabled",
         }
     }
 
@@ -182,7 +196,7 @@ pub enum EnvelopeError {
     #[error("missing field `type`")]
     MissingType,
     /// A `"type"` this server does not know.
-    #[error("unknown type (expected join, leave, publish, send, presence or stats)")]
+    #[error("unknown type (expected join, leave, publish, send, presence, stats or refresh)")]
     UnknownType,
     /// A required field is absent.
     #[error("missing field `{0}`")]
@@ -198,6 +212,9 @@ pub enum EnvelopeError {
     /// An empty room name.
     #[error("field `room` must not be empty")]
     EmptyRoom,
+    /// An empty `token` in a `refresh`.
+    #[error("field `token` must not be empty")]
+    EmptyToken,
     /// An `id` longer than [`MAX_ID_LEN`].
     #[error("field `id` is longer than 128 bytes")]
     IdTooLong,
@@ -233,6 +250,7 @@ impl EnvelopeError {
             EnvelopeError::UnknownType => ErrorCode::UnknownType,
             EnvelopeError::WrongType { .. }
             | EnvelopeError::EmptyRoom
+            | EnvelopeError::EmptyToken
             | EnvelopeError::IdTooLong
             | EnvelopeError::NameTooLong => ErrorCode::BadField,
             EnvelopeError::RoomNameTooLong { .. } => ErrorCode::RoomNameTooLong,
@@ -303,6 +321,29 @@ pub enum Command<'a> {
         /// The client's id for the reply.
         id: Option<&'a str>,
     },
+    /// `{"type":"refresh","token":…}`: a new token for the same user, before the current one
+    /// expires (the connection is otherwise closed with 4001).
+    Refresh {
+        /// The new JWT.
+        token: &'a str,
+        /// The client's id for the reply.
+        id: Option<&'a str>,
+    },
+}
+
+impl<'a> Command<'a> {
+    /// The client's `id`, which the reply carries back.
+    pub fn id(&self) -> Option<&'a str> {
+        match *self {
+            Command::Join { id, .. }
+            | Command::Leave { id, .. }
+            | Command::Publish { id, .. }
+            | Command::Send { id, .. }
+            | Command::Presence { id, .. }
+            | Command::Stats { id }
+            | Command::Refresh { id, .. } => id,
+        }
+    }
 }
 
 /// Limits the parser enforces before anything reaches a room.
@@ -336,8 +377,8 @@ pub struct Parser {
 }
 
 /// The known keys of a client envelope, in the order their slots are kept.
-const KEYS: [&str; 9] = [
-    "v", "type", "id", "room", "payload", "echo", "to", "name", "user",
+const KEYS: [&str; 10] = [
+    "v", "type", "id", "room", "payload", "echo", "to", "name", "user", "token",
 ];
 
 impl Parser {
@@ -519,6 +560,15 @@ fn interpret<'a>(
         }
         "presence" => Ok(Command::Presence { room: room()?, id }),
         "stats" => Ok(Command::Stats { id }),
+        "refresh" => {
+            let token = string(9)
+                .map_err(fail)?
+                .ok_or(fail(EnvelopeError::MissingField("token")))?;
+            if token.is_empty() {
+                return Err(fail(EnvelopeError::EmptyToken));
+            }
+            Ok(Command::Refresh { token, id })
+        }
         _ => Err(fail(EnvelopeError::UnknownType)),
     }
 }
@@ -904,7 +954,34 @@ mod tests {
                 id: o(id),
             },
             Command::Stats { id } => Command::Stats { id: o(id) },
+            Command::Refresh { token, id } => Command::Refresh {
+                token: s(token),
+                id: o(id),
+            },
         }
+    }
+
+    #[test]
+    fn refresh_carries_a_non_empty_token_and_its_id_comes_back_on_errors() {
+        assert_eq!(
+            parse(r#"{"type":"refresh","token":"a.b.c","id":"9"}"#),
+            Ok(Command::Refresh {
+                token: "a.b.c",
+                id: Some("9")
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"refresh","id":"9"}"#),
+            Err((Some("9".into()), EnvelopeError::MissingField("token")))
+        );
+        assert_eq!(
+            parse(r#"{"type":"refresh","token":""}"#),
+            Err((None, EnvelopeError::EmptyToken))
+        );
+        assert_eq!(
+            parse(r#"{"type":"refresh","token":7}"#).map_err(|(_, e)| e.code()),
+            Err(ErrorCode::BadField)
+        );
     }
 
     fn payload_of(msg: &str) -> &str {

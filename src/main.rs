@@ -49,9 +49,27 @@ fn serve(args: &ServeArgs) -> ExitCode {
             }
         };
     }
+    // Reads and checks `auth_jwt_public_key`: a key that cannot be used is a configuration error.
+    let policy = match ringcast::security::Policy::from_config(&config.security) {
+        Ok(policy) => policy,
+        Err(e) => {
+            eprintln!("ringcast: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     if let Err(e) = logging::init(config.log_format) {
         eprintln!("ringcast: {e}");
         return ExitCode::from(EXIT_CONFIG);
+    }
+    for (name, guess) in ringcast::config::unknown_env_vars(std::env::vars_os().map(|(k, _)| k)) {
+        match guess {
+            Some(key) => tracing::warn!(
+                variable = %name,
+                "unknown RINGCAST_* variable ignored (did you mean {}?)",
+                key.env_var()
+            ),
+            None => tracing::warn!(variable = %name, "unknown RINGCAST_* variable ignored"),
+        }
     }
     tracing::info!(
         listen = %config.listen,
@@ -59,7 +77,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
         version = env!("CARGO_PKG_VERSION"),
         "starting"
     );
-    match ringcast::driver::run(config) {
+    match ringcast::driver::run(config, policy) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server stopped");

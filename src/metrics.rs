@@ -8,6 +8,9 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::security::auth::TOKEN_EXPIRED_CLOSE_CODE;
+use crate::security::{AuthError, IpError, Refusal};
+
 /// A monotonically increasing (or, for gauges, up-and-down) number with a single writer.
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
@@ -60,13 +63,47 @@ pub enum Rejection {
     Draining,
     /// 503: the connection cap was reached.
     Capacity,
+    /// 403 at accept: the peer is in `deny_cidr`.
+    IpDenied,
+    /// 403 at accept: the peer is outside `allow_cidr`.
+    IpNotAllowed,
+    /// 403: the client a trusted proxy forwarded is denied or not allowed.
+    ForwardedIp,
+    /// 503: the client address is at `max_connections_per_ip`.
+    PerIpConnections,
+    /// 503: the client address is over `handshake_rate`.
+    HandshakeRate,
+    /// 403: the `Origin` is not allowed (or missing when required).
+    Origin,
+    /// 401: no token where one is required.
+    AuthMissing,
+    /// 401: the token has expired.
+    AuthExpired,
+    /// 401: the token is malformed, badly signed, not yet valid or uses a refused algorithm.
+    AuthInvalid,
     /// Any other status.
     Other,
 }
 
+impl From<&Refusal> for Rejection {
+    fn from(refusal: &Refusal) -> Rejection {
+        match refusal {
+            Refusal::Address(IpError::Denied) => Rejection::IpDenied,
+            Refusal::Address(IpError::NotAllowed) => Rejection::IpNotAllowed,
+            Refusal::ForwardedAddress(_) => Rejection::ForwardedIp,
+            Refusal::TooManyConnections { .. } => Rejection::PerIpConnections,
+            Refusal::HandshakeRate { .. } => Rejection::HandshakeRate,
+            Refusal::Origin(_) => Rejection::Origin,
+            Refusal::Auth(AuthError::Missing) => Rejection::AuthMissing,
+            Refusal::Auth(AuthError::Expired) => Rejection::AuthExpired,
+            Refusal::Auth(_) => Rejection::AuthInvalid,
+        }
+    }
+}
+
 impl Rejection {
     /// Every rejection, in rendering order.
-    pub const ALL: [Rejection; 10] = [
+    pub const ALL: [Rejection; 19] = [
         Rejection::BadRequest,
         Rejection::NotFound,
         Rejection::MethodNotAllowed,
@@ -76,6 +113,15 @@ impl Rejection {
         Rejection::Timeout,
         Rejection::Draining,
         Rejection::Capacity,
+        Rejection::IpDenied,
+        Rejection::IpNotAllowed,
+        Rejection::ForwardedIp,
+        Rejection::PerIpConnections,
+        Rejection::HandshakeRate,
+        Rejection::Origin,
+        Rejection::AuthMissing,
+        Rejection::AuthExpired,
+        Rejection::AuthInvalid,
         Rejection::Other,
     ];
 
@@ -104,14 +150,35 @@ impl Rejection {
             Rejection::Timeout => "timeout",
             Rejection::Draining => "draining",
             Rejection::Capacity => "capacity",
+            // The security rejections share `Refusal::label`'s spelling.
+            Rejection::IpDenied => "ip_denied",
+            Rejection::IpNotAllowed => "ip_not_allowed",
+            Rejection::ForwardedIp => "forwarded_ip",
+            Rejection::PerIpConnections => "per_ip_connections",
+            Rejection::HandshakeRate => "handshake_rate",
+            Rejection::Origin => "origin",
+            Rejection::AuthMissing => "auth_missing",
+            Rejection::AuthExpired => "auth_expired",
+            Rejection::AuthInvalid => "auth_invalid",
             Rejection::Other => "other",
         }
     }
 }
 
 /// The close codes counted one by one; anything else lands in "other".
-pub const COUNTED_CLOSE_CODES: [u16; 10] =
-    [1000, 1001, 1002, 1003, 1006, 1007, 1008, 1009, 1010, 1011];
+pub const COUNTED_CLOSE_CODES: [u16; 11] = [
+    1000,
+    1001,
+    1002,
+    1003,
+    1006,
+    1007,
+    1008,
+    1009,
+    1010,
+    1011,
+    TOKEN_EXPIRED_CLOSE_CODE,
+];
 
 /// The counters of one worker.
 #[derive(Debug, Default)]
@@ -121,7 +188,7 @@ pub struct WorkerStats {
     /// Upgrades answered with 101.
     pub handshakes_accepted: Counter,
     /// Handshakes refused, indexed by [`Rejection`].
-    pub handshakes_rejected: [Counter; 10],
+    pub handshakes_rejected: [Counter; Rejection::ALL.len()],
     /// Plain HTTP requests served (health, metrics, pages).
     pub http_requests: Counter,
     /// Data messages received.
@@ -133,7 +200,9 @@ pub struct WorkerStats {
     /// Bytes written to sockets (after the handshake).
     pub bytes_out: Counter,
     /// Connections closed, indexed like [`COUNTED_CLOSE_CODES`], plus one slot for other codes.
-    pub closes: [Counter; 11],
+    pub closes: [Counter; COUNTED_CLOSE_CODES.len() + 1],
+    /// Data messages refused for going over the connection's message rate (`rate_limited`).
+    pub messages_rate_limited: Counter,
     /// Connections closed (or messages dropped) because the peer did not read fast enough.
     pub slow_consumers: Counter,
     /// Gauge: timers armed in the worker's wheel.
@@ -167,7 +236,7 @@ type CounterOf = fn(&WorkerStats) -> &Counter;
 /// (version 0.0.4).
 pub fn render(workers: &[WorkerStats], draining: bool) -> String {
     let mut out = String::with_capacity(4096);
-    let simple: [(&str, &str, &str, CounterOf); 10] = [
+    let simple: [(&str, &str, &str, CounterOf); 11] = [
         (
             "connections_open",
             "gauge",
@@ -221,6 +290,12 @@ pub fn render(workers: &[WorkerStats], draining: bool) -> String {
             "gauge",
             "Timers armed in the worker's timer wheel.",
             |w| &w.timers_armed,
+        ),
+        (
+            "messages_rate_limited_total",
+            "counter",
+            "Data messages refused for going over the connection's message rate.",
+            |w| &w.messages_rate_limited,
         ),
         (
             "pings_sent_total",

@@ -27,14 +27,23 @@ use crate::envelope::{
 use crate::proto::conn::{Connection, SendError};
 use crate::proto::MessageKind;
 use crate::room::{owner_of, LocalRooms, MemberInfo, OwnedRooms, RoomLimits};
+use crate::security::AuthError;
 use crate::table::ConnKey;
 
+use super::admission;
 use super::connection::ConnShared;
 use super::mesh::{MeshMsg, Outbox};
 use super::worker::Worker;
 
 /// The close reason after `max_envelope_errors` malformed envelopes in a row.
 pub const ABUSE_REASON: &str = "too many malformed envelopes";
+
+/// The message of a `forbidden` reply to a join or publish outside the token's `rooms` claim.
+const FORBIDDEN_ROOM: &str = "the token's rooms claim does not include this room";
+
+/// The message of a `rate_limited` reply.
+const RATE_LIMITED: &str =
+    "over the connection's message rate; this message was dropped (staying over closes with 1008)";
 
 /// RFC 6455 §7.4.1: "1008 indicates that an endpoint is terminating the connection because it has
 /// received a message that violates its policy."
@@ -116,7 +125,12 @@ fn me(worker: &Worker, key: ConnKey) -> ConnId {
 /// Starts a `/ws` session: remembers the key and queues the welcome.
 pub fn on_open(worker: &Worker, key: ConnKey, conn: &ConnShared) {
     conn.session.key.set(Some(key));
-    let frame = render::welcome(&mut worker.app.arena.borrow_mut(), me(worker, key), None);
+    let user = admission::user(conn);
+    let frame = render::welcome(
+        &mut worker.app.arena.borrow_mut(),
+        me(worker, key),
+        user.as_deref(),
+    );
     if let Some(mut machine) = conn.machine(&worker.conn_limits) {
         queue(worker, &mut machine, frame);
     }
@@ -207,6 +221,9 @@ pub fn on_message(
     };
     match command {
         Command::Join { room, id, name } => {
+            if !admission::may_use_room(conn, room) {
+                return reply(machine, id, Err((ErrorCode::Forbidden, &FORBIDDEN_ROOM)));
+            }
             if let Err(e) = app.local.borrow_mut().begin_join(key, room, &app.limits) {
                 return reply(machine, id, Err((e.code(), &e)));
             }
@@ -216,7 +233,7 @@ pub fn on_message(
                     room: room.into(),
                     conn: me,
                     info: MemberInfo {
-                        user: None,
+                        user: admission::user(conn).map(Into::into),
                         name: name.map(Into::into),
                     },
                     id: id.map(Into::into),
@@ -242,6 +259,9 @@ pub fn on_message(
             payload,
             echo,
         } => {
+            if !admission::may_use_room(conn, room) {
+                return reply(machine, id, Err((ErrorCode::Forbidden, &FORBIDDEN_ROOM)));
+            }
             if app.limits.publish_requires_join && !app.local.borrow().is_member(key, room) {
                 let e = crate::room::RoomError::NotJoined;
                 return reply(machine, id, Err((e.code(), &e)));
@@ -298,6 +318,24 @@ pub fn on_message(
                 },
             );
         }
+        Command::Refresh { token, id } => match admission::refresh(worker, conn, token) {
+            Ok(earlier) => {
+                if let Some(at) = earlier {
+                    // The new token expires before the armed timer would look: re-arm.
+                    worker.arm(key, &conn.timer, at);
+                }
+                reply(machine, id, Ok(()));
+            }
+            Err(e) => {
+                let code = match e {
+                    AuthError::SubjectChanged => ErrorCode::Forbidden,
+                    AuthError::Expired => ErrorCode::TokenExpired,
+                    AuthError::Disabled => ErrorCode::AuthDisabled,
+                    _ => ErrorCode::Unauthorized,
+                };
+                reply(machine, id, Err((code, &e)));
+            }
+        },
         Command::Stats { id } => {
             let shared = &worker.shared;
             let (messages_in, messages_out) = shared.stats.iter().fold((0, 0), |(i, o), s| {
@@ -313,6 +351,34 @@ pub fn on_message(
             queue(worker, machine, frame);
         }
     }
+}
+
+/// Answers a message refused for going over the connection's message rate: an error reply
+/// `rate_limited`, carrying the envelope's `id` when it has a readable one. The message is not
+/// acted on.
+pub fn on_rate_limited(
+    worker: &Worker,
+    machine: &mut Connection,
+    kind: MessageKind,
+    message: &[u8],
+) {
+    let app = &worker.app;
+    let mut parser = app.parser.borrow_mut();
+    let id = match kind {
+        MessageKind::Binary => None,
+        MessageKind::Text => match parser.parse(message) {
+            Ok(command) => command.id(),
+            Err(Rejected { id, .. }) => id,
+        },
+    };
+    let frame = render::reply_err(
+        &mut app.arena.borrow_mut(),
+        id,
+        ErrorCode::RateLimited,
+        &RATE_LIMITED,
+    );
+    drop(parser);
+    queue(worker, machine, frame);
 }
 
 /// Queues `frame` on local connection `key` and wakes it. `false` when there is no such `/ws`

@@ -28,9 +28,12 @@ use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
 use crate::proto::conn::{ConnLimits, Connection, Event, SendError, State};
+use crate::security::auth::{TOKEN_EXPIRED_CLOSE_CODE, TOKEN_EXPIRED_REASON};
+use crate::security::{Refusal, Verdict};
 use crate::table::ConnKey;
 use crate::time::wheel::TimerKey;
 
+use super::admission::{self, ConnSecurity};
 use super::app::{self, Session};
 use super::notify::LocalNotify;
 use super::route::{self, Endpoint, Incoming, Route};
@@ -41,6 +44,13 @@ pub const PARK_AFTER: Duration = Duration::from_secs(1);
 
 /// At most this many chunks go into one vectored write (the kernel's IOV_MAX is 1024).
 const MAX_IOV: usize = 512;
+
+/// RFC 6455 §7.4.1: "1008 indicates that an endpoint is terminating the connection because it
+/// has received a message that violates its policy."
+const CLOSE_POLICY: u16 = 1008;
+
+/// The close reason for a connection that stayed over its message limits.
+const RATE_CLOSE_REASON: &str = "message rate exceeded";
 
 /// A read is only issued with at least this much free space in the buffer.
 const MIN_READ_SPACE: usize = 512;
@@ -128,6 +138,12 @@ pub struct ConnShared {
     machine: RefCell<Option<Box<Connection>>>,
     /// The `/ws` session (its key, its count of malformed envelopes); empty for other endpoints.
     pub session: Session,
+    /// What the security policy granted (per-IP slots, identity, message guard, token expiry);
+    /// `None` when there is nothing to keep, as under the default configuration.
+    pub security: RefCell<Option<Box<ConnSecurity>>>,
+    /// Refused at accept (address rules, per-IP limits): the task answers this and closes
+    /// without reading a byte.
+    refused: Cell<Option<Box<Refusal>>>,
 }
 
 impl ConnShared {
@@ -176,6 +192,10 @@ impl ConnShared {
 /// No task is started until the client sends something.
 pub fn accept(worker: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let now = worker.now();
+    let (security, refused) = match admission::at_accept(worker, peer) {
+        Ok(permit) => (admission::accepted(permit), None),
+        Err(refusal) => (None, Some(Box::new(refusal))),
+    };
     let fd = stream.as_raw_fd();
     let conn = Rc::new(ConnShared {
         stream,
@@ -203,6 +223,8 @@ pub fn accept(worker: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         upgraded: Cell::new(false),
         machine: RefCell::new(None),
         session: Session::default(),
+        security: RefCell::new(security),
+        refused: Cell::new(refused),
     });
     let key = worker.table.borrow_mut().insert(conn.clone());
     if let Err(e) = worker.reactor.register(fd, key) {
@@ -215,6 +237,18 @@ pub fn accept(worker: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         &conn.timer,
         now + millis(worker.config().handshake_timeout),
     );
+    if refused_now(&conn) {
+        // Answer at once: nothing from this peer will be read.
+        worker.wake(key, &conn);
+    }
+}
+
+/// Whether the connection was refused at accept (and not yet answered).
+fn refused_now(conn: &ConnShared) -> bool {
+    let refused = conn.refused.take();
+    let yes = refused.is_some();
+    conn.refused.set(refused);
+    yes
 }
 
 /// Handles the expiry of connection `key`'s timer.
@@ -240,6 +274,16 @@ pub fn on_timer(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>, now: u
                 worker.wake(key, conn);
                 return;
             }
+            let expires_at = admission::expires_at(conn);
+            if expires_at.is_some_and(|at| now >= at) {
+                machine.close(TOKEN_EXPIRED_CLOSE_CODE, TOKEN_EXPIRED_REASON);
+                *conn.ending.borrow_mut() = Ending {
+                    code: TOKEN_EXPIRED_CLOSE_CODE,
+                    reason: Cow::Borrowed(TOKEN_EXPIRED_REASON),
+                };
+                worker.wake(key, conn);
+                return;
+            }
             let last = conn.last_read.get();
             let silent = now.saturating_sub(last);
             if silent >= idle {
@@ -254,7 +298,8 @@ pub fn on_timer(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>, now: u
                 worker.stats().pings_sent.add(1);
                 worker.wake(key, conn);
             }
-            let mut next = last + if conn.pinged.get() { idle } else { ping };
+            let mut next = (last + if conn.pinged.get() { idle } else { ping })
+                .min(expires_at.unwrap_or(u64::MAX));
             if conn.task_running.get() && !conn.park_requested.get() {
                 let park_due = conn.last_busy.get() + millis(PARK_AFTER);
                 if now >= park_due {
@@ -354,6 +399,8 @@ fn teardown(worker: &Worker, key: ConnKey, conn: &ConnShared) {
         pending.clear();
         worker.pool.borrow_mut().give_read(pending);
     }
+    // Gives back the per-IP slots, upgraded or not.
+    drop(conn.security.take());
     if !conn.upgraded.get() {
         return;
     }
@@ -375,6 +422,15 @@ fn teardown(worker: &Worker, key: ConnKey, conn: &ConnShared) {
 /// Reads and answers the first request. Returns `true` once the connection is upgraded.
 async fn handshake(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> bool {
     let peer = conn.peer;
+    if let Some(refusal) = conn.refused.take() {
+        worker.stats().rejected((&*refusal).into());
+        admission::log_refusal(peer, None, &refusal);
+        let mut bytes = Vec::with_capacity(256);
+        refusal.render(&mut bytes);
+        let _ = write_all(worker, conn, Bytes::from(bytes)).await;
+        linger(worker, key, conn).await;
+        return false;
+    }
     let (request, leftover) = match route::read_request(worker, conn).await {
         Ok(Incoming::Request(request, leftover)) => (request, leftover),
         Ok(Incoming::Invalid(err)) => {
@@ -395,12 +451,19 @@ async fn handshake(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
             return false;
         }
     };
-    let endpoint = match route::route(worker, &request) {
+    let (endpoint, admitted) = match route::route(worker, &request, peer.ip()) {
         Route::Respond { bytes, rejection } => {
             match rejection {
                 Some(why) => {
-                    worker.stats().rejected(why);
-                    tracing::info!(%peer, path = %request.path(), reason = why.label(), "request refused");
+                    worker.stats().rejected(why.rejection());
+                    match &why {
+                        route::Refused::Security(refusal) => {
+                            admission::log_refusal(peer, Some(request.path()), refusal)
+                        }
+                        route::Refused::Server(why) => tracing::info!(
+                            %peer, path = %request.path(), reason = why.label(), "request refused"
+                        ),
+                    }
                 }
                 None => worker.stats().http_requests.add(1),
             }
@@ -408,7 +471,11 @@ async fn handshake(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
             linger(worker, key, conn).await;
             return false;
         }
-        Route::Upgrade { response, endpoint } => {
+        Route::Upgrade {
+            response,
+            endpoint,
+            admitted,
+        } => {
             if write_all(worker, conn, Bytes::from(response))
                 .await
                 .is_err()
@@ -416,9 +483,11 @@ async fn handshake(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
                 worker.shared.release_connection();
                 return false;
             }
-            endpoint
+            (endpoint, admitted)
         }
     };
+    let accepted = conn.security.take();
+    *conn.security.borrow_mut() = admission::on_upgrade(worker, accepted, admitted);
     let stats = worker.stats();
     stats.handshakes_accepted.add(1);
     stats.connections_open.add(1);
@@ -460,7 +529,12 @@ async fn websocket(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
             cfg.ping_interval
         });
     conn.park_requested.set(false);
-    worker.arm(key, &conn.timer, heartbeat.min(now + millis(PARK_AFTER)));
+    let expiry = admission::expires_at(conn).unwrap_or(u64::MAX);
+    worker.arm(
+        key,
+        &conn.timer,
+        heartbeat.min(now + millis(PARK_AFTER)).min(expiry),
+    );
 
     let mut write = pin!(Fuse::terminated());
     let mut in_flight = 0usize;
@@ -576,13 +650,33 @@ fn process(worker: &Worker, conn: &ConnShared) {
             match event {
                 Event::Message { kind, payload } => {
                     stats.messages_in.add(1);
-                    match endpoint {
-                        Endpoint::Echo => match machine.send(kind, payload.freeze()) {
-                            Ok(()) => stats.messages_out.add(1),
-                            Err(SendError::Dropped) => stats.slow_consumers.add(1),
-                            Err(SendError::SlowConsumer | SendError::Closed) => {}
-                        },
-                        Endpoint::Ws => app::on_message(worker, conn, &mut machine, kind, payload),
+                    let verdict = admission::check_message(worker, conn, payload.len());
+                    if verdict != Verdict::Ok {
+                        stats.messages_rate_limited.add(1);
+                    }
+                    match (verdict, endpoint) {
+                        (Verdict::Ok, Endpoint::Echo) => {
+                            match machine.send(kind, payload.freeze()) {
+                                Ok(()) => stats.messages_out.add(1),
+                                Err(SendError::Dropped) => stats.slow_consumers.add(1),
+                                Err(SendError::SlowConsumer | SendError::Closed) => {}
+                            }
+                        }
+                        (Verdict::Ok, Endpoint::Ws) => {
+                            app::on_message(worker, conn, &mut machine, kind, payload)
+                        }
+                        (Verdict::RateLimited, Endpoint::Ws) => {
+                            app::on_rate_limited(worker, &mut machine, kind, &payload)
+                        }
+                        // `/echo` has no reply to refuse one message with: the first message
+                        // over the limit ends the connection, as staying over does on `/ws`.
+                        (Verdict::RateLimited, Endpoint::Echo) | (Verdict::Close, _) => {
+                            machine.close(CLOSE_POLICY, RATE_CLOSE_REASON);
+                            *ending = Ending {
+                                code: CLOSE_POLICY,
+                                reason: Cow::Borrowed(RATE_CLOSE_REASON),
+                            };
+                        }
                     }
                 }
                 Event::Ping(_) | Event::Pong(_) => {}

@@ -7,6 +7,7 @@
 //!   [`Server::shutdown`] begins the graceful drain; [`Server::wait`] joins the workers.
 //! - [`run`] is the binary's entry point: a server plus SIGTERM/SIGINT handling.
 
+mod admission;
 mod app;
 mod connection;
 mod listener;
@@ -25,6 +26,7 @@ use std::thread::JoinHandle;
 
 use crate::config::Config;
 use crate::metrics::WorkerStats;
+use crate::security::Policy;
 
 pub use worker::Shared;
 
@@ -37,8 +39,17 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listeners and starts one worker thread per configured worker.
+    /// Builds the security policy from `config` (reading `auth_jwt_public_key`), binds the
+    /// listeners and starts one worker thread per configured worker. A policy that cannot be
+    /// built is an `InvalidInput` error naming the key.
     pub fn start(config: Config) -> io::Result<Server> {
+        let policy = Policy::from_config(&config.security)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        Server::start_with_policy(config, policy)
+    }
+
+    /// [`Server::start`] with a policy already built from `config.security`.
+    pub fn start_with_policy(config: Config, policy: Policy) -> io::Result<Server> {
         let workers = config.workers;
         let (listeners, local_addr) =
             listener::bind_reuseport(config.listen, workers, config.backlog)?;
@@ -48,6 +59,7 @@ impl Server {
             draining: AtomicBool::new(false),
             open_connections: AtomicUsize::new(0),
             workers_drained: AtomicUsize::new(0),
+            policy,
             config,
         });
         let (outboxes, inboxes) = mesh::mesh(workers);
@@ -119,7 +131,7 @@ impl Server {
 }
 
 /// Runs a server until SIGTERM or SIGINT and its drain complete. A second signal exits at once.
-pub fn run(config: Config) -> io::Result<()> {
+pub fn run(config: Config, policy: Policy) -> io::Result<()> {
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -128,7 +140,7 @@ pub fn run(config: Config) -> io::Result<()> {
         // Handlers first: a signal that arrives once the port is open must drain, not kill.
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        let server = Server::start(config)?;
+        let server = Server::start_with_policy(config, policy)?;
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: draining"),
             _ = int.recv() => tracing::info!("SIGINT: draining"),

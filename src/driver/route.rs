@@ -2,14 +2,21 @@
 //! plain HTTP answer, or a refusal.
 //!
 //! Owns the server's routing table (`/echo`, `/ws`, `/` (the demo page), `/healthz`, `/metrics`) and the admission checks that
-//! need server state (draining, the global connection cap). Every refusal is rendered by the
-//! handshake module with its specific status and reason; this module only picks it.
+//! need server state (draining, the global connection cap), in this order on a WebSocket path:
+//! the RFC 6455 upgrade rules, draining, the security policy (forwarded client, Origin, token:
+//! [`admission::at_request`]), then a slot under `max_connections`. Every refusal is rendered
+//! by the handshake or security module with its specific status and reason; this module only
+//! picks it.
+
+use std::net::IpAddr;
 
 use bytes::BytesMut;
 
 use crate::metrics::{self, Rejection};
 use crate::proto::handshake::{self, HandshakeError, Parse, Request, RequestParser};
+use crate::security::{Admitted, Refusal};
 
+use super::admission;
 use super::connection::{read_for_handshake, ConnShared, StopReading};
 use super::worker::Worker;
 
@@ -25,6 +32,24 @@ pub enum Endpoint {
     Ws,
 }
 
+/// Why a request was refused.
+pub enum Refused {
+    /// A rule of the security policy (logged with its detail).
+    Security(Refusal),
+    /// A protocol or server-state rule.
+    Server(Rejection),
+}
+
+impl Refused {
+    /// The counter it is counted under.
+    pub fn rejection(&self) -> Rejection {
+        match self {
+            Refused::Security(refusal) => refusal.into(),
+            Refused::Server(why) => *why,
+        }
+    }
+}
+
 /// What the first request of a connection gets.
 pub enum Route {
     /// A complete HTTP response, after which the connection is closed.
@@ -32,7 +57,7 @@ pub enum Route {
         /// The rendered response.
         bytes: Vec<u8>,
         /// Why the request was refused, or `None` for a successful plain request.
-        rejection: Option<Rejection>,
+        rejection: Option<Refused>,
     },
     /// A `101 Switching Protocols` response; the connection then speaks WebSocket. A slot under the
     /// global connection cap has been reserved for it.
@@ -41,6 +66,8 @@ pub enum Route {
         response: Vec<u8>,
         /// Which endpoint serves the connection.
         endpoint: Endpoint,
+        /// What the security policy granted (identity, the forwarded client's per-IP slot).
+        admitted: Admitted,
     },
 }
 
@@ -89,15 +116,15 @@ pub fn refusal(err: HandshakeError) -> Route {
     err.render_response(&mut bytes);
     Route::Respond {
         bytes,
-        rejection: Some(Rejection::from_status(err.status())),
+        rejection: Some(Refused::Server(Rejection::from_status(err.status()))),
     }
 }
 
-/// Decides what `request` gets.
-pub fn route(worker: &Worker, request: &Request) -> Route {
+/// Decides what `request` from `peer` gets.
+pub fn route(worker: &Worker, request: &Request, peer: IpAddr) -> Route {
     match request.path() {
-        "/echo" => upgrade(worker, request, Endpoint::Echo),
-        "/ws" => upgrade(worker, request, Endpoint::Ws),
+        "/echo" => upgrade(worker, request, peer, Endpoint::Echo),
+        "/ws" => upgrade(worker, request, peer, Endpoint::Ws),
         "/" => plain(request, || {
             (
                 200,
@@ -124,7 +151,7 @@ pub fn route(worker: &Worker, request: &Request) -> Route {
     }
 }
 
-fn upgrade(worker: &Worker, request: &Request, endpoint: Endpoint) -> Route {
+fn upgrade(worker: &Worker, request: &Request, peer: IpAddr, endpoint: Endpoint) -> Route {
     let upgrade = match handshake::validate_upgrade(request, &worker.upgrade_config) {
         Ok(upgrade) => upgrade,
         Err(err) => return refusal(err),
@@ -132,12 +159,27 @@ fn upgrade(worker: &Worker, request: &Request, endpoint: Endpoint) -> Route {
     if worker.draining() {
         return unavailable(Rejection::Draining, "server is shutting down\n");
     }
+    let admitted = match admission::at_request(worker, request, peer) {
+        Ok(admitted) => admitted,
+        Err(refused) => {
+            let mut bytes = Vec::with_capacity(256);
+            refused.render(&mut bytes);
+            return Route::Respond {
+                bytes,
+                rejection: Some(Refused::Security(refused)),
+            };
+        }
+    };
     if !worker.shared.try_reserve_connection() {
         return unavailable(Rejection::Capacity, "connection limit reached\n");
     }
     let mut response = Vec::with_capacity(192);
     upgrade.render_response(&mut response);
-    Route::Upgrade { response, endpoint }
+    Route::Upgrade {
+        response,
+        endpoint,
+        admitted,
+    }
 }
 
 fn unavailable(why: Rejection, reason: &str) -> Route {
@@ -152,7 +194,7 @@ fn unavailable(why: Rejection, reason: &str) -> Route {
     .expect("static headers are valid");
     Route::Respond {
         bytes,
-        rejection: Some(why),
+        rejection: Some(Refused::Server(why)),
     }
 }
 

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::metrics::WorkerStats;
 use crate::proto::conn::{BackpressurePolicy, ConnLimits};
 use crate::proto::handshake::{HandshakeLimits, UpgradeConfig};
+use crate::security::Policy;
 use crate::table::{ConnKey, ConnTable};
 use crate::time::wheel::{TimerKey, TimerWheel};
 
@@ -49,6 +50,9 @@ pub struct Shared {
     /// `/healthz`) until every worker is drained: with `SO_REUSEPORT` the kernel keeps handing
     /// connections to every open listener, and one that nobody accepts would hang its clients.
     pub workers_drained: AtomicUsize,
+    /// The security rules, built once from `config.security` (its per-IP table is the only
+    /// state workers share behind a lock, taken once per accept and close, never per message).
+    pub policy: Policy,
 }
 
 impl Shared {

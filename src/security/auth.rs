@@ -190,7 +190,7 @@ impl AuthError {
         match self {
             AuthError::Expired => "token_expired",
             AuthError::SubjectChanged => "forbidden",
-            AuthError::Disabled => "bad_request",
+            AuthError::Disabled => "auth_disabled",
             _ => "unauthorized",
         }
     }
