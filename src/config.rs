@@ -7,7 +7,7 @@
 //! and [`Config::validate`].
 //!
 //! It must never touch a socket, spawn, or read a clock; the only I/O is reading the config file in
-//! [`Loader::file`]. It runs once at start-up, so it may allocate freely: nothing here is on a hot
+//! [`Loader::file`] and checking a configured JWT public key file in [`Loader::build`]. It runs once at start-up, so it may allocate freely: nothing here is on a hot
 //! path, and the driver copies the values it needs out of [`Config`].
 
 use std::ffi::OsString;
@@ -21,7 +21,7 @@ use crate::proto::frame::MAX_HEADER_LEN;
 use crate::security::auth::{is_token_protocol, AuthMode};
 use crate::security::ip::{Cidr, CidrError};
 use crate::security::origin::{OriginPattern, OriginPatternError};
-use crate::security::{Secret, SecurityConfig, SecurityConfigError};
+use crate::security::{read_public_key, Secret, SecurityConfig, SecurityConfigError};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
@@ -589,8 +589,8 @@ pub enum ConfigError {
         at: Provenance,
         /// The value as given.
         value: String,
-        /// Why it does not parse.
-        problem: ValueError,
+        /// Why it does not parse (boxed: some problems carry the entry they refuse).
+        problem: Box<ValueError>,
     },
     /// A value that parses but lies outside its allowed range.
     #[error("invalid {} = {value} ({at}): must be {allowed}", at.key)]
@@ -856,7 +856,7 @@ impl Reader<'_> {
         ConfigError::BadValue {
             at: self.at.clone(),
             value: value.into(),
-            problem: problem.into(),
+            problem: Box::new(problem.into()),
         }
     }
 
@@ -1581,11 +1581,17 @@ impl Loader {
     }
 
     /// Validates the merged configuration, naming each offending key's origin, and returns it.
+    /// A named `auth_jwt_public_key` is read and checked here, so an unusable key is refused
+    /// like any other bad value (and `--print-config` does not print a config that cannot run).
     pub fn build(self) -> Result<Config, ConfigError> {
-        self.config.check(&|key| Provenance {
+        let at = |key: Key| Provenance {
             key,
             origin: self.origins[key.index()].clone(),
-        })?;
+        };
+        self.config.check(&at)?;
+        if let Some(path) = &self.config.security.auth_jwt_public_key {
+            read_public_key(path).map_err(|e| ConfigError::security(e, &at))?;
+        }
         Ok(self.config)
     }
 }

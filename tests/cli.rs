@@ -193,6 +193,27 @@ fn every_invalid_value_exits_2_naming_the_key_and_where_it_came_from() {
         (Flag, Key::MaxPayloadSize, "32MiB"),
         (Env, Key::MaxEnvelopeErrors, "0"),
         (Flag, Key::PublishRequiresJoin, "sometimes"),
+        (Flag, Key::Auth, "maybe"),
+        (Env, Key::AuthJwtSecret, "short"),
+        (
+            File,
+            Key::AuthJwtPublicKey,
+            "\"/nonexistent/ringcast-key.pem\"",
+        ),
+        (Flag, Key::AuthLeeway, "10m"),
+        (Env, Key::AllowedOrigins, "ftp://x.example.com"),
+        (File, Key::RequireOrigin, "\"yes\""),
+        (Flag, Key::AllowCidr, "10.0.0.1/8"),
+        (Env, Key::DenyCidr, "300.1.1.1"),
+        (File, Key::TrustedProxies, "[\"::1/129\"]"),
+        (Flag, Key::MaxConnectionsPerIp, "-1"),
+        (Env, Key::HandshakeRate, "fast"),
+        (File, Key::HandshakeBurst, "-5"),
+        (Flag, Key::MessageRate, "1.5"),
+        (Env, Key::MessageBurst, "x"),
+        (File, Key::MessageBytesRate, "\"1 parsec\""),
+        (Flag, Key::MessageRateStrikes, "0"),
+        (Env, Key::MessageRateGrace, "0s"),
     ];
     for key in Key::ALL {
         assert!(
@@ -306,8 +327,10 @@ fn serve_help_lists_every_option_with_its_default_and_variable() {
     for key in Key::ALL {
         let default = match key {
             Key::Workers => format!("number of CPUs, {} here", defaults.workers),
-            Key::Subprotocols => "none".to_owned(),
-            _ => defaults.render(key),
+            _ => match defaults.render(key) {
+                empty if empty.is_empty() => "none".to_owned(),
+                value => value,
+            },
         };
         let line = help
             .lines()

@@ -375,7 +375,7 @@ pub fn on_rate_limited(
         &mut app.arena.borrow_mut(),
         id,
         ErrorCode::RateLimited,
-        &RATE_LIMITED,
+        RATE_LIMITED,
     );
     drop(parser);
     queue(worker, machine, frame);

@@ -1,15 +1,12 @@
 //! The settings a [`super::Policy`] is built from: one plain struct, one `impl Default`, and
 //! [`SecurityConfig::validate`].
 //!
-//! Not on the command line, in `RINGCAST_*` variables or in the TOML file yet: the driver does not
-//! call the policy, and an option that looks like it protects the server but does nothing is
-//! worse than no option. Wiring the driver to [`super::Policy`] and exposing these fields as
-//! options (in [`crate::config::Config`]) is one step, taken together. Until then the struct is
-//! built directly by the tests, the fuzz target and the benches.
+//! Each field is an option of `ringcast serve` ([`crate::config::Config::security`]): the flag,
+//! the `RINGCAST_*` variable and the TOML key carry the field's name.
 //!
-//! Field names are the future option names (`auth_jwt_secret` becomes `--auth-jwt-secret`,
-//! `RINGCAST_AUTH_JWT_SECRET`, `auth_jwt_secret = ...`), and [`SecurityConfigError`] names the
-//! field it refuses so a caller can attach where the value came from.
+//! `auth_jwt_secret` is `--auth-jwt-secret`, `RINGCAST_AUTH_JWT_SECRET`, `auth_jwt_secret = ...`;
+//! [`SecurityConfigError`] names the field it refuses so the loader can attach where the value
+//! came from.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -51,7 +48,7 @@ pub struct SecurityConfig {
     /// `required` on any endpoint that is not public by design.
     pub auth: AuthMode,
     /// HMAC secret for HS256/384/512 tokens, at least [`MIN_JWT_SECRET_BYTES`] bytes. Default:
-    /// none. Set it when your token issuer signs with a shared secret; once it is an option,
+    /// none. Set it when your token issuer signs with a shared secret;
     /// prefer the environment variable or the file over the flag, which `ps` shows.
     pub auth_jwt_secret: Option<Secret>,
     /// PEM file with an RSA (RS256) or EC P-256 (ES256) public key. Default: none. Read and

@@ -1,22 +1,22 @@
 //! Security and abuse limits, sans-IO: who may connect, from where, how fast, and as whom.
 //!
-//! **Not enforced by the server yet.** This module is built and tested as a library: the driver
-//! (`src/driver/`) does not call [`Policy`], and [`SecurityConfig`] is not reachable from the
-//! command line, the environment or the config file. Wiring the driver and exposing the options
-//! are one later step (see `docs/security.md`).
+//! The driver enforces it (`src/driver/admission.rs` is where it asks), and every field of
+//! [`SecurityConfig`] is an option of `ringcast serve` (flag, `RINGCAST_*` variable, TOML key of
+//! the same name; see `docs/security.md` and `tuning.md`).
 //!
 //! Owns the [`Policy`] built once from a [`SecurityConfig`] and meant to be shared by every
-//! worker, and the decisions the driver will ask of it at three points:
+//! worker, and the decisions the driver asks of it at four points:
 //!
 //! ```text
-//! accept ──► Policy::admit_peer(ip, tick_ms) ──► Err(Refusal) ──► close (deny lists: no reply)
-//!                 │ Ok(PeerPermit)                                 or write refusal.render()
+//! accept ──► Policy::admit_peer(ip, tick_ms) ──► Err(Refusal) ──► write refusal.render(), close
+//!                 │ Ok(PeerPermit)                                 (nothing of the peer's is read)
 //!                 ▼
 //! request ─► Policy::admit_request(&request, peer_ip, now) ──► Err(Refusal) ──► render, close
 //!                 │ Ok(Admitted { identity, client_ip, permit })
 //!                 ▼
 //! message ─► MessageGuard::check(tick_ms, bytes) ──► Ok | RateLimited (error reply) | Close (1008)
 //! token expiry ──► Policy::ms_until_expiry(..) ──► close 4001 "token expired"
+//!                 (unless a `refresh` envelope passed Policy::refresh first)
 //! ```
 //!
 //! Pieces: [`config`] (the settings and their rules), [`ip`] (CIDR rules, `X-Forwarded-For`),
