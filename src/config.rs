@@ -1886,7 +1886,10 @@ mod tests {
             security: SecurityConfig {
                 auth: AuthMode::Required,
                 auth_jwt_secret: Some(Secret("0123456789abcdef0123456789abcdef!".into())),
-                auth_jwt_public_key: Some(PathBuf::from("/etc/ringcast/jwt.pem")),
+                auth_jwt_public_key: Some(PathBuf::from(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/security_fixtures/rsa_public.pem"
+                ))),
                 auth_leeway: Duration::from_secs(5),
                 allowed_origins: vec![
                     "https://app.example.com".parse().unwrap(),
