@@ -591,3 +591,13 @@ fn a_refresh_with_auth_off_is_refused() {
         Err(AuthError::Disabled)
     );
 }
+
+#[test]
+fn a_private_key_given_as_the_public_key_is_refused_at_start_up() {
+    for private in [RSA_PRIVATE, EC_PRIVATE] {
+        let err = Verifier::new(None, Some(private), LEEWAY_S).unwrap_err();
+        assert!(err.to_string().contains("private key"), "{err}");
+    }
+    assert!(Verifier::new(None, Some(RSA_PUBLIC), LEEWAY_S).is_ok());
+    assert!(Verifier::new(None, Some(EC_PUBLIC), LEEWAY_S).is_ok());
+}

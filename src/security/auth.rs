@@ -301,6 +301,19 @@ pub enum KeyError {
     /// Not a PEM RSA or EC (P-256) public key.
     #[error("not a PEM-encoded RSA or EC P-256 public key")]
     BadPem,
+    /// A private key where the public key belongs: verifying needs only the public half, and a
+    /// signing key has no business on the server.
+    #[error("this is a private key; give the server the public key only (openssl pkey -pubout)")]
+    PrivateKey,
+}
+
+/// Whether `pem` holds a private key block (`-----BEGIN ... PRIVATE KEY-----`, RFC 7468 labels
+/// `PRIVATE KEY`, `RSA PRIVATE KEY`, `EC PRIVATE KEY`, `ENCRYPTED PRIVATE KEY`).
+fn is_private_pem(pem: &[u8]) -> bool {
+    pem.split(|&b| b == b'\n').any(|line| {
+        let line = line.trim_ascii();
+        line.starts_with(b"-----BEGIN ") && line.ends_with(b"PRIVATE KEY-----")
+    })
 }
 
 /// Verifies tokens. Built once at start-up, shared by every worker.
@@ -344,6 +357,7 @@ impl Verifier {
         };
         let public = match public_pem {
             None => None,
+            Some(pem) if is_private_pem(pem) => return Err(KeyError::PrivateKey),
             Some(pem) => Some(
                 DecodingKey::from_rsa_pem(pem)
                     .map(|k| (k, Algorithm::RS256))
