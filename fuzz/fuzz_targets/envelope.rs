@@ -36,6 +36,11 @@ fuzz_target!(|data: &[u8]| {
             Command::Join { room, .. } | Command::Leave { room, .. } | Command::Presence { room, .. },
         ) => (room, None),
         Ok(Command::Stats { .. }) => return,
+        Ok(Command::Refresh { token, id }) => {
+            assert!(!token.is_empty());
+            assert!(id.is_none_or(|id| id.len() <= 128));
+            return;
+        }
     };
     assert!(!room.is_empty() && room.len() <= LIMITS.max_room_name_len);
     let body: &[u8] = match &payload {
