@@ -11,6 +11,7 @@
 //! each. A connection under the default configuration (no per-IP limits, no auth, no message
 //! rate) gets no [`ConnSecurity`] at all: the box is only made when there is something to keep.
 
+use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -167,8 +168,53 @@ pub fn refresh(
     Ok(earlier)
 }
 
-/// Logs one refusal (one line per refused connection or request, never per message).
-pub fn log_refusal(peer: SocketAddr, path: Option<&str>, refusal: &Refusal) {
+/// Refusal lines (security refusals, bad handshakes, handshake timeouts) one worker writes per
+/// second; past it, refusals are only counted, and one line
+/// says how many went unlogged. A flood of refused connections must not turn into a flood of
+/// log writes that slows every other client (every refusal is still counted in /metrics).
+pub const REFUSAL_LOG_LINES_PER_SEC: u32 = 20;
+
+/// The per-worker budget of refusal log lines (see [`REFUSAL_LOG_LINES_PER_SEC`]).
+#[derive(Debug, Default)]
+pub struct RefusalLog {
+    /// Tick (ms) the current one-second window began.
+    window_start: Cell<u64>,
+    /// Lines written in the current window.
+    written: Cell<u32>,
+    /// Refusals not logged since the last line that reported them.
+    suppressed: Cell<u64>,
+}
+
+impl RefusalLog {
+    /// Whether a line may be written at tick `now`; reports what the last window suppressed.
+    pub fn admit(&self, now: u64) -> bool {
+        if now.saturating_sub(self.window_start.get()) >= 1000 {
+            self.window_start.set(now);
+            self.written.set(0);
+            let suppressed = self.suppressed.replace(0);
+            if suppressed > 0 {
+                tracing::warn!(
+                    suppressed,
+                    "refusals not logged one by one in the last second (see /metrics)"
+                );
+            }
+        }
+        if self.written.get() < REFUSAL_LOG_LINES_PER_SEC {
+            self.written.set(self.written.get() + 1);
+            true
+        } else {
+            self.suppressed.set(self.suppressed.get() + 1);
+            false
+        }
+    }
+}
+
+/// Logs one refusal: one line per refused connection or request (never per message), within
+/// the worker's [`RefusalLog`] budget.
+pub fn log_refusal(worker: &Worker, peer: SocketAddr, path: Option<&str>, refusal: &Refusal) {
+    if !worker.refusal_log.admit(worker.now()) {
+        return;
+    }
     tracing::info!(
         %peer,
         path = path.unwrap_or(""),
@@ -177,4 +223,23 @@ pub fn log_refusal(peer: SocketAddr, path: Option<&str>, refusal: &Refusal) {
         detail = %refusal,
         "refused"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_log_writes_its_budget_per_second_then_only_counts() {
+        let log = RefusalLog::default();
+        let written = (0..100).filter(|_| log.admit(10)).count();
+        assert_eq!(written, REFUSAL_LOG_LINES_PER_SEC as usize);
+        assert_eq!(
+            log.suppressed.get(),
+            100 - u64::from(REFUSAL_LOG_LINES_PER_SEC)
+        );
+        // A new second: the budget is back and the suppressed count was reported and reset.
+        assert!(log.admit(1010));
+        assert_eq!(log.suppressed.get(), 0);
+    }
 }

@@ -424,7 +424,7 @@ async fn handshake(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
     let peer = conn.peer;
     if let Some(refusal) = conn.refused.take() {
         worker.stats().rejected((&*refusal).into());
-        admission::log_refusal(peer, None, &refusal);
+        admission::log_refusal(worker, peer, None, &refusal);
         let mut bytes = Vec::with_capacity(256);
         refusal.render(&mut bytes);
         let _ = write_all(worker, conn, Bytes::from(bytes)).await;
@@ -437,7 +437,9 @@ async fn handshake(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
             worker
                 .stats()
                 .rejected(crate::metrics::Rejection::from_status(err.status()));
-            tracing::info!(%peer, status = err.status(), reason = %err, "handshake refused");
+            if worker.refusal_log.admit(worker.now()) {
+                tracing::info!(%peer, status = err.status(), reason = %err, "handshake refused");
+            }
             if let Route::Respond { bytes, .. } = route::refusal(err) {
                 let _ = write_all(worker, conn, Bytes::from(bytes)).await;
             }
@@ -447,24 +449,16 @@ async fn handshake(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
         Ok(Incoming::Gone) | Err(StopReading::Gone) => return false,
         Err(StopReading::Timeout) => {
             worker.stats().rejected(crate::metrics::Rejection::Timeout);
-            tracing::info!(%peer, "handshake timeout");
+            if worker.refusal_log.admit(worker.now()) {
+                tracing::info!(%peer, "handshake timeout");
+            }
             return false;
         }
     };
     let (endpoint, admitted) = match route::route(worker, &request, peer.ip()) {
         Route::Respond { bytes, rejection } => {
             match rejection {
-                Some(why) => {
-                    worker.stats().rejected(why.rejection());
-                    match &why {
-                        route::Refused::Security(refusal) => {
-                            admission::log_refusal(peer, Some(request.path()), refusal)
-                        }
-                        route::Refused::Server(why) => tracing::info!(
-                            %peer, path = %request.path(), reason = why.label(), "request refused"
-                        ),
-                    }
-                }
+                Some(why) => refused(worker, peer, request.path(), &why),
                 None => worker.stats().http_requests.add(1),
             }
             let _ = write_all(worker, conn, Bytes::from(bytes)).await;
@@ -506,6 +500,21 @@ async fn handshake(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
         process(worker, conn);
     }
     true
+}
+
+/// Counts a refused request and logs it (within the worker's refusal log budget).
+fn refused(worker: &Worker, peer: SocketAddr, path: &str, why: &route::Refused) {
+    worker.stats().rejected(why.rejection());
+    match why {
+        route::Refused::Security(refusal) => {
+            admission::log_refusal(worker, peer, Some(path), refusal)
+        }
+        route::Refused::Server(why) => {
+            if worker.refusal_log.admit(worker.now()) {
+                tracing::info!(%peer, path, reason = why.label(), "request refused");
+            }
+        }
+    }
 }
 
 /// How the WebSocket loop of one activation ended without an error.

@@ -20,6 +20,7 @@ use crate::security::Policy;
 use crate::table::{ConnKey, ConnTable};
 use crate::time::wheel::{TimerKey, TimerWheel};
 
+use super::admission::RefusalLog;
 use super::app::{self, App};
 use super::connection::{self, ConnShared};
 use super::mesh::{Inbox, MeshMsg};
@@ -98,6 +99,8 @@ pub struct Worker {
     pub reactor: Reactor,
     /// The `/ws` application: envelope parser, room registries, the other workers' inboxes.
     pub app: App,
+    /// This worker's budget of refusal log lines.
+    pub refusal_log: RefusalLog,
     /// Milliseconds since `epoch`, refreshed every tick and on every accept. Reading this instead of
     /// the clock keeps clock reads off the per-message path.
     now: Cell<u64>,
@@ -208,6 +211,7 @@ pub fn run(
         let worker = Rc::new(Worker {
             reactor,
             app,
+            refusal_log: RefusalLog::default(),
             id,
             conn_limits,
             handshake_limits,
