@@ -69,6 +69,20 @@ fn garbage_instead_of_http_is_400() {
 }
 
 #[test]
+fn bytes_that_cannot_be_http_are_refused_at_once_not_at_the_handshake_timeout() {
+    // A TLS ClientHello (a client speaking wss:// to a plain port) has no line end: the answer
+    // must not wait for one, nor for the 60 s handshake timeout (the read below gives up at 5 s).
+    let server = TestServer::with(|c| c.handshake_timeout = std::time::Duration::from_secs(60));
+    let mut s = connect(server.addr);
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let head = send_request(&mut s, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
+    assert!(head.starts_with("HTTP/1.1 400 "), "{head:?}");
+    assert!(String::from_utf8_lossy(&read_to_end(&mut s)).contains("malformed request line"));
+    assert_echo_works(server.addr);
+}
+
+#[test]
 fn an_unknown_path_is_404() {
     let server = TestServer::start();
     refused(&server, &upgrade_with("/nope", "x", "", KEY, "13"), "404");

@@ -324,6 +324,49 @@ pub struct RequestParser {
     scanner: HeadScanner,
     /// Byte and header-count limits.
     limits: HandshakeLimits,
+    /// The request line has been seen to start with a method token and a space. Until then
+    /// every call looks at most [`MAX_METHOD_LEN`] + 1 leading bytes, so bytes that cannot be
+    /// HTTP (a TLS ClientHello, a binary protocol) are refused at once instead of being buffered
+    /// up to the head limit or the handshake timeout.
+    method_seen: bool,
+}
+
+/// Longest method accepted before the first space (the longest registered HTTP method,
+/// `UPDATEREDIRECTREF`, has 17 characters).
+pub const MAX_METHOD_LEN: usize = 20;
+
+/// Leading empty lines skipped before the request line. RFC 7230 §3.5: "a server that is
+/// expecting to receive and parse a request-line SHOULD ignore at least one empty line (CRLF)
+/// received prior to the request-line."
+const MAX_LEADING_EMPTY_LINE_BYTES: usize = 4;
+
+/// What the first bytes of a request say about its request line.
+#[derive(Debug, PartialEq, Eq)]
+enum MethodCheck {
+    /// A method token followed by a space.
+    Seen,
+    /// Too few bytes to tell yet.
+    Unknown,
+    /// Not an HTTP request line.
+    NotHttp,
+}
+
+/// Checks that `buf` starts (after at most [`MAX_LEADING_EMPTY_LINE_BYTES`] of CR/LF) with a
+/// method token of at most [`MAX_METHOD_LEN`] bytes and a space.
+fn check_method(buf: &[u8]) -> MethodCheck {
+    let skip = buf
+        .iter()
+        .take(MAX_LEADING_EMPTY_LINE_BYTES)
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    for (i, &b) in buf[skip..].iter().enumerate().take(MAX_METHOD_LEN + 1) {
+        match b {
+            b' ' if i > 0 => return MethodCheck::Seen,
+            b if i < MAX_METHOD_LEN && super::is_tchar(b) => {}
+            _ => return MethodCheck::NotHttp,
+        }
+    }
+    MethodCheck::Unknown
 }
 
 impl RequestParser {
@@ -332,6 +375,7 @@ impl RequestParser {
         RequestParser {
             scanner: HeadScanner::new(),
             limits,
+            method_seen: false,
         }
     }
 
@@ -340,6 +384,15 @@ impl RequestParser {
     /// `limits.max_head_bytes` bytes: at that many bytes without a complete head it fails with
     /// [`HandshakeError::HeadTooLarge`] (431), so the caller never buffers more.
     pub fn parse(&mut self, buf: &[u8]) -> Result<Parse<Request>, HandshakeError> {
+        if !self.method_seen {
+            match check_method(buf) {
+                MethodCheck::Seen => self.method_seen = true,
+                MethodCheck::Unknown => {}
+                MethodCheck::NotHttp => {
+                    return Err(HandshakeError::Malformed(MalformedKind::RequestLine))
+                }
+            }
+        }
         match self.scanner.scan(buf, self.limits.max_head_bytes) {
             ScanStatus::Partial => Ok(Parse::Partial),
             ScanStatus::TooLarge => Err(HandshakeError::HeadTooLarge {
@@ -364,6 +417,7 @@ impl RequestParser {
     /// Forgets the previous head, keeping the limits.
     pub fn reset(&mut self) {
         self.scanner = HeadScanner::new();
+        self.method_seen = false;
     }
 }
 
@@ -373,6 +427,38 @@ mod tests {
 
     fn parse(head: &str) -> Request {
         Request::parse_head(head.as_bytes(), &HandshakeLimits::default()).unwrap()
+    }
+
+    #[test]
+    fn bytes_that_cannot_start_a_request_line_are_refused_before_the_head_ends() {
+        let mut parser = RequestParser::new(HandshakeLimits::default());
+        // A TLS ClientHello: refused on its first byte, with no line end in sight.
+        assert_eq!(
+            parser.parse(b"\x16\x03\x01\x02\x00"),
+            Err(HandshakeError::Malformed(MalformedKind::RequestLine))
+        );
+        for not_http in [
+            &b" GET / HTTP/1.1"[..],
+            b"GE(T",
+            b"\r\n\r\n\r\nGET",
+            b"ABCDEFGHIJKLMNOPQRSTU",
+        ] {
+            let mut parser = RequestParser::new(HandshakeLimits::default());
+            assert_eq!(
+                parser.parse(not_http),
+                Err(HandshakeError::Malformed(MalformedKind::RequestLine)),
+                "{:?}",
+                String::from_utf8_lossy(not_http)
+            );
+        }
+        // A method still arriving, an empty line before it, a long registered method: fine.
+        for partial in [&b"GE"[..], b"\r\nGET / HT", b"UPDATEREDIRECTREF /x"] {
+            let mut parser = RequestParser::new(HandshakeLimits::default());
+            assert_eq!(parser.parse(partial), Ok(Parse::Partial), "{partial:?}");
+        }
+        let mut parser = RequestParser::new(HandshakeLimits::default());
+        let head = b"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n";
+        assert!(matches!(parser.parse(head), Ok(Parse::Complete(_, n)) if n == head.len()));
     }
 
     #[test]
