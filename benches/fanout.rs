@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ringcast::envelope::{render, Command, ConnId, EnvelopeLimits, Parser};
 use ringcast::proto::{ConnLimits, Connection};
-use ringcast::room::{LocalRooms, RoomLimits};
+use ringcast::room::{Audience, LocalRooms, RoomLimits};
 use ringcast::table::ConnKey;
 
 const PAYLOAD: &[u8] = br#"{"name":"ann","text":"hello, everyone in the room"}"#;
@@ -64,7 +64,7 @@ fn fanout(c: &mut Criterion) {
             rooms
                 .begin_join(key, "lobby", &RoomLimits::default())
                 .unwrap();
-            assert!(rooms.confirm_join(key, "lobby"));
+            assert!(rooms.confirm_join(key, "lobby", true));
         }
         let mut members = machines(n);
         let mut arena = BytesMut::new();
@@ -75,7 +75,7 @@ fn fanout(c: &mut Criterion) {
                 seq += 1;
                 let frame =
                     render::message(&mut arena, "lobby", seq, from, 1_700_000_000_000, PAYLOAD);
-                let sent = rooms.fan_out("lobby", &frame, None, |key, f| {
+                let sent = rooms.fan_out("lobby", Audience::Members, &frame, None, |key, f| {
                     members[key.index() as usize].send_encoded(f).unwrap();
                 });
                 assert_eq!(sent, n);

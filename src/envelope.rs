@@ -273,7 +273,7 @@ pub struct Rejected<'a> {
 /// are byte ranges of the original message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command<'a> {
-    /// `{"type":"join","room":…,"name":…}`: become a member of `room`.
+    /// `{"type":"join","room":…,"name":…,"presence":…}`: become a member of `room`.
     Join {
         /// The room.
         room: &'a str,
@@ -281,6 +281,9 @@ pub enum Command<'a> {
         id: Option<&'a str>,
         /// A display name shown in presence and joined/left events.
         name: Option<&'a str>,
+        /// Whether the member receives the room's `joined`/`left` events (default `true`).
+        /// `false` keeps a big broadcast room at O(1) frames per join.
+        presence: bool,
     },
     /// `{"type":"leave","room":…}`.
     Leave {
@@ -377,8 +380,8 @@ pub struct Parser {
 }
 
 /// The known keys of a client envelope, in the order their slots are kept.
-const KEYS: [&str; 10] = [
-    "v", "type", "id", "room", "payload", "echo", "to", "name", "user", "token",
+const KEYS: [&str; 11] = [
+    "v", "type", "id", "room", "payload", "echo", "to", "name", "user", "token", "presence",
 ];
 
 impl Parser {
@@ -508,6 +511,17 @@ fn interpret<'a>(
         }
         Ok(room)
     };
+    // An optional boolean field, `default` when absent.
+    let boolean = |k: usize, default: bool| -> Result<bool, Rejected<'a>> {
+        match slots[k].map(|s| nodes[s.node]) {
+            None => Ok(default),
+            Some(Node::Static(StaticNode::Bool(b))) => Ok(b),
+            Some(_) => Err(fail(EnvelopeError::WrongType {
+                field: KEYS[k],
+                expected: "true or false",
+            })),
+        }
+    };
     let payload = || -> Result<Range<usize>, Rejected<'a>> {
         let slot = slots[4].ok_or(fail(EnvelopeError::MissingField("payload")))?;
         let span =
@@ -526,21 +540,17 @@ fn interpret<'a>(
             if name.is_some_and(|n| n.len() > MAX_NAME_LEN) {
                 return Err(fail(EnvelopeError::NameTooLong));
             }
-            Ok(Command::Join { room, id, name })
+            Ok(Command::Join {
+                room,
+                id,
+                name,
+                presence: boolean(10, true)?,
+            })
         }
         "leave" => Ok(Command::Leave { room: room()?, id }),
         "publish" => {
             let room = room()?;
-            let echo = match slots[5].map(|s| nodes[s.node]) {
-                None => true,
-                Some(Node::Static(StaticNode::Bool(b))) => b,
-                Some(_) => {
-                    return Err(fail(EnvelopeError::WrongType {
-                        field: "echo",
-                        expected: "true or false",
-                    }))
-                }
-            };
+            let echo = boolean(5, true)?;
             Ok(Command::Publish {
                 room,
                 id,
@@ -924,10 +934,16 @@ mod tests {
         let s = |x: &str| -> &'static str { Box::leak(x.to_owned().into_boxed_str()) };
         let o = |x: Option<&str>| x.map(s);
         match c {
-            Command::Join { room, id, name } => Command::Join {
+            Command::Join {
+                room,
+                id,
+                name,
+                presence,
+            } => Command::Join {
                 room: s(room),
                 id: o(id),
                 name: o(name),
+                presence,
             },
             Command::Leave { room, id } => Command::Leave {
                 room: s(room),
@@ -1002,8 +1018,34 @@ mod tests {
             Ok(Command::Join {
                 room: "lobby",
                 id: Some("1"),
-                name: Some("ann")
+                name: Some("ann"),
+                presence: true,
             })
+        );
+    }
+
+    #[test]
+    fn presence_defaults_to_true_and_must_be_a_boolean() {
+        let presence = |m: &str| match parse(m) {
+            Ok(Command::Join { presence, .. }) => presence,
+            other => panic!("{other:?}"),
+        };
+        assert!(presence(r#"{"type":"join","room":"r"}"#));
+        assert!(presence(r#"{"type":"join","room":"r","presence":true}"#));
+        assert!(!presence(r#"{"type":"join","room":"r","presence":false}"#));
+        assert_eq!(
+            parse(r#"{"type":"join","room":"r","presence":"no","id":"9"}"#).unwrap_err(),
+            (
+                Some("9".to_owned()),
+                EnvelopeError::WrongType {
+                    field: "presence",
+                    expected: "true or false"
+                }
+            )
+        );
+        assert_eq!(
+            code_of(r#"{"type":"join","room":"r","presence":false,"presence":false}"#),
+            ErrorCode::BadJson
         );
     }
 

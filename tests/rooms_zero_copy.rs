@@ -9,7 +9,7 @@ use std::cell::Cell;
 use bytes::{Bytes, BytesMut};
 use ringcast::envelope::{render, ConnId};
 use ringcast::proto::{ConnLimits, Connection};
-use ringcast::room::{LocalRooms, RoomLimits};
+use ringcast::room::{Audience, LocalRooms, RoomLimits};
 use ringcast::table::ConnKey;
 
 /// Counts allocations made by the current thread while armed (other test threads do not count).
@@ -70,7 +70,7 @@ impl Room {
         for i in 0..n {
             let key = ConnKey::from_u64(i);
             rooms.begin_join(key, "lobby", &limits).unwrap();
-            assert!(rooms.confirm_join(key, "lobby"));
+            assert!(rooms.confirm_join(key, "lobby", true));
         }
         Room {
             rooms,
@@ -97,9 +97,11 @@ impl Room {
             br#"{"text":"hello, room"}"#,
         );
         let machines = &mut self.machines;
-        let n = self.rooms.fan_out("lobby", &frame, None, |key, f| {
-            machines[key.index() as usize].send_encoded(f).unwrap();
-        });
+        let n = self
+            .rooms
+            .fan_out("lobby", Audience::Members, &frame, None, |key, f| {
+                machines[key.index() as usize].send_encoded(f).unwrap();
+            });
         assert_eq!(n, machines.len());
         frame
     }

@@ -26,7 +26,7 @@ use crate::envelope::{
 };
 use crate::proto::conn::{Connection, SendError};
 use crate::proto::MessageKind;
-use crate::room::{owner_of, LocalRooms, MemberInfo, OwnedRooms, RoomLimits};
+use crate::room::{owner_of, Audience, LocalRooms, MemberInfo, OwnedRooms, RoomLimits};
 use crate::security::AuthError;
 use crate::table::ConnKey;
 
@@ -220,7 +220,12 @@ pub fn on_message(
         queue(worker, machine, frame);
     };
     match command {
-        Command::Join { room, id, name } => {
+        Command::Join {
+            room,
+            id,
+            name,
+            presence,
+        } => {
             if !admission::may_use_room(conn, room) {
                 return reply(machine, id, Err((ErrorCode::Forbidden, &FORBIDDEN_ROOM)));
             }
@@ -237,6 +242,7 @@ pub fn on_message(
                         name: name.map(Into::into),
                     },
                     id: id.map(Into::into),
+                    watch: presence,
                 },
             );
         }
@@ -411,17 +417,32 @@ fn room_bytes(worker: &Worker, room: &str) -> Bytes {
     arena.split().freeze()
 }
 
-/// Sends `frame` to every worker with members of `room`.
-fn broadcast(worker: &Worker, room: &str, frame: Bytes, skip: Option<ConnId>) {
+/// Sends a `joined` (`joined: true`) or `left` event about `conn` to every worker with watchers
+/// of `room`: O(workers), and nothing at all (not even a render) when nobody watches.
+fn announce(worker: &Worker, joined: bool, room: &str, conn: ConnId, info: &MemberInfo) {
     let app = &worker.app;
+    let owned = app.owned.borrow();
+    let mut workers = owned.workers_of(room, Audience::Watchers).peekable();
+    if workers.peek().is_none() {
+        return;
+    }
+    let frame = render::membership(
+        &mut app.arena.borrow_mut(),
+        joined,
+        room,
+        conn,
+        info.user.as_deref(),
+        info.name.as_deref(),
+    );
     let room_shared = room_bytes(worker, room);
-    for w in app.owned.borrow().workers_of(room) {
+    for w in workers {
         app.send(
             w,
             MeshMsg::Deliver {
                 room: room_shared.clone(),
+                audience: Audience::Watchers,
                 frame: frame.clone(),
-                skip: skip.filter(|s| s.worker as usize == w).map(|s| s.key),
+                skip: None,
             },
         );
     }
@@ -437,11 +458,12 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             conn,
             info,
             id,
+            watch,
         } => {
             let joined = app
                 .owned
                 .borrow_mut()
-                .join(&room, conn, info.clone(), &app.limits);
+                .join(&room, conn, info.clone(), watch, &app.limits);
             let mut arena = app.arena.borrow_mut();
             let (ok, reply) = match joined {
                 Ok(_) => (true, render::reply_ok(&mut arena, id.as_deref())),
@@ -459,19 +481,12 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
                     room: room.clone(),
                     key: conn.key,
                     ok,
+                    watch,
                     reply,
                 },
             );
             if ok {
-                let frame = render::membership(
-                    &mut app.arena.borrow_mut(),
-                    true,
-                    &room,
-                    conn,
-                    info.user.as_deref(),
-                    info.name.as_deref(),
-                );
-                broadcast(worker, &room, frame, None);
+                announce(worker, true, &room, conn, &info);
             }
         }
         MeshMsg::Leave { room, conn, reply } => {
@@ -491,16 +506,8 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
                     },
                 );
             }
-            if let Ok(info) = left {
-                let frame = render::membership(
-                    &mut app.arena.borrow_mut(),
-                    false,
-                    &room,
-                    conn,
-                    info.user.as_deref(),
-                    info.name.as_deref(),
-                );
-                broadcast(worker, &room, frame, None);
+            if let Ok(gone) = left {
+                announce(worker, false, &room, conn, &gone.info);
             }
         }
         MeshMsg::Publish {
@@ -522,12 +529,13 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
                 &payload,
             );
             // Encoded once; each member worker gets the same buffer (reference count only).
-            for w in app.owned.borrow().workers_of(name) {
+            for w in app.owned.borrow().workers_of(name, Audience::Members) {
                 let skip = (!echo && from.worker as usize == w).then_some(from.key);
                 app.send(
                     w,
                     MeshMsg::Deliver {
                         room: room.clone(),
+                        audience: Audience::Members,
                         frame: frame.clone(),
                         skip,
                     },
@@ -562,20 +570,26 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             room,
             key,
             ok,
+            watch,
             reply,
         } => {
             if ok {
                 // `false`: the connection left (or went away) meanwhile; its leave follows ours to
                 // the owner, which undoes the join.
-                app.local.borrow_mut().confirm_join(key, &room);
+                app.local.borrow_mut().confirm_join(key, &room, watch);
             } else {
                 app.local.borrow_mut().abort_join(key, &room);
             }
             push(worker, key, reply);
         }
-        MeshMsg::Deliver { room, frame, skip } => {
+        MeshMsg::Deliver {
+            room,
+            audience,
+            frame,
+            skip,
+        } => {
             let local = app.local.borrow();
-            local.fan_out(room_str(&room), &frame, skip, |key, frame| {
+            local.fan_out(room_str(&room), audience, &frame, skip, |key, frame| {
                 push(worker, key, frame);
             });
         }

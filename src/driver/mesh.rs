@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::envelope::ConnId;
-use crate::room::MemberInfo;
+use crate::room::{Audience, MemberInfo};
 use crate::table::ConnKey;
 
 /// A message delivered to one worker.
@@ -30,6 +30,8 @@ pub enum MeshMsg {
         info: MemberInfo,
         /// The client's id, for the reply.
         id: Option<Box<str>>,
+        /// It also receives the room's `joined`/`left` events (the join's `presence`).
+        watch: bool,
     },
     /// To a room's owner: `conn` left `room` (its worker already stopped delivering to it).
     Leave {
@@ -70,14 +72,18 @@ pub enum MeshMsg {
         key: ConnKey,
         /// Accepted?
         ok: bool,
+        /// It receives the room's `joined`/`left` events (as asked in the join).
+        watch: bool,
         /// The reply frame.
         reply: Bytes,
     },
-    /// From a room's owner to every worker with members: one frame for every local member of
-    /// `room`, except `skip` (a publisher that asked for no echo).
+    /// From a room's owner to every worker with members of `audience`: one frame for each of
+    /// those local members of `room`, except `skip` (a publisher that asked for no echo).
     Deliver {
         /// The room name (UTF-8), in a shared buffer.
         room: Bytes,
+        /// Every member (a message) or only the watchers (a `joined`/`left` event).
+        audience: Audience,
         /// The encoded frame, shared by every recipient on every worker.
         frame: Bytes,
         /// A local connection not to deliver to.

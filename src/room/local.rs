@@ -1,14 +1,16 @@
-//! One worker's view of its rooms: room → local members, connection → rooms.
+//! One worker's view of its rooms: room → local members (and watchers), connection → rooms.
 //!
 //! Owns the membership of this worker's connections and the fan-out loop over them. It must never
 //! copy a frame: [`LocalRooms::fan_out`] hands every recipient a clone of the same `Bytes`.
 //!
 //! # Geometry
 //!
-//! `rooms` maps a room name to a [`Slab`] of member keys; `conns` maps a connection to a short
-//! list of its memberships, each remembering its slot in the room's slab. Join, confirm and leave
-//! are O(rooms of the connection) plus O(1) in the room; a disconnect is O(rooms of the
-//! connection); fan-out is O(slab capacity of the room). An emptied room is removed.
+//! `rooms` maps a room name to two [`Slab`]s of member keys: every accepted member, and the
+//! subset that watches membership (joined with presence on). `conns` maps a connection to a
+//! short list of its memberships, each remembering its slots in the room's slabs. Join, confirm
+//! and leave are O(rooms of the connection) plus O(1) in the room; a disconnect is O(rooms of the
+//! connection); fan-out is O(slab capacity of the audience): a message walks the members, a
+//! `joined`/`left` event only the watchers. An emptied room is removed.
 //!
 //! A membership is *pending* from the join request until the owner worker accepts it: it counts
 //! towards the per-connection limit and blocks a second join, but receives nothing yet.
@@ -18,25 +20,52 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use slab::Slab;
 
-use super::{RoomError, RoomLimits};
+use super::{Audience, RoomError, RoomLimits};
 use crate::table::ConnKey;
+
+/// Where an accepted membership sits in its room's slabs.
+#[derive(Clone, Copy, Debug)]
+struct Slots {
+    member: usize,
+    /// `Some` for a watcher.
+    watcher: Option<usize>,
+}
 
 /// One membership of one connection.
 #[derive(Debug)]
 struct Membership {
     room: Box<str>,
-    /// The member's slot in the room's slab once the owner accepted it; `None` while pending.
-    slot: Option<usize>,
+    /// The member's slots once the owner accepted it; `None` while pending.
+    slots: Option<Slots>,
+}
+
+/// The accepted local members of one room.
+#[derive(Debug, Default)]
+struct Local {
+    members: Slab<ConnKey>,
+    /// Invariant: a subset of `members` (the same keys, in slots of their own).
+    watchers: Slab<ConnKey>,
+}
+
+impl Local {
+    fn audience(&self, audience: Audience) -> &Slab<ConnKey> {
+        match audience {
+            Audience::Members => &self.members,
+            Audience::Watchers => &self.watchers,
+        }
+    }
 }
 
 /// Room ↔ member maps of one worker.
 #[derive(Debug, Default)]
 pub struct LocalRooms {
-    /// Room → accepted local members. Invariant: a room is present iff its slab is non-empty.
-    rooms: HashMap<Box<str>, Slab<ConnKey>>,
+    /// Room → accepted local members. Invariant: a room is present iff its `members` slab is
+    /// non-empty.
+    rooms: HashMap<Box<str>, Local>,
     /// Connection → its memberships (pending and accepted). Invariant: every accepted membership
-    /// `(room, Some(slot))` has `rooms[room][slot] == conn`, and no connection is listed twice
-    /// in one room. A connection with no membership has no entry.
+    /// `(room, Some(slots))` has `rooms[room].members[slots.member] == conn` (and likewise in
+    /// `watchers` for `slots.watcher`), and no connection is listed twice in one room. A
+    /// connection with no membership has no entry.
     conns: HashMap<ConnKey, Vec<Membership>>,
 }
 
@@ -67,22 +96,26 @@ impl LocalRooms {
         }
         list.push(Membership {
             room: room.into(),
-            slot: None,
+            slots: None,
         });
         Ok(())
     }
 
-    /// The owner accepted the join: `conn` starts receiving `room`'s frames. `false` when the
-    /// membership is no longer pending (the connection left or went away meanwhile).
-    pub fn confirm_join(&mut self, conn: ConnKey, room: &str) -> bool {
+    /// The owner accepted the join: `conn` starts receiving `room`'s messages, and with `watch`
+    /// its `joined`/`left` events too. `false` when the membership is no longer pending (the
+    /// connection left or went away meanwhile).
+    pub fn confirm_join(&mut self, conn: ConnKey, room: &str, watch: bool) -> bool {
         let Some(m) = self.conns.get_mut(&conn).and_then(|list| {
             list.iter_mut()
-                .find(|m| &*m.room == room && m.slot.is_none())
+                .find(|m| &*m.room == room && m.slots.is_none())
         }) else {
             return false;
         };
-        let members = self.rooms.entry(room.into()).or_default();
-        m.slot = Some(members.insert(conn));
+        let local = self.rooms.entry(room.into()).or_default();
+        m.slots = Some(Slots {
+            member: local.members.insert(conn),
+            watcher: watch.then(|| local.watchers.insert(conn)),
+        });
         true
     }
 
@@ -91,7 +124,7 @@ impl LocalRooms {
         if let Some(list) = self.conns.get_mut(&conn) {
             if let Some(i) = list
                 .iter()
-                .position(|m| &*m.room == room && m.slot.is_none())
+                .position(|m| &*m.room == room && m.slots.is_none())
             {
                 list.swap_remove(i);
             }
@@ -129,10 +162,13 @@ impl LocalRooms {
     }
 
     fn release(&mut self, m: Membership) {
-        if let Some(slot) = m.slot {
-            if let Some(members) = self.rooms.get_mut(&*m.room) {
-                members.remove(slot);
-                if members.is_empty() {
+        if let Some(slots) = m.slots {
+            if let Some(local) = self.rooms.get_mut(&*m.room) {
+                local.members.remove(slots.member);
+                if let Some(w) = slots.watcher {
+                    local.watchers.remove(w);
+                }
+                if local.members.is_empty() {
                     self.rooms.remove(&*m.room);
                 }
             }
@@ -143,7 +179,7 @@ impl LocalRooms {
     pub fn is_member(&self, conn: ConnKey, room: &str) -> bool {
         self.conns
             .get(&conn)
-            .is_some_and(|list| list.iter().any(|m| &*m.room == room && m.slot.is_some()))
+            .is_some_and(|list| list.iter().any(|m| &*m.room == room && m.slots.is_some()))
     }
 
     /// Rooms `conn` is in or joining.
@@ -153,7 +189,7 @@ impl LocalRooms {
 
     /// Accepted local members of `room`.
     pub fn member_count(&self, room: &str) -> usize {
-        self.rooms.get(room).map_or(0, Slab::len)
+        self.rooms.get(room).map_or(0, |l| l.members.len())
     }
 
     /// Rooms with at least one accepted local member.
@@ -161,20 +197,22 @@ impl LocalRooms {
         self.rooms.len()
     }
 
-    /// Hands `frame` to every accepted local member of `room` except `skip`: each gets a clone of
-    /// the same `Bytes` (a reference count increment, no copy, no allocation). Returns how many.
+    /// Hands `frame` to every accepted local member of `room` in `audience` except `skip`: each
+    /// gets a clone of the same `Bytes` (a reference count increment, no copy, no allocation).
+    /// Returns how many.
     pub fn fan_out(
         &self,
         room: &str,
+        audience: Audience,
         frame: &Bytes,
         skip: Option<ConnKey>,
         mut deliver: impl FnMut(ConnKey, Bytes),
     ) -> usize {
-        let Some(members) = self.rooms.get(room) else {
+        let Some(local) = self.rooms.get(room) else {
             return 0;
         };
         let mut n = 0;
-        for (_, &conn) in members {
+        for (_, &conn) in local.audience(audience) {
             if Some(conn) != skip {
                 deliver(conn, frame.clone());
                 n += 1;
@@ -196,12 +234,22 @@ mod tests {
         rooms
             .begin_join(key(conn), room, &RoomLimits::default())
             .unwrap();
-        assert!(rooms.confirm_join(key(conn), room));
+        assert!(rooms.confirm_join(key(conn), room, true));
+    }
+
+    fn audience(rooms: &LocalRooms, room: &str, who: Audience) -> Vec<ConnKey> {
+        let mut got = Vec::new();
+        rooms.fan_out(room, who, &Bytes::from_static(b"f"), None, |c, _| {
+            got.push(c)
+        });
+        got.sort();
+        got
     }
 
     fn recipients(rooms: &LocalRooms, room: &str, skip: Option<ConnKey>) -> Vec<ConnKey> {
         let mut got = Vec::new();
-        rooms.fan_out(room, &Bytes::from_static(b"f"), skip, |c, _| got.push(c));
+        let frame = Bytes::from_static(b"f");
+        rooms.fan_out(room, Audience::Members, &frame, skip, |c, _| got.push(c));
         got.sort();
         got
     }
@@ -214,8 +262,29 @@ mod tests {
             .unwrap();
         assert!(recipients(&rooms, "r", None).is_empty());
         assert!(!rooms.is_member(key(1), "r"));
-        assert!(rooms.confirm_join(key(1), "r"));
+        assert!(rooms.confirm_join(key(1), "r", true));
         assert_eq!(recipients(&rooms, "r", None), vec![key(1)]);
+    }
+
+    #[test]
+    fn events_reach_only_watchers_and_messages_every_member() {
+        let mut rooms = LocalRooms::new();
+        let l = RoomLimits::default();
+        for (conn, watch) in [(1, false), (2, true), (3, false)] {
+            rooms.begin_join(key(conn), "r", &l).unwrap();
+            assert!(rooms.confirm_join(key(conn), "r", watch));
+        }
+        assert_eq!(audience(&rooms, "r", Audience::Watchers), vec![key(2)]);
+        assert_eq!(
+            audience(&rooms, "r", Audience::Members),
+            vec![key(1), key(2), key(3)]
+        );
+        rooms.leave(key(2), "r").unwrap();
+        assert!(audience(&rooms, "r", Audience::Watchers).is_empty());
+        assert_eq!(rooms.leave_all(key(1)), vec![Box::from("r")]);
+        assert_eq!(audience(&rooms, "r", Audience::Members), vec![key(3)]);
+        rooms.leave(key(3), "r").unwrap();
+        assert_eq!(rooms.room_count(), 0);
     }
 
     #[test]
@@ -260,7 +329,7 @@ mod tests {
             .begin_join(key(1), "r", &RoomLimits::default())
             .unwrap();
         rooms.leave(key(1), "r").unwrap();
-        assert!(!rooms.confirm_join(key(1), "r"));
+        assert!(!rooms.confirm_join(key(1), "r", true));
         assert!(recipients(&rooms, "r", None).is_empty());
     }
 
@@ -286,7 +355,7 @@ mod tests {
         }
         let frame = Bytes::from(vec![1u8; 64]);
         let mut ptrs = Vec::new();
-        let n = rooms.fan_out("r", &frame, Some(key(3)), |c, b| {
+        let n = rooms.fan_out("r", Audience::Members, &frame, Some(key(3)), |c, b| {
             assert_ne!(c, key(3));
             ptrs.push(b.as_ptr());
         });

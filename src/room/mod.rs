@@ -6,7 +6,13 @@
 //!   connection → its rooms, so a disconnect leaves every room in O(rooms of that connection).
 //!   It is what a worker fans a room's frame out over.
 //! - [`OwnedRooms`] (one per worker, for the rooms it owns): the authoritative member list of each
-//!   room (connection ids, users, names), its `seq` counter, and which workers have members.
+//!   room (connection ids, users, names), its `seq` counter, and which workers have members and
+//!   which have *watchers*.
+//!
+//! Every member receives the room's messages; only **watchers** (members that joined with
+//! presence on, the default) also receive its `joined`/`left` events. Both registries keep the
+//! watchers apart from the members ([`Audience`]), so a join or leave costs O(watchers), not
+//! O(members): filling a room of N members that opted out is O(N) frames, not O(N²).
 //!
 //! Every room has exactly one **owner worker**, [`owner_of`]`(room, workers)`: a fixed hash of the
 //! name, the same on every worker. Joins, leaves, publishes and presence queries go to the owner
@@ -20,9 +26,18 @@ mod local;
 mod owner;
 
 pub use local::LocalRooms;
-pub use owner::{MemberInfo, OwnedRooms};
+pub use owner::{Departed, MemberInfo, OwnedRooms};
 
 use crate::envelope::ErrorCode;
+
+/// Who in a room a frame is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// Every member: published messages.
+    Members,
+    /// Only the members that watch membership: `joined` and `left` events.
+    Watchers,
+}
 
 /// Limits on rooms. All defaults are here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

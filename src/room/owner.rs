@@ -1,17 +1,21 @@
 //! The owner side of the rooms a worker owns: authoritative members, `seq`, member workers.
 //!
-//! Owns, per room: the member list (connection id → user and display name, ordered by
-//! connection id so presence lists are stable), the `seq` counter, and a count of members per
-//! worker, so a frame goes only to workers that have members. It must never send anything: it
-//! answers what the driver should send and to which workers.
+//! Owns, per room: the member list (connection id → user, display name and whether it watches
+//! membership, ordered by connection id so presence lists are stable), the `seq` counter, and a
+//! count of members and of watchers per worker, so a message goes only to workers that have
+//! members and a `joined`/`left` event only to workers that have watchers. It must never send
+//! anything: it answers what the driver should send and to which workers.
 //!
 //! `seq` starts at 1 for the first message published to a room and grows by one per message. A
 //! room exists while it has members; an emptied room is dropped, and a room created again later
 //! starts over at 1 (a publish to a room without members is delivered to nobody and takes no seq).
+//!
+//! Costs: join and leave are O(log members) plus O(workers) to list the workers of an audience;
+//! nothing here is O(members) except [`OwnedRooms::members`], which presence replies walk.
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{RoomError, RoomLimits};
+use super::{Audience, RoomError, RoomLimits};
 use crate::envelope::ConnId;
 
 /// What the owner keeps about one member.
@@ -23,14 +27,47 @@ pub struct MemberInfo {
     pub name: Option<Box<str>>,
 }
 
+/// A member that left: what was known about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Departed {
+    /// Its user and name, for the `left` event.
+    pub info: MemberInfo,
+    /// Whether it watched the room's membership.
+    pub watched: bool,
+}
+
+#[derive(Debug)]
+struct Member {
+    info: MemberInfo,
+    /// Receives `joined`/`left` events.
+    watch: bool,
+}
+
+/// Members and watchers of one room on one worker.
+#[derive(Clone, Copy, Debug, Default)]
+struct OnWorker {
+    members: u32,
+    /// Invariant: `watchers <= members`.
+    watchers: u32,
+}
+
+impl OnWorker {
+    fn count(self, audience: Audience) -> u32 {
+        match audience {
+            Audience::Members => self.members,
+            Audience::Watchers => self.watchers,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct RoomState {
     /// The last seq assigned (0: none yet).
     seq: u64,
-    members: BTreeMap<ConnId, MemberInfo>,
-    /// Members per worker. Invariant: the sum equals `members.len()`, and `per_worker[w]` counts
-    /// exactly the members whose `ConnId::worker == w`.
-    per_worker: Box<[u32]>,
+    members: BTreeMap<ConnId, Member>,
+    /// Invariant: `per_worker[w].members` counts exactly the members whose `ConnId::worker == w`
+    /// (so they sum to `members.len()`), and `per_worker[w].watchers` those of them with `watch`.
+    per_worker: Box<[OnWorker]>,
 }
 
 /// The rooms owned by one worker.
@@ -49,13 +86,15 @@ impl OwnedRooms {
         }
     }
 
-    /// Adds `conn` to `room`, creating the room if needed. Returns `true` when `conn`'s worker had
-    /// no member in the room before (it starts receiving the room's frames).
+    /// Adds `conn` to `room`, creating the room if needed; `watch`: it also receives the room's
+    /// `joined`/`left` events. Returns `true` when `conn`'s worker had no member in the room
+    /// before (it starts receiving the room's frames).
     pub fn join(
         &mut self,
         room: &str,
         conn: ConnId,
         info: MemberInfo,
+        watch: bool,
         limits: &RoomLimits,
     ) -> Result<bool, RoomError> {
         let worker = conn.worker as usize;
@@ -64,7 +103,7 @@ impl OwnedRooms {
         let state = self.rooms.entry(room.into()).or_insert_with(|| RoomState {
             seq: 0,
             members: BTreeMap::new(),
-            per_worker: vec![0; workers].into_boxed_slice(),
+            per_worker: vec![OnWorker::default(); workers].into_boxed_slice(),
         });
         if state.members.contains_key(&conn) {
             return Err(RoomError::AlreadyJoined);
@@ -77,45 +116,56 @@ impl OwnedRooms {
                 limit: limits.max_members_per_room,
             });
         }
-        state.members.insert(conn, info);
-        state.per_worker[worker] += 1;
-        Ok(state.per_worker[worker] == 1)
+        state.members.insert(conn, Member { info, watch });
+        let on = &mut state.per_worker[worker];
+        on.members += 1;
+        on.watchers += u32::from(watch);
+        Ok(on.members == 1)
     }
 
     /// Removes `conn` from `room`; returns what was known about it.
-    pub fn leave(&mut self, room: &str, conn: ConnId) -> Result<MemberInfo, RoomError> {
+    pub fn leave(&mut self, room: &str, conn: ConnId) -> Result<Departed, RoomError> {
         let state = self.rooms.get_mut(room).ok_or(RoomError::NotJoined)?;
-        let info = state.members.remove(&conn).ok_or(RoomError::NotJoined)?;
-        state.per_worker[conn.worker as usize] -= 1;
+        let member = state.members.remove(&conn).ok_or(RoomError::NotJoined)?;
+        let on = &mut state.per_worker[conn.worker as usize];
+        on.members -= 1;
+        on.watchers -= u32::from(member.watch);
         if state.members.is_empty() {
             self.rooms.remove(room);
         }
-        Ok(info)
+        Ok(Departed {
+            info: member.info,
+            watched: member.watch,
+        })
     }
 
     /// Assigns the next seq of `room`; `None` when the room has no members (nothing to deliver,
-    /// no seq taken). The frame then goes to [`OwnedRooms::workers_of`].
+    /// no seq taken). The frame then goes to [`OwnedRooms::workers_of`] the members.
     pub fn next_seq(&mut self, room: &str) -> Option<u64> {
         let state = self.rooms.get_mut(room)?;
         state.seq += 1;
         Some(state.seq)
     }
 
-    /// Workers with at least one member of `room`.
-    pub fn workers_of(&self, room: &str) -> impl Iterator<Item = usize> + '_ {
-        self.rooms
-            .get(room)
-            .into_iter()
-            .flat_map(|s| member_workers(&s.per_worker))
+    /// Workers with at least one member of `room` in `audience`. O(workers).
+    pub fn workers_of(&self, room: &str, audience: Audience) -> impl Iterator<Item = usize> + '_ {
+        self.rooms.get(room).into_iter().flat_map(move |s| {
+            s.per_worker
+                .iter()
+                .enumerate()
+                .filter(move |(_, on)| on.count(audience) > 0)
+                .map(|(w, _)| w)
+        })
     }
 
-    /// The members of `room`, ordered by connection id (empty for an unknown room).
+    /// The members of `room`, watchers or not, ordered by connection id (empty for an unknown
+    /// room). O(members): presence replies walk it.
     pub fn members(&self, room: &str) -> impl ExactSizeIterator<Item = (ConnId, &MemberInfo)> + '_ {
         self.rooms
             .get(room)
             .map(|s| s.members.iter())
             .unwrap_or_default()
-            .map(|(&c, i)| (c, i))
+            .map(|(&c, m)| (c, &m.info))
     }
 
     /// The last seq assigned in `room` (0 when none, or when the room does not exist).
@@ -134,14 +184,6 @@ impl OwnedRooms {
     }
 }
 
-fn member_workers(per_worker: &[u32]) -> impl Iterator<Item = usize> + '_ {
-    per_worker
-        .iter()
-        .enumerate()
-        .filter(|(_, &n)| n > 0)
-        .map(|(w, _)| w)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,7 +198,7 @@ mod tests {
 
     fn publish(rooms: &mut OwnedRooms, room: &str) -> Option<(u64, Vec<usize>)> {
         let seq = rooms.next_seq(room)?;
-        Some((seq, rooms.workers_of(room).collect()))
+        Some((seq, rooms.workers_of(room, Audience::Members).collect()))
     }
 
     fn anon() -> MemberInfo {
@@ -170,7 +212,7 @@ mod tests {
     fn seq_starts_at_one_and_grows_by_one_per_publish() {
         let mut rooms = OwnedRooms::new(2);
         rooms
-            .join("r", conn(0, 1), anon(), &RoomLimits::default())
+            .join("r", conn(0, 1), anon(), true, &RoomLimits::default())
             .unwrap();
         let seqs: Vec<u64> = (0..3)
             .map(|_| publish(&mut rooms, "r").unwrap().0)
@@ -189,13 +231,56 @@ mod tests {
     fn only_workers_with_members_receive_a_rooms_frames() {
         let mut rooms = OwnedRooms::new(4);
         let l = RoomLimits::default();
-        assert!(rooms.join("r", conn(1, 1), anon(), &l).unwrap());
-        assert!(!rooms.join("r", conn(1, 2), anon(), &l).unwrap());
-        assert!(rooms.join("r", conn(3, 1), anon(), &l).unwrap());
+        assert!(rooms.join("r", conn(1, 1), anon(), true, &l).unwrap());
+        assert!(!rooms.join("r", conn(1, 2), anon(), true, &l).unwrap());
+        assert!(rooms.join("r", conn(3, 1), anon(), true, &l).unwrap());
         assert_eq!(publish(&mut rooms, "r").unwrap().1, vec![1, 3]);
         rooms.leave("r", conn(3, 1)).unwrap();
-        assert_eq!(rooms.workers_of("r").collect::<Vec<_>>(), vec![1]);
+        assert_eq!(
+            rooms.workers_of("r", Audience::Members).collect::<Vec<_>>(),
+            vec![1]
+        );
         assert_eq!(rooms.next_seq("r"), Some(2));
+    }
+
+    #[test]
+    fn membership_events_go_only_to_workers_with_watchers() {
+        let mut rooms = OwnedRooms::new(3);
+        let l = RoomLimits::default();
+        for i in 0..100 {
+            rooms
+                .join("big", conn(i % 3, i.into()), anon(), false, &l)
+                .unwrap();
+        }
+        let watchers = |rooms: &OwnedRooms| -> Vec<usize> {
+            rooms.workers_of("big", Audience::Watchers).collect()
+        };
+        assert!(
+            watchers(&rooms).is_empty(),
+            "nobody watches: a join costs no frame"
+        );
+        assert_eq!(
+            rooms
+                .workers_of("big", Audience::Members)
+                .collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        rooms.join("big", conn(2, 500), anon(), true, &l).unwrap();
+        assert_eq!(watchers(&rooms), vec![2]);
+        let gone = rooms.leave("big", conn(2, 500)).unwrap();
+        assert!(gone.watched);
+        assert!(watchers(&rooms).is_empty());
+        assert!(!rooms.leave("big", conn(0, 0)).unwrap().watched);
+    }
+
+    #[test]
+    fn presence_lists_watchers_and_quiet_members_alike() {
+        let mut rooms = OwnedRooms::new(1);
+        let l = RoomLimits::default();
+        rooms.join("r", conn(0, 1), anon(), false, &l).unwrap();
+        rooms.join("r", conn(0, 2), anon(), true, &l).unwrap();
+        let listed: Vec<ConnId> = rooms.members("r").map(|(c, _)| c).collect();
+        assert_eq!(listed, vec![conn(0, 1), conn(0, 2)]);
     }
 
     #[test]
@@ -205,9 +290,9 @@ mod tests {
             max_members_per_room: 1,
             ..RoomLimits::default()
         };
-        rooms.join("r", conn(0, 1), anon(), &l).unwrap();
+        rooms.join("r", conn(0, 1), anon(), true, &l).unwrap();
         assert_eq!(
-            rooms.join("r", conn(0, 2), anon(), &l),
+            rooms.join("r", conn(0, 2), anon(), true, &l),
             Err(RoomError::RoomFull { limit: 1 })
         );
     }
@@ -220,8 +305,8 @@ mod tests {
             user: None,
             name: Some(n.into()),
         };
-        rooms.join("r", conn(1, 0), named("bo"), &l).unwrap();
-        rooms.join("r", conn(0, 5), named("al"), &l).unwrap();
+        rooms.join("r", conn(1, 0), named("bo"), true, &l).unwrap();
+        rooms.join("r", conn(0, 5), named("al"), true, &l).unwrap();
         let names: Vec<_> = rooms
             .members("r")
             .map(|(c, i)| (c.to_string(), i.name.as_deref().unwrap().to_owned()))
@@ -236,12 +321,18 @@ mod tests {
     fn the_last_leave_drops_the_room_and_a_new_room_restarts_seq() {
         let mut rooms = OwnedRooms::new(1);
         let l = RoomLimits::default();
-        rooms.join("r", conn(0, 1), anon(), &l).unwrap();
+        rooms.join("r", conn(0, 1), anon(), true, &l).unwrap();
         publish(&mut rooms, "r");
-        assert_eq!(rooms.leave("r", conn(0, 1)), Ok(anon()));
+        assert_eq!(
+            rooms.leave("r", conn(0, 1)),
+            Ok(Departed {
+                info: anon(),
+                watched: true
+            })
+        );
         assert!(rooms.is_empty());
         assert_eq!(rooms.leave("r", conn(0, 1)), Err(RoomError::NotJoined));
-        rooms.join("r", conn(0, 1), anon(), &l).unwrap();
+        rooms.join("r", conn(0, 1), anon(), true, &l).unwrap();
         assert_eq!(publish(&mut rooms, "r").unwrap().0, 1);
     }
 }
