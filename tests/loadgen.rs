@@ -344,7 +344,8 @@ fn the_plot_is_an_svg_file() {
             &path_arg,
         ],
     ))
-    .unwrap();
+    .unwrap()
+    .expect("a report, not the baseline writer role");
     assert!(report.completed > 0);
     let svg = std::fs::read_to_string(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
@@ -363,14 +364,13 @@ fn a_remote_target_is_refused_without_allow_remote() {
     ));
 }
 
-#[test]
-fn fanout_delivers_every_message_to_every_subscriber_of_a_ringcast_room() {
-    let server = common::TestServer::start();
-    let url = server.url("/ws");
-    let argv = [
+/// `ringcast bench fanout` against an in-process server, with its baseline phase run by the
+/// ringcast binary Cargo built for this test.
+fn fanout_args(url: &str, extra: &[&str]) -> BenchArgs {
+    let mut argv = vec![
         "fanout",
         "--url",
-        url.as_str(),
+        url,
         "--quiet",
         "-c",
         "4",
@@ -382,8 +382,17 @@ fn fanout_delivers_every_message_to_every_subscriber_of_a_ringcast_room() {
         "fanout-test",
         "--threads",
         "2",
+        "--baseline-exe",
+        env!("CARGO_BIN_EXE_ringcast"),
     ];
-    let report = measure(&BenchArgs::try_parse_from(argv).unwrap()).unwrap();
+    argv.extend_from_slice(extra);
+    BenchArgs::try_parse_from(argv).unwrap()
+}
+
+#[test]
+fn fanout_delivers_every_message_to_every_subscriber_of_a_ringcast_room() {
+    let server = common::TestServer::start();
+    let report = measure(&fanout_args(&server.url("/ws"), &["--no-baseline"])).unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(report.connected, 5, "4 subscribers and the publisher");
     let f = report.fanout.expect("fanout figures");
@@ -396,6 +405,7 @@ fn fanout_delivers_every_message_to_every_subscriber_of_a_ringcast_room() {
     assert_eq!(f.missing_deliveries, 0, "{f:?}");
     assert_eq!(f.delivered, f.expected_deliveries, "{f:?}");
     assert_ordered_latency(&report);
+    assert!(report.baseline.is_none(), "--no-baseline");
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     assert_eq!(json["scenario"], "fanout");
     assert_eq!(
@@ -404,6 +414,51 @@ fn fanout_delivers_every_message_to_every_subscriber_of_a_ringcast_room() {
     );
     assert_eq!(json["fanout"]["missing_deliveries"].as_u64(), Some(0));
     assert!(report.table().contains("expected deliveries"));
+    server.shutdown();
+}
+
+#[test]
+fn fanout_reports_a_baseline_of_plain_writes_and_the_ratio_to_it() {
+    let server = common::TestServer::start();
+    let report = measure(&fanout_args(&server.url("/ws"), &[])).unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let f = report.fanout.expect("fanout figures");
+    assert_eq!(f.missing_deliveries, 0, "{f:?}");
+    let b = report.baseline.clone().expect("the baseline phase ran");
+    assert!(b.failures.is_empty(), "{:?}", b.failures);
+    assert_eq!(b.connections, 4, "as many sockets as subscribers");
+    assert_eq!(b.writers, 1);
+    // 200 msg/s for 500 ms: messages due at 0, 5, …, 495 ms.
+    assert_eq!(b.published, 100);
+    assert_eq!(b.expected_deliveries, 400);
+    assert_eq!(b.dropped_sockets, 0);
+    assert_eq!(b.delivered, b.completed + b.late);
+    assert_eq!(b.missing_deliveries, 0, "{b:?}");
+    assert!(b.per_second > 0.0);
+    let p = b.latency_us.expect("baseline latencies");
+    assert_eq!(p.count, b.delivered, "every delivery carried its send time");
+    assert!(p.p50 <= p.p99, "{p:?}");
+    assert!(b.writer_cores.is_some(), "the helper's CPU was sampled");
+    let room = report.latency_us.unwrap();
+    let ratio = |a: f64, b: f64| a / b;
+    assert_eq!(
+        b.ratio.deliveries_per_second,
+        Some(ratio(report.per_second, b.per_second))
+    );
+    assert_eq!(b.ratio.p50, Some(ratio(room.p50, p.p50)));
+    assert_eq!(b.ratio.p99, Some(ratio(room.p99, p.p99)));
+    let table = report.table();
+    for row in [
+        "baseline deliveries/s",
+        "baseline delivery µs",
+        "room / baseline",
+    ] {
+        assert!(table.contains(row), "{row} missing from\n{table}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["baseline"]["expected_deliveries"], 400);
+    assert!(json["baseline"]["ratio"]["deliveries_per_second"].is_f64());
+    assert!(json["baseline"]["ratio"]["p99"].is_f64());
     server.shutdown();
 }
 

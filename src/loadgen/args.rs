@@ -14,6 +14,7 @@
 //! | `--rate` | 10 000 msg/s | 10 000 000 msg/s |
 //! | `--room` (`fanout`) | `bench` | 64 bytes of `[A-Za-z0-9_.:-]` |
 //! | `--threads` | 1 | 64 |
+//! | `--baseline-writers` (`fanout`) | 1 | 64 |
 //! | unanswered messages in `latency` | — | 4 Mi over all connections |
 
 use std::path::PathBuf;
@@ -64,8 +65,10 @@ pub enum Scenario {
     /// C subscribers join one room (`--room`), then one more connection publishes to it at
     /// `--rate` for `--duration`: deliveries/s, missing deliveries, and publish-to-delivery
     /// latency (the publisher's send time in microseconds travels in each payload). Needs a
-    /// ringcast `/ws` target. Setup is O(C²) on the server: each join sends a `joined` event to
-    /// every member already in the room, so large C takes a while to open (not measured).
+    /// ringcast `/ws` target. Subscribers join with `"presence":false`, so opening them costs
+    /// the server O(C) frames. Then, unless `--no-baseline`, the same frames are written to C
+    /// plain TCP sockets at the same rate without any server, and both are reported with their
+    /// ratio.
     Fanout,
 }
 
@@ -147,6 +150,25 @@ pub struct BenchArgs {
     /// `_ . : -`; at most 64 bytes).
     #[arg(long, default_value = "bench")]
     pub room: String,
+    /// `fanout`: skip the baseline phase (the same frames written to as many plain TCP sockets
+    /// by a helper process, without any server).
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// `fanout`: threads of the baseline writer, each writing to its share of the sockets; match
+    /// the server's `--workers` for a like-for-like ratio (cap 64).
+    #[arg(long, default_value_t = 1)]
+    pub baseline_writers: u32,
+    /// `fanout`: pin the baseline writer's threads to this CPU (e.g. the one the server was
+    /// pinned to with `taskset`).
+    #[arg(long, value_name = "CPU")]
+    pub baseline_cpu: Option<usize>,
+    /// `fanout`: the ringcast executable that runs the baseline writer (default: this program).
+    #[arg(long, value_name = "PATH")]
+    pub baseline_exe: Option<PathBuf>,
+    /// Internal: run as the baseline writer of a parent `bench fanout` (it drives this process
+    /// through stdin and stdout).
+    #[arg(long, hide = true)]
+    pub baseline_writer: bool,
 }
 
 /// Parses the flags alone, e.g. for tests or a wrapper binary: `["echo", "--url", …]`.
@@ -211,6 +233,12 @@ impl BenchArgs {
             }
             Scenario::Fanout => {
                 check("rate", self.rate, 1, MAX_RATE)?;
+                check(
+                    "baseline-writers",
+                    self.baseline_writers.into(),
+                    1,
+                    MAX_THREADS.into(),
+                )?;
                 check("room length", self.room.len() as u64, 1, 64)?;
                 if !self
                     .room
@@ -222,7 +250,8 @@ impl BenchArgs {
             }
             Scenario::Connect | Scenario::Idle => {}
         }
-        // `fanout`: the subscribers plus one publisher.
+        // `fanout`: the subscribers plus one publisher. The baseline phase needs only the
+        // subscribers' descriptors here: its writer's ends are in the writer's own process.
         let connections = match self.scenario {
             Scenario::Fanout => self.connections + 1,
             _ => self.connections,
@@ -270,6 +299,14 @@ impl BenchArgs {
             text: self.text,
             owed_frames,
             backlog_per_connection: (MAX_BACKLOG / connections as usize).max(1),
+            baseline: (self.scenario == Scenario::Fanout && !self.no_baseline).then(|| {
+                BaselinePlan {
+                    writers: self.baseline_writers,
+                    cpu: self.baseline_cpu,
+                    exe: self.baseline_exe.clone(),
+                }
+            }),
+            baseline_phase: false,
         })
     }
 }
@@ -331,6 +368,47 @@ pub struct Plan {
     pub owed_frames: usize,
     /// Most unanswered messages per connection in `latency`.
     pub backlog_per_connection: usize,
+    /// `fanout` without `--no-baseline`: how to run the baseline phase after the room phase.
+    pub baseline: Option<BaselinePlan>,
+    /// This plan *is* the baseline phase of `fanout`: every connection is a subscriber reading
+    /// plain, unmasked server frames over plain TCP from the baseline writer (no upgrade, no
+    /// join, no publisher, no close handshake).
+    pub baseline_phase: bool,
+}
+
+/// The baseline phase of `fanout`: a helper process writes the room phase's frames to as many
+/// plain TCP sockets, at the same rate, for the same duration.
+#[derive(Debug, Clone)]
+pub struct BaselinePlan {
+    /// Writer threads in the helper.
+    pub writers: u32,
+    /// The CPU they are pinned to, if any.
+    pub cpu: Option<usize>,
+    /// The ringcast executable to run as the helper; `None`: this program.
+    pub exe: Option<PathBuf>,
+}
+
+impl Plan {
+    /// The plan of the baseline phase that follows this `fanout` plan: the same subscribers,
+    /// rate, duration, room and threads, connecting to the baseline writer at `writer`.
+    pub fn for_baseline(&self, writer: std::net::SocketAddr) -> Plan {
+        let connections = self.subscribers.unwrap_or(self.connections);
+        Plan {
+            url: format!("tcp://{writer}"),
+            target: Target {
+                addr: writer,
+                host_header: writer.to_string(),
+                path: "/".to_owned(),
+            },
+            connections,
+            threads: self.threads.min(connections),
+            server_pid: None,
+            backlog_per_connection: (MAX_BACKLOG / connections as usize).max(1),
+            baseline: None,
+            baseline_phase: true,
+            ..self.clone()
+        }
+    }
 }
 
 /// Parses `250ms`, `10s`, `2m` or a bare number of seconds.

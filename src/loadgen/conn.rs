@@ -191,9 +191,13 @@ pub(crate) struct Conn {
     pong_next: Option<([u8; PONG_MAX], usize)>,
     /// Answer pings (always, except in `idle` without `--answer-pings`).
     answer_pings: bool,
+    /// The connection was upgraded, so it ends with a close handshake (not in `--raw`, nor in
+    /// the `fanout` baseline, whose writer sends plain frames over plain TCP).
+    upgraded: bool,
 }
 
-/// Opens connection: TCP connect, `TCP_NODELAY`, then the upgrade (skipped in `--raw`).
+/// Opens connection: TCP connect, `TCP_NODELAY`, then the upgrade (skipped in `--raw` and in the
+/// `fanout` baseline phase).
 pub(crate) async fn open(w: &Worker, answer_pings: bool) -> Result<Conn, ConnError> {
     let plan = &w.plan;
     let stream = TcpStream::connect(plan.target.addr)
@@ -210,8 +214,9 @@ pub(crate) async fn open(w: &Worker, answer_pings: bool) -> Result<Conn, ConnErr
         pong_written: 0,
         pong_next: None,
         answer_pings,
+        upgraded: !(plan.raw || plan.baseline_phase),
     };
-    if plan.raw {
+    if !conn.upgraded {
         return Ok(conn);
     }
     let key = upgrade::client_key(w.next_nonce());
@@ -238,6 +243,16 @@ pub(crate) async fn open(w: &Worker, answer_pings: bool) -> Result<Conn, ConnErr
 impl Conn {
     fn pong_pending(&self) -> bool {
         self.pong_written < self.pong_len
+    }
+
+    /// What to wait for: always readable; writable too while data (`owed` bytes) or a pong
+    /// waits to be written.
+    fn interest(&self, owed: usize) -> Interest {
+        if owed > 0 || self.pong_pending() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        }
     }
 
     /// Queues a pong for `ping`. §5.5.3: "If an endpoint receives a Ping frame and has not yet
@@ -484,11 +499,7 @@ impl Conn {
                     timer.as_mut().reset(target.into());
                 }
             }
-            let interest = if owed > 0 || self.pong_pending() {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
+            let interest = self.interest(owed);
             tokio::select! {
                 ready = self.stream.ready(interest) => {
                     let ready = ready?;
@@ -523,28 +534,45 @@ impl Conn {
                 .borrow_mut()
                 .complete(start, until, Instant::now(), None);
         };
+        self.read_until(w, until, || false, on_message, &mut |_| {})
+            .await
+    }
+
+    /// The read loop of every scenario that only listens (`idle`, the `fanout` subscribers, the
+    /// publisher between two sends, a join waiting for its reply): decodes what arrived with the
+    /// upgrade, then reads as the socket becomes readable, answering pings, until `until`, or
+    /// until `done()` holds after a read. `on_message` and `on_data` are as in
+    /// [`Conn::process_tapped`].
+    async fn read_until(
+        &mut self,
+        w: &Worker,
+        until: Instant,
+        done: impl Fn() -> bool,
+        on_message: &mut impl FnMut(u64),
+        on_data: &mut impl FnMut(&[u8]),
+    ) -> Result<(), ConnError> {
         let leftover = std::mem::take(&mut self.leftover);
-        check_open(self.process(w, &leftover, on_message)?)?;
+        check_open(self.process_tapped(w, &leftover, on_message, on_data)?)?;
+        let timer = tokio::time::sleep_until(until.into());
+        tokio::pin!(timer);
+        // Only pongs are written here: no data is ever owed.
         let (mut owed, mut sent) = (0usize, 0u64);
-        loop {
-            let interest = if self.pong_pending() {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
+        while !done() {
+            let interest = self.interest(owed);
             tokio::select! {
                 ready = self.stream.ready(interest) => {
                     let ready = ready?;
                     if ready.is_readable() {
-                        check_open(self.read(w, on_message)?)?;
+                        check_open(self.read_tapped(w, on_message, on_data)?)?;
                     }
                     if ready.is_writable() {
                         self.write(w, &mut owed, &mut sent)?;
                     }
                 }
-                () = tokio::time::sleep_until(until.into()) => return Ok(()),
+                () = &mut timer => return Ok(()),
             }
         }
+        Ok(())
     }
 
     /// Writes one masked text frame carrying `json` (built in `frame`, reused across calls).
@@ -571,11 +599,13 @@ impl Conn {
         Ok(())
     }
 
-    /// `fanout` subscriber setup: joins `--room` and waits for the server's reply (the welcome
-    /// and `joined` events read meanwhile are skipped). Runs in the open phase, unmeasured.
+    /// `fanout` subscriber setup: joins `--room` with `"presence":false` (no `joined`/`left`
+    /// events, so filling the room costs the server O(subscribers) frames, not O(subscribers²))
+    /// and waits for the server's reply (the welcome read meanwhile is skipped). Runs in the open
+    /// phase, unmeasured.
     pub(crate) async fn join(&mut self, w: &Worker) -> Result<(), ConnError> {
         let json = format!(
-            r#"{{"v":1,"type":"join","room":"{}","id":"bench-join"}}"#,
+            r#"{{"v":1,"type":"join","room":"{}","id":"bench-join","presence":false}}"#,
             w.plan.room
         );
         let mut frame = Vec::with_capacity(json.len() + MAX_HEADER_LEN);
@@ -595,20 +625,14 @@ impl Conn {
             let room = 4096usize.saturating_sub(t.len());
             t.extend_from_slice(&piece[..piece.len().min(room)]);
         };
-        let leftover = std::mem::take(&mut self.leftover);
-        check_open(self.process_tapped(w, &leftover, &mut on_message, &mut on_data)?)?;
-        loop {
-            match verdict.get() {
-                Some(true) => return Ok(()),
-                Some(false) => return Err(ConnError::JoinRefused),
-                None => {}
-            }
-            self.stream.readable().await?;
-            check_open(self.read_tapped(w, &mut on_message, &mut on_data)?)?;
-            if self.pong_pending() {
-                let (mut owed, mut sent) = (0usize, 0u64);
-                self.write(w, &mut owed, &mut sent)?;
-            }
+        let until = Instant::now() + w.plan.connect_timeout;
+        let done = || verdict.get().is_some();
+        self.read_until(w, until, done, &mut on_message, &mut on_data)
+            .await?;
+        match verdict.get() {
+            Some(true) => Ok(()),
+            Some(false) => Err(ConnError::JoinRefused),
+            None => Err(ConnError::ConnectTimeout),
         }
     }
 
@@ -629,8 +653,6 @@ impl Conn {
         let suffix = br#"},"echo":false}"#;
         let mut json = Vec::with_capacity(prefix.len() + 24 + suffix.len());
         let mut frame = Vec::with_capacity(json.capacity() + MAX_HEADER_LEN);
-        let leftover = std::mem::take(&mut self.leftover);
-        check_open(self.process(w, &leftover, &mut |_| {})?)?;
         let mut k = 0u64;
         loop {
             let now = Instant::now();
@@ -647,24 +669,8 @@ impl Conn {
             if next >= deadline {
                 return Ok(());
             }
-            let interest = if self.pong_pending() {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            tokio::select! {
-                ready = self.stream.ready(interest) => {
-                    let ready = ready?;
-                    if ready.is_readable() {
-                        check_open(self.read(w, &mut |_| {})?)?;
-                    }
-                    if ready.is_writable() {
-                        let (mut owed, mut sent) = (0usize, 0u64);
-                        self.write(w, &mut owed, &mut sent)?;
-                    }
-                }
-                () = tokio::time::sleep_until(next.into()) => {}
-            }
+            self.read_until(w, next, || false, &mut |_| {}, &mut |_| {})
+                .await?;
         }
     }
 
@@ -691,34 +697,14 @@ impl Conn {
             s.feed(piece);
             scan.set(s);
         };
-        let leftover = std::mem::take(&mut self.leftover);
-        check_open(self.process_tapped(w, &leftover, &mut on_message, &mut on_data)?)?;
-        let (mut owed, mut sent) = (0usize, 0u64);
-        loop {
-            let interest = if self.pong_pending() {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            tokio::select! {
-                ready = self.stream.ready(interest) => {
-                    let ready = ready?;
-                    if ready.is_readable() {
-                        check_open(self.read_tapped(w, &mut on_message, &mut on_data)?)?;
-                    }
-                    if ready.is_writable() {
-                        self.write(w, &mut owed, &mut sent)?;
-                    }
-                }
-                () = tokio::time::sleep_until(until.into()) => return Ok(()),
-            }
-        }
+        self.read_until(w, until, || false, &mut on_message, &mut on_data)
+            .await
     }
 
     /// Sends our close frame and waits up to [`CLOSE_WAIT`] for the server's (§5.5.1: "the
     /// endpoint MUST send a Close frame in response"). Counts a clean close; never fails the run.
     pub(crate) async fn close(mut self, w: &Worker) {
-        if self.raw.is_some() {
+        if !self.upgraded {
             return;
         }
         let answered = tokio::time::timeout(CLOSE_WAIT, async {
@@ -758,14 +744,14 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// The current time as unix microseconds (0 before 1970).
-fn unix_micros() -> u64 {
+pub(crate) fn unix_micros() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Appends `n` in decimal without allocating beyond `out`'s capacity.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {

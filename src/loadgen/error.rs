@@ -58,6 +58,14 @@ pub enum LoadError {
     /// `--server-pid` could not be sampled.
     #[error(transparent)]
     Proc(#[from] ProcError),
+    /// The `fanout` baseline writer (a helper process) could not be run or broke its protocol.
+    #[error("baseline writer: {step}: {reason}")]
+    Baseline {
+        /// The step of the protocol (`start`, `listening`, `ready`, `go`, `done`, …).
+        step: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
     /// Writing the report or the plot failed.
     #[error("cannot write {path}: {reason}")]
     Output {

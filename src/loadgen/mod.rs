@@ -18,6 +18,7 @@
 //! - [`codec`]: pre-encoded masked frames out, server frames (or raw echoed bytes) in.
 //! - `conn`: one connection's I/O: open, pump, hold, close.
 //! - `runner`: threads and phases (open → measure → close).
+//! - `baseline`: `fanout`'s baseline phase and its helper process, the baseline writer.
 //! - [`stats`]: histogram, timeline, counters; [`report`]: table and JSON; [`plot`]: SVG.
 //! - [`sys`]: `/proc` readers (RSS, CPU time, open-file limit).
 //!
@@ -31,19 +32,23 @@
 //! - `idle`: the server's data messages and pings are counted; RSS is sampled around the hold.
 //!
 //! - `fanout` (ringcast `/ws` only): connection 0 publishes, connections 1..=C subscribe. In the
-//!   open phase each subscriber joins `--room` and waits for the `ok` reply (unmeasured; the
-//!   server sends every member a `joined` event per join, so opening C subscribers costs O(C²)
-//!   server writes). In the measure phase the publisher sends `{"t":<unix µs>}` payloads at
-//!   `--rate` with `"echo":false`; each subscriber scans every message's payload for `"t":`
-//!   without copying it and records now − t (same host, same clock) as the delivery latency.
-//!   A delivery completes at its read; subscribers keep reading for [`args::DRAIN`] after the
-//!   deadline, so late deliveries count (as `late`). Expected deliveries are published × joined
-//!   subscribers; the difference is reported as missing.
-//!
-//! Not built: a "baseline" that writes the same bytes to the same number of sockets without any
-//! room logic, to report the server's fan-out overhead as a ratio.
+//!   open phase each subscriber joins `--room` with `"presence":false` and waits for the `ok`
+//!   reply (unmeasured; no `joined` events, so opening C subscribers costs O(C) server writes).
+//!   In the measure phase the publisher sends `{"t":<unix µs>}` payloads at `--rate` with
+//!   `"echo":false`; each subscriber scans every message's payload for `"t":` without copying
+//!   it and records now − t (same host, same clock) as the delivery latency. A delivery
+//!   completes at its read; subscribers keep reading for [`args::DRAIN`] after the deadline, so
+//!   late deliveries count (as `late`). Expected deliveries are published × joined subscribers;
+//!   the difference is reported as missing.
+//! - `fanout` baseline (after the room phase, unless `--no-baseline`): a helper process (this
+//!   program again, see `baseline`) accepts C plain TCP connections from C subscribers and, on
+//!   the same schedule, writes each message, rendered as the server renders it, to every socket
+//!   with one `write` each: no server, no rooms, no WebSocket machine. The subscribers read and
+//!   time exactly as above. The report gives both phases and room ÷ baseline for deliveries/s,
+//!   p50 and p99, all from the same run.
 
 pub mod args;
+mod baseline;
 pub mod codec;
 mod conn;
 pub mod error;
@@ -67,8 +72,14 @@ pub use report::Report;
 use report::{Cpu, Memory, Samples};
 
 /// Runs the scenario `args` describes, prints the table (or JSON with `--json`) on stdout,
-/// writes `--plot` if asked, and returns the report.
-pub fn run(args: BenchArgs) -> Result<Report, LoadError> {
+/// writes `--plot` if asked, and returns the report. `None` when this process ran as the
+/// `fanout` baseline writer of another one (`--baseline-writer`, internal), which reports
+/// through its own line protocol instead.
+pub fn run(args: BenchArgs) -> Result<Option<Report>, LoadError> {
+    if args.baseline_writer {
+        baseline::writer::serve(&args)?;
+        return Ok(None);
+    }
     let report = measure(&args)?;
     let out = if args.json {
         report.to_json()
@@ -85,14 +96,50 @@ pub fn run(args: BenchArgs) -> Result<Report, LoadError> {
     if let Some(path) = &args.plot {
         plot::draw(&report, path)?;
     }
-    Ok(report)
+    Ok(Some(report))
 }
 
 /// Runs the scenario and returns the report without printing it (a progress bar still shows on a
-/// terminal unless `--quiet`).
+/// terminal unless `--quiet`). `fanout` runs its baseline phase after the room phase unless
+/// `--no-baseline`.
 pub fn measure(args: &BenchArgs) -> Result<Report, LoadError> {
     let plan = Arc::new(args.plan()?);
-    let pid = plan.server_pid;
+    let room = drive(&plan, plan.server_pid, args.quiet, |_| Ok(()))?;
+    let mut report = Report::new(&plan, &room.stats, room.samples);
+    if let Some(b) = &plan.baseline {
+        let mut writer = baseline::Writer::spawn(&plan, b)?;
+        let bplan = Arc::new(plan.for_baseline(writer.addr));
+        let measured = drive(&bplan, Some(writer.pid()), args.quiet, |opened| {
+            writer.ready(opened)?;
+            writer.go()
+        })?;
+        let written = writer.finish()?;
+        report.baseline = Some(report::Baseline::new(
+            &report,
+            b.writers,
+            &measured.stats,
+            &written,
+            measured.samples.cpu,
+        ));
+    }
+    Ok(report)
+}
+
+/// What one pass through the phases measured.
+struct Measured {
+    stats: stats::Stats,
+    samples: Samples,
+}
+
+/// Runs `plan` through its phases (open, measure, close), sampling CPU time (the tool's, and
+/// `pid`'s) and `pid`'s memory around them. `before_measure(opened)` runs once every connection
+/// is open, just before the measurement starts.
+fn drive(
+    plan: &Arc<Plan>,
+    pid: Option<u32>,
+    quiet: bool,
+    before_measure: impl FnOnce(u64) -> Result<(), LoadError>,
+) -> Result<Measured, LoadError> {
     let rss = |pid: Option<u32>| pid.map(sys::rss_bytes).transpose();
     let cpu_now = || -> Result<(Instant, Duration, Option<Duration>), LoadError> {
         let server = pid.map(|p| sys::cpu_time(Some(p))).transpose()?;
@@ -101,8 +148,8 @@ pub fn measure(args: &BenchArgs) -> Result<Report, LoadError> {
     let rss_before = rss(pid)?;
     let mut cpu_start = cpu_now()?;
 
-    let bar = progress_bar(&plan, args.quiet);
-    let run = runner::Run::start(&plan)?;
+    let bar = progress_bar(plan, quiet);
+    let run = runner::Run::start(plan)?;
     let progress = Arc::clone(&run.shared.progress);
     let tick = |started: Instant| {
         if let Some(bar) = &bar {
@@ -122,6 +169,12 @@ pub fn measure(args: &BenchArgs) -> Result<Report, LoadError> {
         }
     });
     let rss_connected = rss(pid)?;
+    if let Err(e) = before_measure(run.shared.opened.load(Ordering::Relaxed)) {
+        run.release(0);
+        run.release(1);
+        let _partial = run.finish();
+        return Err(e);
+    }
     if plan.scenario != Scenario::Connect {
         progress.store(0, Ordering::Relaxed);
         cpu_start = cpu_now()?;
@@ -169,7 +222,7 @@ pub fn measure(args: &BenchArgs) -> Result<Report, LoadError> {
         _ => None,
     };
     let samples = Samples { cpu, memory };
-    Ok(Report::new(&plan, &stats, samples))
+    Ok(Measured { stats, samples })
 }
 
 fn progress_bar(plan: &Plan, quiet: bool) -> Option<indicatif::ProgressBar> {
@@ -190,6 +243,10 @@ fn progress_bar(plan: &Plan, quiet: bool) -> Option<indicatif::ProgressBar> {
     if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
         bar.set_style(style);
     }
-    bar.set_prefix(plan.scenario.to_string());
+    bar.set_prefix(if plan.baseline_phase {
+        "fanout baseline".to_owned()
+    } else {
+        plan.scenario.to_string()
+    });
     Some(bar)
 }

@@ -63,6 +63,108 @@ pub struct Fanout {
     pub missing_deliveries: u64,
 }
 
+/// `fanout`'s baseline phase: the room phase's frames written by a helper process to as many
+/// plain TCP sockets, at the same rate, for the same duration, with no server in between; the
+/// subscribers read and time them exactly as in the room phase. Figures as in [`Report`] and
+/// [`Fanout`]; `expected_deliveries` is `published × connections`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Baseline {
+    /// Sockets the subscribers read from.
+    pub connections: u64,
+    /// Writer threads in the helper.
+    pub writers: u32,
+    /// Messages on the helper's schedule.
+    pub published: u64,
+    /// `published × connections`.
+    pub expected_deliveries: u64,
+    /// Deliveries seen (within the window or while draining).
+    pub delivered: u64,
+    /// `expected_deliveries - delivered` (0 if more arrived).
+    pub missing_deliveries: u64,
+    /// Sockets the helper dropped after a write failed or blocked too long.
+    pub dropped_sockets: u64,
+    /// Deliveries within the window.
+    pub completed: u64,
+    /// Deliveries after the window, while draining.
+    pub late: u64,
+    /// `completed / window_s` (the room phase's window).
+    pub per_second: f64,
+    /// Write-to-delivery latency, in microseconds.
+    pub latency_us: Option<Percentiles>,
+    /// The helper's CPU use over the window, in cores.
+    pub writer_cores: Option<f64>,
+    /// The load tool's.
+    pub tool_cores: f64,
+    /// Failed subscriber sockets by reason.
+    pub failures: BTreeMap<String, u64>,
+    /// Room phase over baseline, same run.
+    pub ratio: Ratio,
+}
+
+/// Room phase ÷ baseline phase of one `fanout` run. Deliveries per second: 1.0 means the server
+/// delivered as many as plain writes did (higher is better); latencies: 2.0 means twice the
+/// baseline's (lower is better). `None` where either side has no figure.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Ratio {
+    /// `per_second` room / baseline.
+    pub deliveries_per_second: Option<f64>,
+    /// Latency p50 room / baseline.
+    pub p50: Option<f64>,
+    /// Latency p99 room / baseline.
+    pub p99: Option<f64>,
+}
+
+fn ratio(room: f64, baseline: f64) -> Option<f64> {
+    (baseline > 0.0).then(|| room / baseline)
+}
+
+impl Baseline {
+    /// The baseline's figures from its merged counts, the helper's counts and the CPU sampled
+    /// around its window; `room` is the room phase's report it is compared with.
+    pub(crate) fn new(
+        room: &Report,
+        writers: u32,
+        stats: &Stats,
+        written: &super::baseline::Written,
+        cpu: Cpu,
+    ) -> Baseline {
+        let per_second = if room.window_s > 0.0 {
+            stats.completed as f64 / room.window_s
+        } else {
+            0.0
+        };
+        let latency_us = stats.percentiles();
+        let expected = written.published * stats.connected;
+        let delivered = stats.completed + stats.late;
+        let both = |f: fn(&Percentiles) -> f64| {
+            room.latency_us
+                .zip(latency_us)
+                .and_then(|(r, b)| ratio(f(&r), f(&b)))
+        };
+        Baseline {
+            connections: stats.connected,
+            writers,
+            published: written.published,
+            expected_deliveries: expected,
+            delivered,
+            missing_deliveries: expected.saturating_sub(delivered),
+            dropped_sockets: written.dropped,
+            completed: stats.completed,
+            late: stats.late,
+            per_second,
+            latency_us,
+            writer_cores: cpu.server_cores,
+            tool_cores: cpu.tool_cores,
+            failures: stats.failures.clone(),
+            ratio: Ratio {
+                deliveries_per_second: ratio(room.per_second, per_second),
+                p50: both(|p| p.p50),
+                p99: both(|p| p.p99),
+            },
+        }
+    }
+}
+
 /// A finished run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -105,6 +207,8 @@ pub struct Report {
     pub send_lag_us: Option<Percentiles>,
     /// `fanout`: the deliveries side (`None` in the other scenarios).
     pub fanout: Option<Fanout>,
+    /// `fanout` without `--no-baseline`: the baseline phase and the ratios to it.
+    pub baseline: Option<Baseline>,
     /// Failed connections by reason.
     pub failures: BTreeMap<String, u64>,
     /// Connections whose close handshake the server completed.
@@ -178,6 +282,7 @@ impl Report {
                     missing_deliveries: expected.saturating_sub(delivered),
                 }
             }),
+            baseline: None,
             failures: stats.failures.clone(),
             closed_cleanly: stats.closed_cleanly,
             pings: stats.pings,
@@ -307,6 +412,9 @@ impl Report {
                 ),
             );
         }
+        if let Some(b) = &self.baseline {
+            b.rows(&mut row);
+        }
         let width = rows
             .iter()
             .map(|(k, _)| k.chars().count())
@@ -317,6 +425,59 @@ impl Report {
             let _infallible = writeln!(out, "{k:<width$}  {v}");
         }
         out
+    }
+}
+
+impl Baseline {
+    fn rows(&self, row: &mut impl FnMut(&str, String)) {
+        row(
+            "baseline",
+            format!(
+                "the same frames written to {} plain TCP sockets by {} thread(s), no server",
+                self.connections, self.writers
+            ),
+        );
+        row(
+            "baseline deliveries",
+            format!(
+                "{} (+{} late) of {} expected ({} missing, {} sockets dropped)",
+                self.completed,
+                self.late,
+                self.expected_deliveries,
+                self.missing_deliveries,
+                self.dropped_sockets
+            ),
+        );
+        row("baseline deliveries/s", format!("{:.0}", self.per_second));
+        if let Some(p) = &self.latency_us {
+            row(
+                "baseline delivery µs",
+                format!(
+                    "p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  (n {})",
+                    p.p50, p.p90, p.p99, p.p999, p.max, p.count
+                ),
+            );
+        }
+        let cores = self
+            .writer_cores
+            .map_or("?".to_owned(), |c| format!("{c:.2}"));
+        row(
+            "baseline cpu",
+            format!("writer {cores} cores, tool {:.2} cores", self.tool_cores),
+        );
+        for (reason, n) in &self.failures {
+            row("baseline failure", format!("{n} × {reason}"));
+        }
+        let x = |r: Option<f64>| r.map_or("n/a".to_owned(), |r| format!("{r:.2}×"));
+        row(
+            "room / baseline",
+            format!(
+                "deliveries/s {}  p50 {}  p99 {}",
+                x(self.ratio.deliveries_per_second),
+                x(self.ratio.p50),
+                x(self.ratio.p99)
+            ),
+        );
     }
 }
 

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     wake: Condvar,
     /// Completions so far over all threads.
     pub progress: Arc<AtomicU64>,
+    /// Connections opened so far over all threads (final once phase 1 has ended).
+    pub opened: AtomicU64,
 }
 
 impl Shared {
@@ -99,6 +101,7 @@ impl Run {
             released: Mutex::new([false; 2]),
             wake: Condvar::new(),
             progress: Arc::new(AtomicU64::new(0)),
+            opened: AtomicU64::new(0),
         });
         let seed = seed();
         let mut run = Run {
@@ -190,6 +193,9 @@ fn thread_main(plan: Arc<Plan>, t: u32, seed: u64, shared: &Shared) -> Result<St
     // Phase 1: open.
     w.start.set(Instant::now());
     let conns = local.block_on(&runtime, open_all(&w, t));
+    shared
+        .opened
+        .fetch_add(conns.len() as u64, Ordering::Relaxed);
     guard.arrive();
 
     // Phase 2: measure.
@@ -241,8 +247,9 @@ async fn open_all(w: &Rc<Worker>, t: u32) -> Vec<(u32, Conn)> {
                     let began = Instant::now();
                     let open = async {
                         let mut conn = conn::open(&w, answer_pings).await?;
-                        // `fanout`: connection 0 publishes, every other one joins the room first.
-                        if w.plan.scenario == Scenario::Fanout && i != 0 {
+                        // `fanout`: connection 0 publishes, every other one joins the room first
+                        // (in the baseline phase all are subscribers and there is no room).
+                        if w.plan.scenario == Scenario::Fanout && i != 0 && !w.plan.baseline_phase {
                             conn.join(&w).await?;
                             w.stats.borrow_mut().joined += 1;
                         }
@@ -323,7 +330,9 @@ async fn measure(w: &Rc<Worker>, conns: Vec<(u32, Conn)>) -> Vec<Conn> {
                         let until = w.start.get() + w.plan.duration;
                         c.hold(&w, until).await.map(|()| true)
                     }
-                    Scenario::Fanout if i == 0 => c.publish(&w).await.map(|()| true),
+                    Scenario::Fanout if i == 0 && !w.plan.baseline_phase => {
+                        c.publish(&w).await.map(|()| true)
+                    }
                     Scenario::Fanout => c.subscribe(&w).await.map(|()| true),
                     Scenario::Connect => unreachable!("handled above"),
                 };
