@@ -43,8 +43,9 @@
 //! - `fanout` baseline (after the room phase, unless `--no-baseline`): a helper process (this
 //!   program again, see `baseline`) accepts C plain TCP connections from C subscribers and, on
 //!   the same schedule, writes each message, rendered as the server renders it, to every socket
-//!   with one `write` each: no server, no rooms, no WebSocket machine. The subscribers read and
-//!   time exactly as above. The report gives both phases and room ÷ baseline for deliveries/s,
+//!   with plain blocking `write`s (a backlog coalesced into one write per socket): no server,
+//!   no rooms, no WebSocket machine. Its `t` is the message's due time. The subscribers read
+//!   and time exactly as above. The report gives both phases and room ÷ baseline for deliveries/s,
 //!   p50 and p99, all from the same run.
 
 pub mod args;

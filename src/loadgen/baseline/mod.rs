@@ -37,7 +37,7 @@ const EXIT_WAIT: Duration = Duration::from_secs(5);
 /// What the helper reports when its schedule is over.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Written {
-    /// Messages on the schedule it wrote (to every socket still open).
+    /// Messages on the schedule (due before the deadline), whether it wrote them all or not.
     pub published: u64,
     /// Frames written, over all sockets.
     pub written: u64,

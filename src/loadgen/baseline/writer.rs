@@ -2,11 +2,12 @@
 //! writes each scheduled message, rendered as the server renders it, to every one of them.
 //!
 //! Owns the helper's side of the line protocol (see [`super`]) and its write loop. No rooms, no
-//! mesh, no per-connection queue, no WebSocket machine: one blocking `write` per socket per
-//! message, from `--baseline-writers` threads that split the sockets between them. What the
-//! subscribers read is byte-for-byte the shape of a room message: the crate's own
-//! [`render::message`] with the same room, a `seq`, a sender id, `ts`, and the payload
-//! `{"t":<unix µs>}` taken just before the message's first write, as the publisher does.
+//! mesh, no per-connection queue, no WebSocket machine: blocking `write`s from
+//! `--baseline-writers` threads that split the sockets between them, one per socket per pass
+//! (a pass carries every message due, so one message when the writer keeps up, the backlog in
+//! one write when it does not). What the subscribers read is byte for byte the shape of a room
+//! message: the crate's own [`render::message`] with the same room, a `seq`, a sender id, `ts`,
+//! and the payload `{"t":<unix µs>}`, where `t` is the message's due time on the schedule.
 //!
 //! Never listens outside 127.0.0.1, never writes after its deadline plus [`DRAIN`], and never
 //! lets one stuck socket hold the others for longer than [`WRITE_TIMEOUT`] (it is dropped).
@@ -172,7 +173,7 @@ fn write_all(
     for (i, s) in sockets.into_iter().enumerate() {
         shares[i % writers].push(s);
     }
-    let start = Instant::now();
+    let start = (Instant::now(), unix_micros());
     let results: Vec<Result<(Written, Vec<TcpStream>), LoadError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = shares
             .into_iter()
@@ -197,12 +198,16 @@ fn write_all(
     Ok((total, open))
 }
 
-/// One writer thread: message k is due at `start + k / rate` while that is before the deadline;
-/// each goes to every socket of `share` still open, in order. Returns those sockets.
+/// One writer thread: message k is due at `start + k / rate` while that is before the deadline.
+/// Each pass renders every message due by now and writes them, back to back, to every socket of
+/// `share` still open, in order, one `write` per socket: a message per write when the writer
+/// keeps up, and when it falls behind, the backlog coalesced as the server coalesces a
+/// connection's queued frames into one vectored write. A message's `t` is its *due* time (unix
+/// µs), so a writer that falls behind is charged for it. Returns the sockets still open.
 fn write_share(
     mut share: Vec<TcpStream>,
     schedule: &Schedule,
-    start: Instant,
+    start: (Instant, u64),
 ) -> Result<(Written, Vec<TcpStream>), LoadError> {
     if let Some(id) = schedule.cpu {
         if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
@@ -212,36 +217,68 @@ fn write_share(
             });
         }
     }
+    let (start, start_unix_us) = start;
     let deadline = start + schedule.duration;
     let give_up = deadline + DRAIN;
     let interval_ns = 1e9 / schedule.rate as f64;
+    let offset = |k: u64| Duration::from_nanos((interval_ns * k as f64) as u64);
     let from = ConnId {
         worker: 0,
         key: ConnKey::from_u64(0),
     };
     let mut arena = BytesMut::new();
     let mut payload = Vec::with_capacity(32);
-    let mut counts = Written::default();
-    for k in 0u64.. {
-        let due = start + Duration::from_nanos((interval_ns * k as f64) as u64);
+    let mut batch = Vec::new();
+    // The schedule's length, as the publisher of the room phase counts it (every message due
+    // before the deadline), whether or not this writer manages to write them all.
+    let mut scheduled = (schedule.duration.as_nanos() as f64 / interval_ns) as u64;
+    while scheduled > 0 && offset(scheduled - 1) >= schedule.duration {
+        scheduled -= 1;
+    }
+    while offset(scheduled) < schedule.duration {
+        scheduled += 1;
+    }
+    let mut counts = Written {
+        published: scheduled,
+        ..Written::default()
+    };
+    let mut next = 0u64;
+    loop {
         let now = Instant::now();
-        if due >= deadline || now >= give_up {
+        if now >= give_up {
             break;
         }
-        if due > now {
-            std::thread::sleep(due - now);
+        batch.clear();
+        let first = next;
+        while start + offset(next) <= now && start + offset(next) < deadline {
+            let t = start_unix_us + offset(next).as_micros() as u64;
+            payload.clear();
+            payload.extend_from_slice(br#"{"t":"#);
+            push_u64(&mut payload, t);
+            payload.push(b'}');
+            let frame = render::message(
+                &mut arena,
+                &schedule.room,
+                next + 1,
+                from,
+                t / 1000,
+                &payload,
+            );
+            batch.extend_from_slice(&frame);
+            next += 1;
         }
-        let t = unix_micros();
-        payload.clear();
-        payload.extend_from_slice(br#"{"t":"#);
-        push_u64(&mut payload, t);
-        payload.push(b'}');
-        let frame = render::message(&mut arena, &schedule.room, k + 1, from, t / 1000, &payload);
+        let due = start + offset(next);
+        if next == first {
+            if due >= deadline {
+                break;
+            }
+            std::thread::sleep(due - now);
+            continue;
+        }
         let before = share.len();
-        share.retain_mut(|s| s.write_all(&frame).is_ok());
+        share.retain_mut(|s| s.write_all(&batch).is_ok());
         counts.dropped += (before - share.len()) as u64;
-        counts.written += share.len() as u64;
-        counts.published += 1;
+        counts.written += (next - first) * share.len() as u64;
     }
     Ok((counts, share))
 }
