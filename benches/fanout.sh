@@ -7,10 +7,11 @@
 #   10k-r100   S = 10 000, 2 workers, unpinned; 100 msg/s for $DURATION; tool and baseline
 #              writer with 2 threads each (like the server's 2 workers)
 #   10k-r10    the same at 10 msg/s
-#   1k-pinned  S = 1 000, 1 worker pinned to core 0, the tool on core 1, the baseline writer
-#              pinned to core 0 (where the server was); 100 msg/s
+#   1k-pinned-r100   S = 1 000, 1 worker pinned to core 0, the tool on core 1, the baseline
+#                    writer pinned to core 0 (where the server was); 100 msg/s
+#   1k-pinned-r1000  the same at 1 000 msg/s (a million deliveries a second: saturates a core)
 # Prints each report's table; JSON reports land in bench-results/fanout-<UTC time>/ (gitignored).
-# Bounded: 3 runs of $DURATION (default 5 s) plus the joins, drain (2 s) and close, about a minute
+# Bounded: 4 runs of $DURATION (default 5 s) plus the joins, drain (2 s) and close, about 1.5 minutes
 # in all once built.
 #
 # The open-file hard limit here is 20 000: S = 10 000 fits because the baseline writer is a
@@ -49,7 +50,8 @@ trap stop_server EXIT
 RUNS=(
     "10k-r100||2||-c 10000 --rate 100 --threads 2 --baseline-writers 2"
     "10k-r10||2||-c 10000 --rate 10 --threads 2 --baseline-writers 2"
-    "1k-pinned|0|1|1|-c 1000 --rate 100 --threads 1 --baseline-writers 1 --baseline-cpu 0"
+    "1k-pinned-r100|0|1|1|-c 1000 --rate 100 --threads 1 --baseline-writers 1 --baseline-cpu 0"
+    "1k-pinned-r1000|0|1|1|-c 1000 --rate 1000 --threads 1 --baseline-writers 1 --baseline-cpu 0"
 )
 
 for run in "${RUNS[@]}"; do
