@@ -37,7 +37,7 @@ pub enum Command {
     /// number of seconds; sizes read "16MiB", "8KiB" or a bare number of bytes.
     Serve(ServeArgs),
     /// Drive load against a WebSocket server on loopback and report throughput, latency and
-    /// memory (scenarios: echo, latency, connect, idle).
+    /// memory (scenarios: echo, latency, connect, idle, fanout).
     Bench(crate::loadgen::BenchArgs),
 }
 
