@@ -5,8 +5,9 @@
 //! handshake module's.
 //!
 //! A connection has a task only while it is active. Readiness comes from the worker's reactor (one
-//! epoll registration per connection for its whole life); a read goes through the ring into a
-//! pooled buffer that is given back as soon as every byte in it is consumed. A connection that has
+//! epoll registration per connection for its whole life); a read is a non-blocking `recv` right
+//! after readiness, into a pooled buffer that is given back as soon as every byte in it is
+//! consumed; writes go through the ring. A connection that has
 //! been quiet for [`PARK_AFTER`] with nothing to write *parks*: its task ends, leaving only its
 //! [`ConnShared`] in the table (no task, no buffer, no tokio registration). Readiness, queued
 //! output or a timer starts a new task ([`Worker::wake`]). That is what keeps an idle connection
@@ -15,7 +16,6 @@
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell, RefMut};
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::pin::pin;
@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::future::{Fuse, FusedFuture, FutureExt};
-use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 
 use crate::proto::conn::{ConnLimits, Connection, Event, SendError, State};
@@ -107,13 +106,10 @@ pub struct ConnShared {
     /// A task is serving this connection now. Invariant: set exactly while a task for it exists
     /// (set by [`Worker::wake`] before spawning, cleared by the task when it parks or ends).
     task_running: Cell<bool>,
-    /// The reactor reported readiness that no read has consumed yet.
+    /// The reactor reported readiness that no read has consumed yet. It may be stale (an event
+    /// for bytes an earlier read already took): reads never block, so that costs one `EAGAIN`.
+    /// Cleared only once a read finds the socket drained (see [`read_some`]).
     readable: Cell<bool>,
-    /// Bumped on every readiness event, so a read can tell whether an event arrived meanwhile.
-    ready_gen: Cell<u32>,
-    /// `readable` may be stale (an event arrived while a read was already draining the socket):
-    /// peek before trusting it, so a read never blocks with a buffer held.
-    maybe_stale: Cell<bool>,
     /// The timer asked the task to park at its next quiet moment.
     park_requested: Cell<bool>,
     phase: Cell<Phase>,
@@ -149,7 +145,6 @@ pub struct ConnShared {
 impl ConnShared {
     /// Records a readiness event from the reactor.
     pub fn mark_readable(&self) {
-        self.ready_gen.set(self.ready_gen.get().wrapping_add(1));
         self.readable.set(true);
     }
 
@@ -205,8 +200,6 @@ pub fn accept(worker: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         timer: Cell::new(None),
         task_running: Cell::new(false),
         readable: Cell::new(false),
-        ready_gen: Cell::new(0),
-        maybe_stale: Cell::new(false),
         park_requested: Cell::new(false),
         phase: Cell::new(Phase::Handshake),
         kill: Cell::new(None),
@@ -722,46 +715,73 @@ fn process(worker: &Worker, conn: &ConnShared) {
     }
 }
 
-/// Reads what the socket has into `buf` (a pooled buffer when `buf` has none). `None`: the
-/// readiness was stale and nothing was read. Never blocks with a buffer held: when readiness may be
-/// stale, a non-blocking peek checks first.
+/// Reads what the socket has into `buf` (a pooled buffer when `buf` has none) with one
+/// non-blocking `recv` straight into the buffer's free space: no ring round trip between the
+/// reactor's readiness and the bytes. `None`: the readiness was stale (the socket had nothing) and
+/// nothing was read.
 ///
-/// `want` is how many more bytes finish the frame in progress (the machine's read hint): room for
-/// them is reserved up front so a large frame arrives in one read instead of many small ones.
+/// Invariants:
+/// - Never blocks, so never waits holding a buffer: a stale `readable` costs one `EAGAIN`, after
+///   which `readable` is cleared and an empty buffer goes back to the pool.
+/// - `readable` is cleared only once the socket is known drained: the read came back short of
+///   the room it was given (TCP `recv` copies the whole receive queue up to that room). Any byte
+///   arriving later raises a new edge-triggered event, which sets `readable` again.
+/// - `want` is how many more bytes finish the frame in progress (the machine's read hint). Room
+///   for them plus [`MIN_READ_SPACE`] is reserved up front, so a large frame arrives in as few
+///   reads as possible and the read that completes it is still short of its room, which proves
+///   the socket drained without one more `recv`.
+/// - Each read spends one unit of tokio's cooperative budget: a peer that keeps the socket full
+///   cannot keep this task from yielding to the worker's other tasks.
 async fn read_some(
     worker: &Worker,
     conn: &ConnShared,
     buf: &mut BytesMut,
     want: usize,
 ) -> io::Result<Option<usize>> {
-    if conn.maybe_stale.replace(false) && !has_input(&conn.stream) {
-        conn.readable.set(false);
-        return Ok(None);
-    }
-    let gen = conn.ready_gen.get();
     let mut owned = if buf.capacity() == 0 {
         worker.pool.borrow_mut().take_read()
     } else {
         std::mem::take(buf)
     };
-    let room = want.max(MIN_READ_SPACE);
+    let room = want.saturating_add(MIN_READ_SPACE);
     if owned.capacity() - owned.len() < room {
         owned.reserve(room.max(worker.pool.borrow().read_size()));
     }
-    let (start, end) = (owned.len(), owned.capacity());
-    let (res, slice) = conn.stream.read(owned.slice(start..end)).await;
-    *buf = slice.into_inner();
+    let space = owned.capacity() - owned.len();
+    let read = recv_now(&conn.stream, &mut owned);
+    *buf = owned;
     if buf.is_empty() {
         worker.pool.borrow_mut().give_read(std::mem::take(buf));
     }
-    let n = res?;
-    if n < end - start && conn.ready_gen.get() == gen {
-        // Drained, and no event arrived meanwhile: wait for the next one.
-        conn.readable.set(false);
-    } else {
-        conn.maybe_stale.set(true);
+    match read {
+        Ok(n) => {
+            if n < space {
+                conn.readable.set(false);
+            }
+            tokio::task::consume_budget().await;
+            Ok(Some(n))
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            conn.readable.set(false);
+            Ok(None)
+        }
+        // Interrupted by a signal before any byte was copied: `readable` still holds, try again.
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+        Err(e) => Err(e),
     }
-    Ok(Some(n))
+}
+
+/// One non-blocking `recv` into the free space of `buf`, appending what it read.
+#[allow(unsafe_code)]
+fn recv_now(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    // SAFETY: the fd is `stream`'s open socket, and `stream` is borrowed for this whole call.
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    let n = socket2::SockRef::from(&fd)
+        .recv_with_flags(buf.spare_capacity_mut(), libc::MSG_DONTWAIT)?;
+    // SAFETY: `recv` initialised the first `n` bytes of the spare capacity (it returns at most
+    // the length it was given), so the buffer's first `len + n` bytes are initialised.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
 }
 
 /// Waits for readiness (or a kill) and reads into `buf`; for the handshake and the linger, where
@@ -782,21 +802,6 @@ async fn wait_and_read(
             continue;
         }
         conn.notify.notified().await;
-    }
-}
-
-/// Whether the socket has bytes (or EOF, or an error) to report now, without blocking or
-/// consuming anything.
-#[allow(unsafe_code)]
-fn has_input(stream: &TcpStream) -> bool {
-    // SAFETY: the fd is `stream`'s open socket, and `stream` is borrowed for this whole call.
-    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
-    let mut byte = [MaybeUninit::<u8>::uninit(); 1];
-    match socket2::SockRef::from(&fd)
-        .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
-    {
-        Ok(_) => true,
-        Err(e) => e.kind() != io::ErrorKind::WouldBlock,
     }
 }
 

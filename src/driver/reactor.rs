@@ -5,7 +5,8 @@
 //! become readable (through tokio's reactor), drains the events and marks each connection readable,
 //! waking its task or starting one if the connection is parked. An idle connection therefore has
 //! no task, no buffer and no tokio registration: only its slot in the connection table. Never reads
-//! or writes a socket: the connection tasks do that through the ring.
+//! or writes a socket: the connection tasks do that (reads with a non-blocking `recv` right after
+//! the readiness this module reports, writes through the ring).
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -76,17 +77,23 @@ pub async fn run(worker: Rc<Worker>, mut poll: Poll) -> io::Result<()> {
     loop {
         let mut guard = ready.readable().await?;
         poll.poll(&mut events, Some(Duration::ZERO))?;
-        if events.iter().next().is_none() {
-            guard.clear_ready();
-            continue;
-        }
+        let mut count = 0;
         for event in events.iter() {
+            count += 1;
             let key = ConnKey::from_u64(event.token().0 as u64);
             let conn = worker.table.borrow().get(key).cloned();
             if let Some(conn) = conn {
                 conn.mark_readable();
                 worker.wake(key, &conn);
             }
+        }
+        // Fewer events than asked for: the epoll instance is drained, so clearing now loses
+        // nothing and saves an empty `epoll_wait` per wake-up. Every registration is edge-triggered
+        // and so is tokio's registration of the epoll fd: an event that arrives from here on makes
+        // the epoll fd readable again, a new edge that tokio reports after this clear (the clear
+        // only forgets the readiness already seen, not one tokio has yet to deliver).
+        if count < EVENTS_PER_POLL {
+            guard.clear_ready();
         }
     }
 }
