@@ -692,6 +692,24 @@ pub mod render {
             self
         }
 
+        /// `"from":<conn>` and, for an authenticated sender, `,"user":<sub>`.
+        pub fn sender(&mut self, from: ConnId, user: Option<&str>) -> &mut Self {
+            self.raw(br#""from":"#).display(from);
+            if let Some(user) = user {
+                self.raw(br#","user":"#).string(user);
+            }
+            self
+        }
+
+        /// `,"ts":<ts>,"payload":<verbatim>}`: the end of a `message` or `direct`.
+        pub fn stamped_payload(&mut self, ts: u64, payload: &[u8]) -> &mut Self {
+            self.raw(br#","ts":"#)
+                .number(ts)
+                .raw(br#","payload":"#)
+                .raw(payload)
+                .raw(b"}")
+        }
+
         /// Appends a decimal number.
         pub fn number(&mut self, n: u64) -> &mut Self {
             let _ = write!(Escaper(self.out), "{n}");
@@ -797,31 +815,45 @@ pub mod render {
         ts: u64,
         payload: &[u8],
     ) -> Bytes {
-        let mut f = Frame::begin(out, 128 + room.len() * 6 + payload.len());
+        message_by(out, room, seq, from, None, ts, payload)
+    }
+
+    /// [`message`] from an authenticated publisher: `"user"` (the token's `sub`) follows
+    /// `"from"`. Anonymous publishers' messages carry no `user` field.
+    pub fn message_by(
+        out: &mut BytesMut,
+        room: &str,
+        seq: u64,
+        from: ConnId,
+        user: Option<&str>,
+        ts: u64,
+        payload: &[u8],
+    ) -> Bytes {
+        let user_len = user.map_or(0, |u| 10 + u.len() * 6);
+        let mut f = Frame::begin(out, 128 + room.len() * 6 + user_len + payload.len());
         f.raw(br#"{"v":1,"type":"message","room":"#)
             .string(room)
             .raw(br#","seq":"#)
             .number(seq)
-            .raw(br#","from":"#)
-            .display(from)
-            .raw(br#","ts":"#)
-            .number(ts)
-            .raw(br#","payload":"#)
-            .raw(payload)
-            .raw(b"}");
+            .raw(b",")
+            .sender(from, user)
+            .stamped_payload(ts, payload);
         f.finish()
     }
 
     /// `{"v":1,"type":"direct","from":…,"ts":…,"payload":<verbatim>}`.
-    pub fn direct(out: &mut BytesMut, from: ConnId, ts: u64, payload: &[u8]) -> Bytes {
-        let mut f = Frame::begin(out, 96 + payload.len());
-        f.raw(br#"{"v":1,"type":"direct","from":"#)
-            .display(from)
-            .raw(br#","ts":"#)
-            .number(ts)
-            .raw(br#","payload":"#)
-            .raw(payload)
-            .raw(b"}");
+    pub fn direct(
+        out: &mut BytesMut,
+        from: ConnId,
+        user: Option<&str>,
+        ts: u64,
+        payload: &[u8],
+    ) -> Bytes {
+        let user_len = user.map_or(0, |u| 10 + u.len() * 6);
+        let mut f = Frame::begin(out, 96 + user_len + payload.len());
+        f.raw(br#"{"v":1,"type":"direct","#)
+            .sender(from, user)
+            .stamped_payload(ts, payload);
         f.finish()
     }
 
@@ -1215,7 +1247,7 @@ mod tests {
         };
         for len in [0usize, 10, 125, 126, 65_535, 65_536, 70_000] {
             let payload = format!("\"{}\"", "x".repeat(len));
-            let frame = render::direct(&mut arena, from, 1, payload.as_bytes());
+            let frame = render::direct(&mut arena, from, None, 1, payload.as_bytes());
             assert_eq!(text_of(&frame)["payload"].as_str().unwrap().len(), len);
             assert!(arena.is_empty());
         }

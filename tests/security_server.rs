@@ -598,7 +598,7 @@ fn the_rooms_claim_limits_join_and_publish_with_forbidden() {
     );
     let reply = reply_to(&mut s, "p");
     assert_eq!(reply["error"]["code"], "forbidden", "{reply}");
-    // Rooms the claim covers work as usual.
+    // Rooms the claim covers work as usual, and the message names its sender's user.
     send_json(
         &mut s,
         &json!({"type": "publish", "room": "lobby", "id": "q", "payload": {"hi": 1}}),
@@ -607,6 +607,8 @@ fn the_rooms_claim_limits_join_and_publish_with_forbidden() {
         let v = next_json(&mut s);
         if v["type"] == "message" {
             assert_eq!(v["payload"], json!({"hi": 1}));
+            assert_eq!(v["user"], "ann", "{v}");
+            assert!(v["from"].as_str().is_some_and(|f| f.contains(':')), "{v}");
             break;
         }
     }

@@ -13,6 +13,7 @@
 
 use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::proto::handshake::Request;
@@ -30,6 +31,9 @@ pub struct ConnSecurity {
     _forwarded: Option<PeerPermit>,
     /// Who the connection is (anonymous without a token).
     pub identity: Identity,
+    /// `identity.user`, shared: every message the connection publishes carries it, and a
+    /// reference count is all that costs per message.
+    user: Option<Arc<str>>,
     /// The per-connection message limits, when `message_rate` or `message_bytes_rate` is on.
     guard: Option<MessageGuard>,
     /// Worker tick (ms) at which the token expires, leeway included; `None`: never.
@@ -66,6 +70,7 @@ pub fn accepted(permit: Option<PeerPermit>) -> Option<Box<ConnSecurity>> {
             peer: Some(permit),
             _forwarded: None,
             identity: Identity::anonymous(),
+            user: None,
             guard: None,
             expires_at: None,
         })
@@ -96,6 +101,7 @@ pub fn on_upgrade(
     Some(Box::new(ConnSecurity {
         peer: peer_permit,
         _forwarded: admitted.forwarded_permit,
+        user: admitted.identity.user.as_deref().map(Arc::from),
         identity: admitted.identity,
         guard,
         expires_at,
@@ -116,12 +122,9 @@ pub fn expires_at(conn: &ConnShared) -> Option<u64> {
     conn.security.borrow().as_ref().and_then(|s| s.expires_at)
 }
 
-/// The connection's user id (the token's `sub`), if it has one.
-pub fn user(conn: &ConnShared) -> Option<String> {
-    conn.security
-        .borrow()
-        .as_ref()
-        .and_then(|s| s.identity.user.clone())
+/// The connection's user id (the token's `sub`), if it has one; a reference count, no copy.
+pub fn user(conn: &ConnShared) -> Option<Arc<str>> {
+    conn.security.borrow().as_ref().and_then(|s| s.user.clone())
 }
 
 /// Whether the connection's token (its `rooms` claim) lets it join or publish to `room`.
@@ -154,6 +157,7 @@ pub fn refresh(
             peer: None,
             _forwarded: None,
             identity: Identity::anonymous(),
+            user: None,
             guard: None,
             expires_at: None,
         })
@@ -163,6 +167,7 @@ pub fn refresh(
         (None, Some(new)) => Some(new),
         _ => None,
     };
+    // Same subject (Policy::refresh guarantees it), so `user` stays as it is.
     security.identity = next;
     security.expires_at = expires_at;
     Ok(earlier)

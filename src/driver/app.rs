@@ -238,7 +238,7 @@ pub fn on_message(
                     room: room.into(),
                     conn: me,
                     info: MemberInfo {
-                        user: admission::user(conn).map(Into::into),
+                        user: admission::user(conn).as_deref().map(Into::into),
                         name: name.map(Into::into),
                     },
                     id: id.map(Into::into),
@@ -282,6 +282,7 @@ pub fn on_message(
                 MeshMsg::Publish {
                     room: room_bytes,
                     from: me,
+                    user: admission::user(conn),
                     // A view of the received message: no copy until the owner renders the frame.
                     payload: message.slice(payload),
                     echo,
@@ -301,6 +302,7 @@ pub fn on_message(
             let frame = render::direct(
                 &mut app.arena.borrow_mut(),
                 me,
+                admission::user(conn).as_deref(),
                 unix_now(worker),
                 &message[payload],
             );
@@ -513,6 +515,7 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
         MeshMsg::Publish {
             room,
             from,
+            user,
             payload,
             echo,
         } => {
@@ -520,11 +523,12 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             let Some(seq) = app.owned.borrow_mut().next_seq(name) else {
                 return;
             };
-            let frame = render::message(
+            let frame = render::message_by(
                 &mut app.arena.borrow_mut(),
                 name,
                 seq,
                 from,
+                user.as_deref(),
                 unix_now(worker),
                 &payload,
             );

@@ -7,6 +7,8 @@
 //! is what room ordering rests on (see [`crate::room`]). Frames travel as [`Bytes`]: the mesh
 //! carries a reference count, never a copy.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
@@ -48,6 +50,8 @@ pub enum MeshMsg {
         room: Bytes,
         /// The publisher.
         from: ConnId,
+        /// The publisher's user id (its token's `sub`), shared, when it has one.
+        user: Option<Arc<str>>,
         /// The payload JSON exactly as the publisher wrote it.
         payload: Bytes,
         /// Whether the publisher gets its own message.
