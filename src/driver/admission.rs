@@ -27,7 +27,8 @@ use super::worker::Worker;
 pub struct ConnSecurity {
     /// The per-IP slot taken at accept; given back when this is dropped (teardown).
     peer: Option<PeerPermit>,
-    /// The forwarded client's per-IP slot (behind a trusted proxy); given back likewise.
+    /// The forwarded client's per-IP slot (behind a trusted proxy); given back likewise. Never
+    /// read: held only so that dropping the record releases it (hence the leading underscore).
     _forwarded: Option<PeerPermit>,
     /// Who the connection is (anonymous without a token).
     pub identity: Identity,
