@@ -73,25 +73,8 @@ SCENARIOS=(
     "latency-10k|latency -c 100 -p 32 --rate 10000"
 )
 
-server_pid=""
-stop_server() {
-    if [[ -n $server_pid ]]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=""
-    fi
-}
-trap stop_server EXIT
-
-# Waits up to 5 s for the port to accept; fails if the server exited or never listened.
-wait_for_port() {
-    for _ in $(seq 50); do
-        kill -0 "$server_pid" 2>/dev/null || return 1
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
+# shellcheck source=benches/server.sh
+source "$ROOT/benches/server.sh"
 
 # Whether word $1 is in the space-separated list $2 (an empty list selects everything).
 selected() { [[ -z $2 || " $2 " == *" $1 "* ]]; }
@@ -106,7 +89,7 @@ for round in $(seq "$ROUNDS"); do
         # shellcheck disable=SC2086 # the command is a word list on purpose
         taskset -c "$SERVER_CORE" $command >"$OUT/$name-r$round.log" 2>&1 &
         server_pid=$!
-        if ! wait_for_port; then
+        if ! wait_for_port "$port"; then
             echo "compare.sh: $name unavailable (see $OUT/$name-r$round.log)" >&2
             stop_server
             continue

@@ -36,15 +36,8 @@ fi
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 mkdir -p "$OUT"
 
-server_pid=""
-stop_server() {
-    if [[ -n $server_pid ]]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=""
-    fi
-}
-trap stop_server EXIT
+# shellcheck source=benches/server.sh
+source "$ROOT/benches/server.sh"
 
 # name | server cpus ("" = unpinned) | workers | tool cpus | bench arguments
 RUNS=(
@@ -62,10 +55,7 @@ for run in "${RUNS[@]}"; do
     [[ -n $tool_cpus ]] && tool=(taskset -c "$tool_cpus" "${tool[@]}")
     "${server[@]}" >"$OUT/$name.server.log" 2>&1 &
     server_pid=$!
-    for _ in $(seq 50); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-        sleep 0.1
-    done
+    wait_for_port "$PORT" || { echo "server did not start: $OUT/$name.server.log" >&2; exit 1; }
     echo "== $name"
     # shellcheck disable=SC2086 # bench_args is a list of flags
     "${tool[@]}" $bench_args --server-pid "$server_pid" --json >"$OUT/$name.json"

@@ -5,28 +5,37 @@
 #
 #   bash benches/security_overhead.sh [ROUNDS] [SECONDS]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
 ROUNDS="${1:-3}"
 SECS="${2:-4}"
 cargo build --release --quiet
 BIN=target/release/ringcast
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-run() { # run LABEL EXTRA_FLAGS...
-  local label=$1; shift
-  local p; p=$(port)
-  taskset -c 0 "$BIN" serve --listen "127.0.0.1:$p" --workers 1 "$@" >/dev/null 2>&1 &
-  local pid=$!
-  for _ in $(seq 50); do (echo > "/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
-  local rate
-  rate=$(taskset -c 1 "$BIN" bench echo --url "ws://127.0.0.1:$p/echo" -c 100 -p 32 -d 16 \
-           --duration "${SECS}s" --json 2>/dev/null | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["per_second"]))')
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-  echo "$label $rate"
+# shellcheck source=benches/server.sh
+source "$ROOT/benches/server.sh"
+
+# run EXTRA_FLAGS...: prints the echo throughput (msg/s) of a fresh server started with them.
+run() {
+    local port
+    port=$(free_port)
+    taskset -c 0 "$BIN" serve --listen "127.0.0.1:$port" --workers 1 "$@" >/dev/null 2>&1 &
+    server_pid=$!
+    wait_for_port "$port" || { echo "server did not start" >&2; exit 1; }
+    taskset -c 1 "$BIN" bench echo --url "ws://127.0.0.1:$port/echo" -c 100 -p 32 -d 16 \
+        --duration "${SECS}s" --json 2>/dev/null |
+        python3 -c 'import json,sys; print(round(json.load(sys.stdin)["per_second"]))'
+    stop_server
 }
-off=0; on=0
+
+LIMITS=(--message-rate 100000000 --message-burst 100000000 --message-bytes-rate 1GiB
+        --max-connections-per-ip 100000)
+off=0
+on=0
 for r in $(seq "$ROUNDS"); do
-  a=$(run off); b=$(run on --message-rate 100000000 --message-burst 100000000 --message-bytes-rate 1GiB --max-connections-per-ip 100000)
-  echo "round $r: $a msg/s | $b msg/s"
-  off=$((off + ${a#off })); on=$((on + ${b#on }))
+    a=$(run)
+    b=$(run "${LIMITS[@]}")
+    echo "round $r: limits off $a msg/s | limits on $b msg/s"
+    off=$((off + a))
+    on=$((on + b))
 done
 python3 -c "print(f'limits on / off: {$on/$off:.3f} (mean of $ROUNDS rounds, {$off//$ROUNDS} vs {$on//$ROUNDS} msg/s)')"

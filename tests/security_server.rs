@@ -148,6 +148,16 @@ fn rejected(addr: SocketAddr, reason: &str) -> u64 {
     )
 }
 
+/// Waits up to 5 s for `done`: what a close frees (a slot, a counter) is settled when the server
+/// tears the connection down, a moment after the client sees the close.
+fn within_5s(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 // --- addresses -------------------------------------------------------------------------------
 
 #[test]
@@ -208,6 +218,23 @@ fn x_forwarded_for_counts_only_from_trusted_proxies_and_the_rightmost_untrusted_
     assert_eq!(rejected(server.addr, "forwarded_ip"), 2);
 }
 
+/// Completes a closing handshake (1000) and waits for the server's FIN.
+fn close_cleanly(stream: &mut TcpStream) {
+    stream
+        .write_all(&client_frame(true, 8, &close_payload(1000, "")))
+        .unwrap();
+    assert_eq!(read_close(stream).close_code(), Some(1000));
+    assert_tcp_closed(stream);
+}
+
+/// A connection from `from` is answered 503 with `Retry-After: 1` without sending anything.
+fn assert_503_at_accept_with_retry_after_1(from: &str, addr: SocketAddr) {
+    let mut refused = connect_from(from, addr);
+    let head = read_head(&mut refused);
+    assert_eq!(status(&head), 503, "{head}");
+    assert!(head.contains("Retry-After: 1\r\n"), "{head}");
+}
+
 // --- connection caps and handshake rate ------------------------------------------------------
 
 #[test]
@@ -216,31 +243,15 @@ fn past_the_per_ip_cap_an_address_gets_503_until_one_of_its_connections_closes()
     let (h1, mut first) = upgrade_from("127.0.0.6", server.addr, "/echo", &[]);
     let (h2, _second) = upgrade_from("127.0.0.6", server.addr, "/echo", &[]);
     assert_eq!((status(&h1), status(&h2)), (101, 101));
-    let mut third = connect_from("127.0.0.6", server.addr);
-    let head = read_head(&mut third);
-    assert_eq!(status(&head), 503, "{head}");
-    assert!(head.contains("Retry-After: 1\r\n"), "{head}");
+    assert_503_at_accept_with_retry_after_1("127.0.0.6", server.addr);
     // Another address is not affected.
     let (head, _other) = upgrade_from("127.0.0.7", server.addr, "/echo", &[]);
     assert_eq!(status(&head), 101);
     // Closing one frees its slot.
-    first
-        .write_all(&client_frame(true, 8, &close_payload(1000, "")))
-        .unwrap();
-    assert_eq!(read_close(&mut first).close_code(), Some(1000));
-    assert_tcp_closed(&mut first);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (head, _s) = upgrade_from("127.0.0.6", server.addr, "/echo", &[]);
-        if status(&head) == 101 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the slot was never freed: {head}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    close_cleanly(&mut first);
+    within_5s("the per-IP slot was never freed", || {
+        status(&upgrade_from("127.0.0.6", server.addr, "/echo", &[]).0) == 101
+    });
     assert!(rejected(server.addr, "per_ip_connections") >= 1);
 }
 
@@ -253,10 +264,7 @@ fn a_handshake_flood_from_one_address_gets_503_with_retry_after_and_others_conne
     let (h1, _a) = upgrade_from("127.0.0.8", server.addr, "/echo", &[]);
     let (h2, _b) = upgrade_from("127.0.0.8", server.addr, "/echo", &[]);
     assert_eq!((status(&h1), status(&h2)), (101, 101));
-    let mut flood = connect_from("127.0.0.8", server.addr);
-    let head = read_head(&mut flood);
-    assert_eq!(status(&head), 503, "{head}");
-    assert!(head.contains("Retry-After: 1\r\n"), "{head}");
+    assert_503_at_accept_with_retry_after_1("127.0.0.8", server.addr);
     let (head, _c) = upgrade_from("127.0.0.9", server.addr, "/echo", &[]);
     assert_eq!(status(&head), 101, "{head}");
     assert_eq!(rejected(server.addr, "handshake_rate"), 1);
@@ -274,21 +282,14 @@ fn past_the_global_cap_upgrades_get_503_with_retry_after_until_a_slot_frees() {
     assert!(body(&mut third).contains("connection limit reached"));
     // Plain HTTP is still served at the cap.
     assert!(http_get(server.addr, "/healthz").contains("ok"));
-    first
-        .write_all(&client_frame(true, 8, &close_payload(1000, "")))
-        .unwrap();
-    assert_eq!(read_close(&mut first).close_code(), Some(1000));
-    assert_tcp_closed(&mut first);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    close_cleanly(&mut first);
+    within_5s("the global slot was never freed", || {
         let mut s = connect(server.addr);
-        let head = send_request(&mut s, upgrade_request("/echo", server.addr).as_bytes());
-        if status(&head) == 101 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the slot was never freed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        status(&send_request(
+            &mut s,
+            upgrade_request("/echo", server.addr).as_bytes(),
+        )) == 101
+    });
     assert!(rejected(server.addr, "capacity") >= 1);
 }
 
@@ -657,14 +658,9 @@ fn an_expiring_token_closes_the_connection_with_4001_unless_refreshed() {
     send_json(&mut refreshed, &json!({"type": "stats", "id": "s"}));
     assert_eq!(next_json(&mut refreshed)["type"], "stats");
     drop(expiring);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while metric(server.addr, "ringcast_closes_total{code=\"4001\"}") != 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the 4001 close was never counted"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    within_5s("the 4001 close was never counted", || {
+        metric(server.addr, "ringcast_closes_total{code=\"4001\"}") == 1
+    });
 }
 
 #[test]
