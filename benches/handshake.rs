@@ -9,21 +9,8 @@ use ringcast::proto::handshake::{
     validate_upgrade, AcceptKey, HandshakeLimits, Parse, RequestParser, UpgradeConfig,
 };
 
-/// Chrome 131 on Linux, as sent (same bytes as the unit tests' `CHROME`).
-const CHROME: &[u8] = b"GET /chat?room=lobby HTTP/1.1\r\n\
-Host: localhost:8080\r\n\
-Connection: Upgrade\r\n\
-Pragma: no-cache\r\n\
-Cache-Control: no-cache\r\n\
-User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\n\
-Upgrade: websocket\r\n\
-Origin: http://localhost:8080\r\n\
-Sec-WebSocket-Version: 13\r\n\
-Accept-Encoding: gzip, deflate, br, zstd\r\n\
-Accept-Language: en-US,en;q=0.9\r\n\
-Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n\
-Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\
-\r\n";
+/// Chrome 131 on Linux, as sent (the unit tests' fixture).
+const CHROME: &[u8] = include_bytes!("../src/proto/handshake/fixtures/chrome131.http");
 
 /// Length of the 101 for `CHROME`: status line, Upgrade, Connection, Accept, blank line.
 const RESPONSE_LEN: usize = 129;

@@ -955,26 +955,28 @@ impl Reader<'_> {
         }
     }
 
-    fn cidrs(&self, raw: Raw<'_>) -> Result<Vec<Cidr>, ConfigError> {
+    /// A list whose entries each parse as `T`; `problem` says why an entry does not.
+    fn parsed_list<T: std::str::FromStr>(
+        &self,
+        raw: Raw<'_>,
+        problem: fn(String, T::Err) -> ValueError,
+    ) -> Result<Vec<T>, ConfigError> {
         self.list(raw)?
             .into_iter()
             .map(|entry| {
                 entry
                     .parse()
-                    .map_err(|problem| self.bad(entry.clone(), ValueError::Cidr { entry, problem }))
+                    .map_err(|e| self.bad(entry.clone(), problem(entry, e)))
             })
             .collect()
     }
 
+    fn cidrs(&self, raw: Raw<'_>) -> Result<Vec<Cidr>, ConfigError> {
+        self.parsed_list(raw, |entry, problem| ValueError::Cidr { entry, problem })
+    }
+
     fn origins(&self, raw: Raw<'_>) -> Result<Vec<OriginPattern>, ConfigError> {
-        self.list(raw)?
-            .into_iter()
-            .map(|entry| {
-                entry.parse().map_err(|problem| {
-                    self.bad(entry.clone(), ValueError::Origin { entry, problem })
-                })
-            })
-            .collect()
+        self.parsed_list(raw, |entry, problem| ValueError::Origin { entry, problem })
     }
 
     /// Text where an empty string means "not set".
@@ -1452,18 +1454,20 @@ pub fn unknown_env_vars(names: impl IntoIterator<Item = OsString>) -> Vec<(Strin
         .filter(|name| name.starts_with("RINGCAST_") && name != CONFIG_FILE_VAR)
         .filter(|name| Key::ALL.iter().all(|k| k.env_var() != *name))
         .map(|name| {
-            let guess = closest_key(&name["RINGCAST_".len()..].to_ascii_lowercase());
+            let guess = closest_key(&name["RINGCAST_".len()..]);
             (name, guess)
         })
         .collect()
 }
 
-/// The key whose name is within two edits of `name`, if exactly one nearest exists.
+/// The key `name` was probably meant to be: written in another case or with dashes
+/// (`Max-Frame-Size`), or within two edits of a key's name (`max_frame_sise`). Suggests keys for
+/// unknown file keys and unknown `RINGCAST_*` variables alike.
 fn closest_key(name: &str) -> Option<Key> {
-    let distance = |a: &str, b: &str| strsim::levenshtein(a, b);
+    let name = name.to_ascii_lowercase().replace('-', "_");
     Key::ALL
         .into_iter()
-        .map(|k| (distance(k.name(), name), k))
+        .map(|k| (strsim::levenshtein(k.name(), &name), k))
         .filter(|(d, _)| *d <= 2)
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
@@ -1533,7 +1537,7 @@ impl Loader {
             let key = Key::from_name(name).ok_or_else(|| ConfigError::UnknownKey {
                 key: name.clone(),
                 path: path.to_owned(),
-                suggestion: Key::from_name(&name.to_ascii_lowercase().replace('-', "_")),
+                suggestion: closest_key(name),
             })?;
             self.apply(key, Origin::File(path.to_owned()), Raw::Toml(value))?;
         }

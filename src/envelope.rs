@@ -160,6 +160,11 @@ impl ErrorCode {
         }
     }
 
+    /// The code spelt `wire` (the inverse of [`ErrorCode::as_str`]).
+    pub fn from_wire(wire: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == wire)
+    }
+
     /// Whether the code means the envelope itself was malformed (these count towards closing a
     /// connection with 1008 for sustained abuse; refusals of well-formed requests do not).
     pub fn is_malformed(self) -> bool {
@@ -1006,6 +1011,29 @@ mod tests {
                 token: s(token),
                 id: o(id),
             },
+        }
+    }
+
+    #[test]
+    fn every_refused_refresh_is_answered_with_a_documented_error_code() {
+        use crate::security::AuthError::*;
+        let all = [
+            Missing,
+            Malformed,
+            AlgorithmNone,
+            AlgorithmNotAllowed,
+            BadSignature,
+            Expired,
+            NotYetValid,
+            MissingExpiry,
+            MissingSubject,
+            InvalidClaims,
+            SubjectChanged,
+            Disabled,
+        ];
+        for e in all {
+            let code = ErrorCode::from_wire(e.reply_code());
+            assert!(code.is_some_and(|c| !c.is_malformed()), "{e:?}");
         }
     }
 

@@ -376,6 +376,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_security_refusal_is_counted_under_its_own_label() {
+        use crate::security::OriginError;
+        let all = [
+            Refusal::Address(IpError::Denied),
+            Refusal::Address(IpError::NotAllowed),
+            Refusal::ForwardedAddress(IpError::Denied),
+            Refusal::TooManyConnections { limit: 1 },
+            Refusal::HandshakeRate {
+                retry_after_secs: 1,
+            },
+            Refusal::Origin(OriginError::Missing),
+            Refusal::Auth(AuthError::Missing),
+            Refusal::Auth(AuthError::Expired),
+            Refusal::Auth(AuthError::BadSignature),
+        ];
+        for refusal in &all {
+            assert_eq!(
+                Rejection::from(refusal).label(),
+                refusal.label(),
+                "{refusal:?}"
+            );
+        }
+    }
+
+    #[test]
     fn renders_per_worker_and_total_series() {
         let workers = [WorkerStats::default(), WorkerStats::default()];
         workers[0].messages_in.add(3);

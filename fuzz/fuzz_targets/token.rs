@@ -156,7 +156,7 @@ fuzz_target!(|data: &[u8]| {
                 .expect("a JWT is a valid header value");
             let got = policy()
                 .authenticate(&request, NOW.unix_ms)
-                .map(|id| id.user.expect("a verified token names a user"));
+                .map(|id| id.user.expect("a verified token names a user").to_string());
             let want = model(&claims).map_err(Refusal::Auth);
             match (&got, &want) {
                 (Ok(a), Ok(b)) => assert_eq!(a, b),

@@ -32,13 +32,23 @@ pub struct ConnSecurity {
     _forwarded: Option<PeerPermit>,
     /// Who the connection is (anonymous without a token).
     pub identity: Identity,
-    /// `identity.user`, shared: every message the connection publishes carries it, and a
-    /// reference count is all that costs per message.
-    user: Option<Arc<str>>,
     /// The per-connection message limits, when `message_rate` or `message_bytes_rate` is on.
     guard: Option<MessageGuard>,
     /// Worker tick (ms) at which the token expires, leeway included; `None`: never.
     pub expires_at: Option<u64>,
+}
+
+impl ConnSecurity {
+    /// A record holding nothing yet: no permits, anonymous, no guard, no expiry.
+    fn anonymous() -> ConnSecurity {
+        ConnSecurity {
+            peer: None,
+            _forwarded: None,
+            identity: Identity::anonymous(),
+            guard: None,
+            expires_at: None,
+        }
+    }
 }
 
 /// Wall-clock Unix time in milliseconds (token `exp`/`nbf` are wall-clock).
@@ -69,11 +79,7 @@ pub fn accepted(permit: Option<PeerPermit>) -> Option<Box<ConnSecurity>> {
     permit.map(|permit| {
         Box::new(ConnSecurity {
             peer: Some(permit),
-            _forwarded: None,
-            identity: Identity::anonymous(),
-            user: None,
-            guard: None,
-            expires_at: None,
+            ..ConnSecurity::anonymous()
         })
     })
 }
@@ -102,7 +108,6 @@ pub fn on_upgrade(
     Some(Box::new(ConnSecurity {
         peer: peer_permit,
         _forwarded: admitted.forwarded_permit,
-        user: admitted.identity.user.as_deref().map(Arc::from),
         identity: admitted.identity,
         guard,
         expires_at,
@@ -125,7 +130,10 @@ pub fn expires_at(conn: &ConnShared) -> Option<u64> {
 
 /// The connection's user id (the token's `sub`), if it has one; a reference count, no copy.
 pub fn user(conn: &ConnShared) -> Option<Arc<str>> {
-    conn.security.borrow().as_ref().and_then(|s| s.user.clone())
+    conn.security
+        .borrow()
+        .as_ref()
+        .and_then(|s| s.identity.user.clone())
 }
 
 /// Whether the connection's token (its `rooms` claim) lets it join or publish to `room`.
@@ -153,22 +161,12 @@ pub fn refresh(
     let expires_at = policy
         .ms_until_expiry(&next, unix)
         .map(|ms| now.saturating_add(ms));
-    let security = slot.get_or_insert_with(|| {
-        Box::new(ConnSecurity {
-            peer: None,
-            _forwarded: None,
-            identity: Identity::anonymous(),
-            user: None,
-            guard: None,
-            expires_at: None,
-        })
-    });
+    let security = slot.get_or_insert_with(|| Box::new(ConnSecurity::anonymous()));
     let earlier = match (security.expires_at, expires_at) {
         (Some(old), Some(new)) if new < old => Some(new),
         (None, Some(new)) => Some(new),
         _ => None,
     };
-    // Same subject (Policy::refresh guarantees it), so `user` stays as it is.
     security.identity = next;
     security.expires_at = expires_at;
     Ok(earlier)

@@ -25,9 +25,9 @@ use crate::envelope::{
     render, Command, ConnId, EnvelopeError, EnvelopeLimits, ErrorCode, Parser, Rejected,
 };
 use crate::proto::conn::{Connection, SendError};
+use crate::proto::error::CLOSE_POLICY_VIOLATION;
 use crate::proto::MessageKind;
 use crate::room::{owner_of, Audience, LocalRooms, MemberInfo, OwnedRooms, RoomLimits};
-use crate::security::AuthError;
 use crate::table::ConnKey;
 
 use super::admission;
@@ -44,10 +44,6 @@ const FORBIDDEN_ROOM: &str = "the token's rooms claim does not include this room
 /// The message of a `rate_limited` reply.
 const RATE_LIMITED: &str =
     "over the connection's message rate; this message was dropped (staying over closes with 1008)";
-
-/// RFC 6455 §7.4.1: "1008 indicates that an endpoint is terminating the connection because it has
-/// received a message that violates its policy."
-const CLOSE_POLICY: u16 = 1008;
 
 /// Per-connection state of a `/ws` session, kept in [`ConnShared`].
 #[derive(Debug, Default)]
@@ -202,7 +198,7 @@ pub fn on_message(
             let errors = conn.session.errors.get() + 1;
             conn.session.errors.set(errors);
             if errors >= app.max_envelope_errors {
-                machine.close(CLOSE_POLICY, ABUSE_REASON);
+                machine.close(CLOSE_POLICY_VIOLATION, ABUSE_REASON);
             }
             return;
         }
@@ -335,12 +331,8 @@ pub fn on_message(
                 reply(machine, id, Ok(()));
             }
             Err(e) => {
-                let code = match e {
-                    AuthError::SubjectChanged => ErrorCode::Forbidden,
-                    AuthError::Expired => ErrorCode::TokenExpired,
-                    AuthError::Disabled => ErrorCode::AuthDisabled,
-                    _ => ErrorCode::Unauthorized,
-                };
+                // The security module names the code; every name it uses is an `ErrorCode`.
+                let code = ErrorCode::from_wire(e.reply_code()).unwrap_or(ErrorCode::Unauthorized);
                 reply(machine, id, Err((code, &e)));
             }
         },

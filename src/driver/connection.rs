@@ -27,6 +27,7 @@ use futures_util::future::{Fuse, FusedFuture, FutureExt};
 use tokio_uring::net::TcpStream;
 
 use crate::proto::conn::{ConnLimits, Connection, Event, SendError, State};
+use crate::proto::error::CLOSE_POLICY_VIOLATION;
 use crate::security::auth::{TOKEN_EXPIRED_CLOSE_CODE, TOKEN_EXPIRED_REASON};
 use crate::security::{Refusal, Verdict};
 use crate::table::ConnKey;
@@ -43,10 +44,6 @@ pub const PARK_AFTER: Duration = Duration::from_secs(1);
 
 /// At most this many chunks go into one vectored write (the kernel's IOV_MAX is 1024).
 const MAX_IOV: usize = 512;
-
-/// RFC 6455 §7.4.1: "1008 indicates that an endpoint is terminating the connection because it
-/// has received a message that violates its policy."
-const CLOSE_POLICY: u16 = 1008;
 
 /// The close reason for a connection that stayed over its message limits.
 const RATE_CLOSE_REASON: &str = "message rate exceeded";
@@ -191,6 +188,7 @@ pub fn accept(worker: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         Ok(permit) => (admission::accepted(permit), None),
         Err(refusal) => (None, Some(Box::new(refusal))),
     };
+    let answer_now = refused.is_some();
     let fd = stream.as_raw_fd();
     let conn = Rc::new(ConnShared {
         stream,
@@ -230,18 +228,10 @@ pub fn accept(worker: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         &conn.timer,
         now + millis(worker.config().handshake_timeout),
     );
-    if refused_now(&conn) {
-        // Answer at once: nothing from this peer will be read.
+    if answer_now {
+        // Refused at accept: answer at once, nothing from this peer will be read.
         worker.wake(key, &conn);
     }
-}
-
-/// Whether the connection was refused at accept (and not yet answered).
-fn refused_now(conn: &ConnShared) -> bool {
-    let refused = conn.refused.take();
-    let yes = refused.is_some();
-    conn.refused.set(refused);
-    yes
 }
 
 /// Handles the expiry of connection `key`'s timer.
@@ -451,7 +441,7 @@ async fn handshake(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
     let (endpoint, admitted) = match route::route(worker, &request, peer.ip()) {
         Route::Respond { bytes, rejection } => {
             match rejection {
-                Some(why) => refused(worker, peer, request.path(), &why),
+                Some(why) => count_and_log_refusal(worker, peer, request.path(), &why),
                 None => worker.stats().http_requests.add(1),
             }
             let _ = write_all(worker, conn, Bytes::from(bytes)).await;
@@ -496,7 +486,7 @@ async fn handshake(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
 }
 
 /// Counts a refused request and logs it (within the worker's refusal log budget).
-fn refused(worker: &Worker, peer: SocketAddr, path: &str, why: &route::Refused) {
+fn count_and_log_refusal(worker: &Worker, peer: SocketAddr, path: &str, why: &route::Refused) {
     worker.stats().rejected(why.rejection());
     match why {
         route::Refused::Security(refusal) => {
@@ -673,9 +663,9 @@ fn process(worker: &Worker, conn: &ConnShared) {
                         // `/echo` has no reply to refuse one message with: the first message
                         // over the limit ends the connection, as staying over does on `/ws`.
                         (Verdict::RateLimited, Endpoint::Echo) | (Verdict::Close, _) => {
-                            machine.close(CLOSE_POLICY, RATE_CLOSE_REASON);
+                            machine.close(CLOSE_POLICY_VIOLATION, RATE_CLOSE_REASON);
                             *ending = Ending {
-                                code: CLOSE_POLICY,
+                                code: CLOSE_POLICY_VIOLATION,
                                 reason: Cow::Borrowed(RATE_CLOSE_REASON),
                             };
                         }

@@ -5,20 +5,7 @@ use super::*;
 
 /// Chrome 131 on Linux opening `new WebSocket("ws://localhost:8080/chat?room=lobby")`, header
 /// order and values as Chrome sends them.
-const CHROME: &str = "GET /chat?room=lobby HTTP/1.1\r\n\
-Host: localhost:8080\r\n\
-Connection: Upgrade\r\n\
-Pragma: no-cache\r\n\
-Cache-Control: no-cache\r\n\
-User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\n\
-Upgrade: websocket\r\n\
-Origin: http://localhost:8080\r\n\
-Sec-WebSocket-Version: 13\r\n\
-Accept-Encoding: gzip, deflate, br, zstd\r\n\
-Accept-Language: en-US,en;q=0.9\r\n\
-Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n\
-Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\
-\r\n";
+const CHROME: &str = include_str!("fixtures/chrome131.http");
 
 /// Firefox 133 on Linux opening `new WebSocket("ws://localhost:8080/chat", ["chat", "json"])`:
 /// note `Connection: keep-alive, Upgrade` and the Sec-Fetch headers.
