@@ -21,8 +21,8 @@
 //! - [`security`]: sans-IO abuse and access rules: CIDR allow/deny and `X-Forwarded-For`, the
 //!   Origin policy, JWT verification and room permissions, token buckets, the bounded per-IP
 //!   table and the per-connection message guard, gathered in one [`security::Policy`] built from
-//!   a [`security::SecurityConfig`]. A tested library only for now: the driver does not call it
-//!   and none of its settings is an option yet.
+//!   a [`security::SecurityConfig`]. The driver asks it at four points (`driver/admission.rs`):
+//!   at accept, on the upgrade request, per message, and at token expiry.
 //! - [`driver`]: the only I/O. One thread per worker, each with its own tokio-uring runtime,
 //!   `SO_REUSEPORT` listener, connection table, timer wheel and buffer pool; the graceful drain.
 //! - [`loadgen`]: `ringcast bench`, the load tool: echo, latency, connect and idle scenarios

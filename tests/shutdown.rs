@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -40,35 +40,9 @@ fn while_draining_healthz_is_503_and_new_upgrades_are_refused() {
     assert!(head.contains("Retry-After: "), "{head}");
 }
 
-fn spawn_binary() -> (std::process::Child, std::net::SocketAddr) {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringcast"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--workers",
-            "2",
-            "--drain-timeout",
-            "3s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return (child, addr);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the server did not start listening");
+fn spawn_server() -> (std::process::Child, std::net::SocketAddr) {
+    let (child, addr, _log) = spawn_binary(&["--workers", "2", "--drain-timeout", "3s"]);
+    (child, addr)
 }
 
 fn signal(child: &std::process::Child, sig: &str) {
@@ -82,7 +56,7 @@ fn signal(child: &std::process::Child, sig: &str) {
 
 #[test]
 fn sigterm_drains_and_the_process_exits_0() {
-    let (mut child, addr) = spawn_binary();
+    let (mut child, addr) = spawn_server();
     let mut clients: Vec<_> = (0..10).map(|_| ws_connect(addr, "/echo")).collect();
     signal(&child, "TERM");
     for s in &mut clients {
@@ -96,7 +70,7 @@ fn sigterm_drains_and_the_process_exits_0() {
 
 #[test]
 fn a_second_signal_exits_at_once() {
-    let (mut child, addr) = spawn_binary();
+    let (mut child, addr) = spawn_server();
     // A client that never answers keeps the drain waiting for its full timeout.
     let mut s = ws_connect(addr, "/echo");
     signal(&child, "INT");

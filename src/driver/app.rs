@@ -36,7 +36,7 @@ use super::mesh::{MeshMsg, Outbox};
 use super::worker::Worker;
 
 /// The close reason after `max_envelope_errors` malformed envelopes in a row.
-pub const ABUSE_REASON: &str = "too many malformed envelopes";
+pub const ABUSE_REASON: &str = crate::proto::error::REASON_MALFORMED_ENVELOPES;
 
 /// The message of a `forbidden` reply to a join or publish outside the token's `rooms` claim.
 const FORBIDDEN_ROOM: &str = "the token's rooms claim does not include this room";

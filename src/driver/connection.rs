@@ -27,7 +27,7 @@ use futures_util::future::{Fuse, FusedFuture, FutureExt};
 use tokio_uring::net::TcpStream;
 
 use crate::proto::conn::{ConnLimits, Connection, Event, SendError, State};
-use crate::proto::error::CLOSE_POLICY_VIOLATION;
+use crate::proto::error::{self, CLOSE_POLICY_VIOLATION};
 use crate::security::auth::{TOKEN_EXPIRED_CLOSE_CODE, TOKEN_EXPIRED_REASON};
 use crate::security::{Refusal, Verdict};
 use crate::table::ConnKey;
@@ -46,7 +46,7 @@ pub const PARK_AFTER: Duration = Duration::from_secs(1);
 const MAX_IOV: usize = 512;
 
 /// The close reason for a connection that stayed over its message limits.
-const RATE_CLOSE_REASON: &str = "message rate exceeded";
+const RATE_CLOSE_REASON: &str = error::REASON_MESSAGE_RATE;
 
 /// A read is only issued with at least this much free space in the buffer.
 const MIN_READ_SPACE: usize = 512;
@@ -208,8 +208,8 @@ pub fn accept(worker: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         endpoint: Cell::new(Endpoint::Echo),
         rbuf: RefCell::new(BytesMut::new()),
         ending: RefCell::new(Ending {
-            code: 1006,
-            reason: Cow::Borrowed("abnormal closure"),
+            code: error::CLOSE_ABNORMAL,
+            reason: Cow::Borrowed(error::REASON_ABNORMAL),
         }),
         upgraded: Cell::new(false),
         machine: RefCell::new(None),
@@ -270,7 +270,7 @@ pub fn on_timer(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>, now: u
             let last = conn.last_read.get();
             let silent = now.saturating_sub(last);
             if silent >= idle {
-                machine.close(1001, "idle timeout");
+                machine.close(error::CLOSE_GOING_AWAY, error::REASON_IDLE_TIMEOUT);
                 conn.drop_after_flush.set(true);
                 worker.wake(key, conn);
                 return;
@@ -302,7 +302,7 @@ pub fn on_timer(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>, now: u
 pub fn go_away(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) {
     let upgraded = match conn.machine(&worker.conn_limits) {
         Some(mut machine) => {
-            machine.close(1001, "going away");
+            machine.close(error::CLOSE_GOING_AWAY, error::REASON_GOING_AWAY);
             true
         }
         None => false,
@@ -549,10 +549,10 @@ async fn websocket(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
                 if state == State::Closed || conn.drop_after_flush.get() {
                     if conn.drop_after_flush.get() {
                         let mut ending = conn.ending.borrow_mut();
-                        if ending.code == 1006 {
+                        if ending.code == error::CLOSE_ABNORMAL {
                             *ending = Ending {
-                                code: 1001,
-                                reason: Cow::Borrowed("idle timeout"),
+                                code: error::CLOSE_GOING_AWAY,
+                                reason: Cow::Borrowed(error::REASON_IDLE_TIMEOUT),
                             };
                         }
                     }
@@ -687,8 +687,8 @@ fn process(worker: &Worker, conn: &ConnShared) {
                 Event::SlowConsumer => {
                     stats.slow_consumers.add(1);
                     *ending = Ending {
-                        code: 1008,
-                        reason: Cow::Borrowed("slow consumer"),
+                        code: CLOSE_POLICY_VIOLATION,
+                        reason: Cow::Borrowed(error::REASON_SLOW_CONSUMER),
                     };
                 }
             }

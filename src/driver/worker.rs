@@ -102,7 +102,9 @@ pub struct Worker {
     /// This worker's budget of refusal log lines.
     pub refusal_log: RefusalLog,
     /// Milliseconds since `epoch`, refreshed every tick and on every accept. Reading this instead of
-    /// the clock keeps clock reads off the per-message path.
+    /// the clock keeps clock reads off the per-frame path; the one per-message clock read left is
+    /// the owner's `ts` stamp on each published or sent message (`app::unix_now`), which must be
+    /// exact to the millisecond rather than up to a tick old.
     now: Cell<u64>,
     epoch: Instant,
     /// Set when this worker's drain is complete: the worker's main future returns.

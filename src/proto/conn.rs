@@ -50,7 +50,7 @@ pub const ARENA_CHUNK: usize = 4096;
 
 /// The reason sent with close 1008 when the backpressure limit is hit under
 /// [`BackpressurePolicy::Close`].
-pub const SLOW_CONSUMER_REASON: &str = "slow consumer";
+pub const SLOW_CONSUMER_REASON: &str = super::error::REASON_SLOW_CONSUMER;
 
 /// What to do when a connection's outgoing bytes exceed [`ConnLimits::max_backpressure`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,12 +208,6 @@ impl Connection {
     #[inline]
     pub fn state(&self) -> State {
         self.state
-    }
-
-    /// `false` once `Closed`: nothing read matters any more.
-    #[inline]
-    pub fn wants_read(&self) -> bool {
-        self.state != State::Closed
     }
 
     /// The limits this connection enforces.
@@ -776,7 +770,6 @@ mod tests {
         assert_eq!(ev, [before, &[event]].concat());
         assert!(tx.ends_with(&close), "ends with our close {code}");
         assert_eq!(conn.state(), State::Closed);
-        assert!(!conn.wants_read());
     }
 
     #[test]
@@ -1275,7 +1268,6 @@ mod tests {
         conn.handle_read(&mut buf);
         conn.handle_eof();
         assert_eq!(conn.state(), State::Closed);
-        assert!(!conn.wants_read());
         assert_eq!(conn.poll_event(), None);
     }
 

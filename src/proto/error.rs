@@ -6,6 +6,16 @@
 
 use std::fmt;
 
+/// 1000: "a normal closure, meaning that the purpose for which the connection was established has
+/// been fulfilled".
+pub const CLOSE_NORMAL: u16 = 1000;
+/// 1001: "an endpoint is "going away", such as a server going down". Sent on shutdown and after
+/// an idle timeout.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// 1006: "a reserved value and MUST NOT be set as a status code in a Close control frame by an
+/// endpoint". Recorded (metrics, logs) for a connection that ended without a closing handshake;
+/// never sent.
+pub const CLOSE_ABNORMAL: u16 = 1006;
 /// 1002: "an endpoint is terminating the connection due to a protocol error".
 pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 /// 1007: "data within a message that was not consistent with the type of the message".
@@ -14,6 +24,27 @@ pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 pub const CLOSE_POLICY_VIOLATION: u16 = 1008;
 /// 1009: "a message that is too big for it to process".
 pub const CLOSE_MESSAGE_TOO_BIG: u16 = 1009;
+
+/// 4001 (RFC 6455 §7.4.2: "Status codes in the range 4000-4999 are reserved for private use"):
+/// the connection's token expired without a `refresh`.
+pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+
+/// Reason sent with [`CLOSE_GOING_AWAY`] when the server drains.
+pub const REASON_GOING_AWAY: &str = "going away";
+/// Reason sent with [`CLOSE_GOING_AWAY`] when a connection was silent past `idle_timeout`.
+pub const REASON_IDLE_TIMEOUT: &str = "idle timeout";
+/// Reason recorded with [`CLOSE_ABNORMAL`].
+pub const REASON_ABNORMAL: &str = "abnormal closure";
+/// Reason sent with [`CLOSE_TOKEN_EXPIRED`].
+pub const REASON_TOKEN_EXPIRED: &str = "token expired";
+/// Reason sent with [`CLOSE_POLICY_VIOLATION`] when a connection stays over its message rate.
+pub const REASON_MESSAGE_RATE: &str = "message rate exceeded";
+/// Reason sent with [`CLOSE_POLICY_VIOLATION`] after `max_envelope_errors` malformed `/ws`
+/// envelopes in a row.
+pub const REASON_MALFORMED_ENVELOPES: &str = "too many malformed envelopes";
+/// Reason sent with [`CLOSE_POLICY_VIOLATION`] when a connection's outgoing queue overflows under
+/// the `close` backpressure policy.
+pub const REASON_SLOW_CONSUMER: &str = "slow consumer";
 
 /// Every way a peer can break RFC 6455 (or our limits) once the connection is open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -182,18 +182,15 @@ impl LocalRooms {
             .is_some_and(|list| list.iter().any(|m| &*m.room == room && m.slots.is_some()))
     }
 
-    /// Rooms `conn` is in or joining.
-    pub fn rooms_of(&self, conn: ConnKey) -> usize {
+    /// Rooms `conn` is in or joining (tests check that leaving forgets the connection).
+    #[cfg(test)]
+    fn rooms_of(&self, conn: ConnKey) -> usize {
         self.conns.get(&conn).map_or(0, Vec::len)
     }
 
-    /// Accepted local members of `room`.
-    pub fn member_count(&self, room: &str) -> usize {
-        self.rooms.get(room).map_or(0, |l| l.members.len())
-    }
-
-    /// Rooms with at least one accepted local member.
-    pub fn room_count(&self) -> usize {
+    /// Rooms with at least one accepted local member (tests check that empty rooms are dropped).
+    #[cfg(test)]
+    fn room_count(&self) -> usize {
         self.rooms.len()
     }
 

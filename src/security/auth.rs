@@ -39,13 +39,12 @@ pub const TOKEN_PROTOCOL_PREFIX: &str = "bearer.";
 /// The query parameter that may carry a token (`/ws?token=<jwt>`).
 pub const TOKEN_QUERY_PARAM: &str = "token";
 
-/// Close code sent when a connection's token expires without a refresh. RFC 6455 §7.4.2:
-/// "Status codes in the range 4000-4999 are reserved for private use and thus can't be
-/// registered. Such codes can be used by prior agreements between WebSocket applications."
-pub const TOKEN_EXPIRED_CLOSE_CODE: u16 = 4001;
+/// Close code sent when a connection's token expires without a refresh (4001, defined with the
+/// server's other close codes in [`crate::proto::error`]).
+pub const TOKEN_EXPIRED_CLOSE_CODE: u16 = crate::proto::error::CLOSE_TOKEN_EXPIRED;
 
 /// Close reason sent with [`TOKEN_EXPIRED_CLOSE_CODE`].
-pub const TOKEN_EXPIRED_REASON: &str = "token expired";
+pub const TOKEN_EXPIRED_REASON: &str = crate::proto::error::REASON_TOKEN_EXPIRED;
 
 /// Longest `sub` accepted: it is shown to other users (`from`), so it stays small.
 pub const MAX_SUBJECT_LEN: usize = 256;

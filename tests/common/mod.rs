@@ -236,6 +236,35 @@ pub fn assert_tcp_closed(stream: &mut TcpStream) {
     }
 }
 
+/// Ends TCP without a close frame (FIN) and returns once the server has answered with its own FIN,
+/// discarding anything it still sent. The server closes its socket only after tearing the
+/// connection down (slot freed, gauges and counters updated), so when this returns that teardown is
+/// visible in `/metrics`: the test waits for the event itself, not for a guessed delay.
+pub fn hang_up_and_wait(mut stream: TcpStream) {
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return,
+            Err(e) => panic!("the server never closed its side after our FIN: {e}"),
+        }
+    }
+}
+
+/// Waits (at most 5 s) for `done`, an observable server state such as a `/metrics` counter: for
+/// what the server records a moment after the client can see it (a close counted at teardown,
+/// after the client's last byte). Polls every millisecond; never a guessed fixed delay.
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::yield_now();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Echo one message over a fresh connection: the server is still serving others.
 pub fn assert_echo_works(addr: SocketAddr) {
     let mut s = ws_connect(addr, "/echo");
@@ -262,4 +291,60 @@ pub fn http_request(addr: SocketAddr, request: &str) -> (String, String) {
         head,
         String::from_utf8_lossy(&read_to_end(&mut s)).into_owned(),
     )
+}
+
+/// Starts the `ringcast` binary with `args` (plus `--listen 127.0.0.1:0` unless `args` has a
+/// `--listen`) and returns once it logs that it is listening, with the address it logged: the
+/// test waits for the server's own word, not for a port to start answering. Its stderr keeps being
+/// drained (so logging never blocks it) into the returned buffer.
+pub fn spawn_binary(
+    args: &[&str],
+) -> (
+    std::process::Child,
+    SocketAddr,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringcast"));
+    cmd.arg("serve");
+    if !args.contains(&"--listen") {
+        cmd.args(["--listen", "127.0.0.1:0"]);
+    }
+    let mut child = cmd
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ringcast");
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let addr = loop {
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.kill();
+            panic!(
+                "ringcast exited before listening; it said:\n{}",
+                log.lock().unwrap()
+            );
+        };
+        log.lock().unwrap().push_str(&line);
+        log.lock().unwrap().push('\n');
+        if line.contains("ringcast listening") {
+            let addr = line
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix("listen="))
+                .expect("the listening line names its address");
+            break addr.parse().expect("a socket address");
+        }
+    };
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    (child, addr, log)
 }
