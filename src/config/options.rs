@@ -198,7 +198,9 @@ options! {
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub struct Config {
         /// Address the workers listen on. Default `127.0.0.1:8080` (loopback only, so a fresh
-        /// install is not exposed). Use `0.0.0.0:PORT` or `[::]:PORT` to serve the network.
+        /// install is not exposed). Use `0.0.0.0:PORT` or `[::]:PORT` to serve the network. An
+        /// address another process already serves is refused ("address already in use") unless
+        /// both set `reuse_port`.
         Listen listen: SocketAddr as Addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
             group "Network", help "Address to bind (IPv6 as [::1]:8080)",
             example "[::1]:9000", bad "localhost";
@@ -387,6 +389,17 @@ options! {
             group "Rooms",
             help "Only members may publish to a room (--publish-requires-join alone means true)",
             example "true", bad "sometimes";
+        /// Let other processes listen on the same address (`SO_REUSEPORT` across processes).
+        /// Default `false`: a second server on an address this one serves is refused with
+        /// "address already in use", and this one refuses to start on an address another process
+        /// serves, because the kernel would split new connections between the two (and rooms with
+        /// them). Turn on, in both processes, for a hand-over restart: start the new process, then
+        /// SIGTERM the old one, which drains. Off, the workers share one listening socket; on,
+        /// each worker has its own (see `tuning.md`).
+        ReusePort reuse_port: bool as Bool = false,
+            group "Network",
+            help "Share the address with other processes that also set it, for a hand-over restart (--reuse-port alone means true)",
+            example "true", bad "maybe";
     }
     /// Authentication, Origin, address and rate rules (`auth`, `allowed_origins`, `allow_cidr`,
     /// `max_connections_per_ip`, `message_rate`, ...): each field of [`SecurityConfig`] is a key

@@ -290,6 +290,7 @@ fn every_key_can_be_set_from_each_layer() {
         max_payload_size: 8 * KIB,
         max_envelope_errors: 4,
         publish_requires_join: true,
+        reuse_port: true,
         security: SecurityConfig {
             auth: AuthMode::Required,
             auth_jwt_secret: Some(Secret("0123456789abcdef0123456789abcdef!".into())),
