@@ -1,29 +1,29 @@
 //! Server configuration: every option declared once, its default, its rules, and where each
 //! value came from.
 //!
-//! - [`options`]: the one table. Each entry declares an option (field, type, value kind,
+//! - `options`: the one table. Each entry declares an option (field, type, value kind,
 //!   default, help group and line, an example and a bad value, its own rule); the `options!`
-//!   macro ([`declare`]) makes of it the [`Config`] / [`SecurityConfig`] field, the one
+//!   macro (`declare`) makes of it the [`Config`] / [`SecurityConfig`] field, the one
 //!   `impl Default`, the [`Key`] (TOML key, `--flag`, `RINGCAST_*` variable), the clap argument
 //!   of `serve` ([`crate::cli`]), its `serve --help` entry, its `--print-config` line, and the
 //!   arms that read and check it.
-//! - [`kind`]: value kinds (address, count, bool, size, duration, choice, list, CIDR list,
+//! - `kind`: value kinds (address, count, bool, size, duration, choice, list, CIDR list,
 //!   origin list, secret, file), each read from text or TOML and written back.
-//! - [`units`]: human durations (`"30s"`, `"1m30s"`, `"500ms"`, a bare number of seconds) and
+//! - `units`: human durations (`"30s"`, `"1m30s"`, `"500ms"`, a bare number of seconds) and
 //!   sizes (`"16MiB"`, `"8KiB"`, a bare number of bytes).
-//! - [`load`]: the layers, flag > environment > file > default ([`Loader`]), the [`Origin`] of
+//! - `load`: the layers, flag > environment > file > default ([`Loader`]), the [`Origin`] of
 //!   every value, and the suggestion for a misspelt key or variable.
-//! - [`validate`]: each option's own rule and the rules between options ([`Config::validate`]).
-//! - [`error`]: [`ConfigError`], every message naming the key and where its value came from.
+//! - `validate`: each option's own rule and the rules between options ([`Config::validate`]).
+//! - `error`: [`ConfigError`], every message naming the key and where its value came from.
 //!
 //! # Adding an option
 //!
-//! One entry in [`options`], at the end of its section (`Config`'s own fields, or
+//! One entry in `options`, at the end of its section (`Config`'s own fields, or
 //! `SecurityConfig`'s for `config.security.*`): doc comment (default, cost, when to change it),
 //! `Key field: Type as Kind = default`, `group`, `help`, `example`, `bad`, and a `check` if the
 //! value has a range. The flag, the variable, the TOML key, `--print-config`, `serve --help` and
 //! the test that walks every option through every layer all follow. A new value kind is one
-//! [`kind::Kind`] impl; a rule between options is a few lines in [`Config::validate`]. Then say
+//! `kind::Kind` impl; a rule between options is a few lines in [`Config::validate`]. Then say
 //! in `tuning.md` (or `docs/security.md`) what the option costs.
 //!
 //! # What was compared
@@ -35,7 +35,7 @@
 //! - serde for the file: one `Deserialize` struct per layer loses per-key provenance, needs
 //!   custom deserializers for human units and for "integer or unit string", and still leaves the
 //!   flags, the variables, the help and `--print-config` to be written beside it.
-//! - A `macro_rules!` table of ours over a small [`kind::Kind`] trait (chosen): no new
+//! - A `macro_rules!` table of ours over a small `kind::Kind` trait (chosen): no new
 //!   dependency, today's messages and precedence kept exactly, and clap is still the parser (its
 //!   builder API, one argument per table entry). Each generated arm is a one-line dispatch, so
 //!   the behaviour stays in plain functions.
