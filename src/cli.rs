@@ -1,8 +1,10 @@
 //! The command line: `ringcast serve [OPTIONS]`, `ringcast --version`, `ringcast --help`.
 //!
-//! Owns the clap definitions and the hand-over of flag values to [`Loader`]. Every option
-//! of [`Config`] is a flag here; flags are taken as text and parsed by [`crate::config`], so a bad value is
-//! reported the same way whether it came from a flag, a `RINGCAST_*` variable or the file. The
+//! Owns the clap definitions and the hand-over of flag values to [`Loader`]. Every option of
+//! [`Config`] is a flag here, built from the one table of options ([`Key::spec`]) with clap's
+//! builder API, so a new option needs nothing in this file. Flags are taken as text and parsed by
+//! [`crate::config`], so a bad value is reported the same way whether it came from a flag, a
+//! `RINGCAST_*` variable or the file. The
 //! environment is read by [`Loader::env`], not by clap, so the loader knows which layer each
 //! value came from. The help text shows every default, rendered from [`Config::default`] (the one
 //! source of defaults), next to the option's environment variable.
@@ -11,7 +13,7 @@
 
 use std::ffi::OsString;
 
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{Config, ConfigError, Key, Loader};
 
@@ -41,8 +43,8 @@ pub enum Command {
     Bench(crate::loadgen::BenchArgs),
 }
 
-/// Options of `ringcast serve`. Each [`Key`] option is kept as raw text (see the module doc);
-/// [`ServeArgs::load_config`] turns them into a [`Config`].
+/// Options of `ringcast serve`: the config file, `--print-config`, and one flag per option of
+/// the table ([`OptionFlags`]); [`ServeArgs::load_config`] turns them into a [`Config`].
 #[derive(Debug, Default, Args)]
 pub struct ServeArgs {
     /// TOML file with any of the keys below (see --print-config for the format).
@@ -51,224 +53,80 @@ pub struct ServeArgs {
     /// Print the effective configuration (all layers merged, validated) as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// The option flags, as given.
+    #[command(flatten)]
+    pub options: OptionFlags,
+}
 
-    /// Address to bind.
-    #[arg(
-        long,
-        value_name = "ADDR",
-        help = "Address to bind (IPv6 as [::1]:8080)",
-        help_heading = "Network"
-    )]
-    pub listen: Option<String>,
-    /// Listen backlog per worker.
-    #[arg(long, value_name = "N", help_heading = "Network")]
-    pub backlog: Option<String>,
-    /// Most open connections per process; 0 means unlimited.
-    #[arg(long, value_name = "N", help_heading = "Network")]
-    pub max_connections: Option<String>,
+/// The text given to each option's flag, kept raw (see the module doc). Its clap arguments are
+/// built from the table of options ([`Key::spec`]): one `--flag` per [`Key`], under the option's
+/// help group, its help ending in the default and the variable.
+#[derive(Debug, Default, Clone)]
+pub struct OptionFlags {
+    /// Indexed by [`Key::index`].
+    values: Vec<Option<String>>,
+}
 
-    /// Worker threads, each with its own io_uring runtime and listener.
-    #[arg(long, value_name = "N", help_heading = "Workers")]
-    pub workers: Option<String>,
-    /// Pin worker i to CPU i (--pin alone means true).
-    #[arg(
-        long,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        help_heading = "Workers"
-    )]
-    pub pin: Option<String>,
-    /// io_uring submission queue entries per worker (a power of two).
-    #[arg(long, value_name = "N", help_heading = "Workers")]
-    pub ring_entries: Option<String>,
-    /// SQPOLL kernel polling thread: off, or its idle time (e.g. 2ms).
-    #[arg(long, value_name = "off|DURATION", help_heading = "Workers")]
-    pub sqpoll: Option<String>,
+impl OptionFlags {
+    /// The text given to `--KEY`, if any.
+    pub fn get(&self, key: Key) -> Option<&str> {
+        self.values.get(key.index())?.as_deref()
+    }
+}
 
-    /// Largest handshake request (request line and headers); more gets 431.
-    #[arg(long, value_name = "SIZE", help_heading = "Handshake")]
-    pub max_header_bytes: Option<String>,
-    /// Most handshake header lines; more gets 431.
-    #[arg(long, value_name = "N", help_heading = "Handshake")]
-    pub max_headers: Option<String>,
-    /// Accepted Sec-WebSocket-Protocol values, comma-separated, server preference first.
-    #[arg(long, value_name = "LIST", help_heading = "Handshake")]
-    pub subprotocols: Option<String>,
-    /// Time allowed to complete the upgrade handshake.
-    #[arg(long, value_name = "DURATION", help_heading = "Handshake")]
-    pub handshake_timeout: Option<String>,
+impl FromArgMatches for OptionFlags {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = OptionFlags::default();
+        flags.update_from_arg_matches(matches)?;
+        Ok(flags)
+    }
 
-    /// Largest frame payload; more closes with 1009 (at most max-message-size).
-    #[arg(long, value_name = "SIZE", help_heading = "Messages")]
-    pub max_frame_size: Option<String>,
-    /// Largest reassembled message; more closes with 1009.
-    #[arg(long, value_name = "SIZE", help_heading = "Messages")]
-    pub max_message_size: Option<String>,
-    /// Initial per-connection read buffer (grows up to the frame limit, shrinks back).
-    #[arg(long, value_name = "SIZE", help_heading = "Messages")]
-    pub read_buffer_size: Option<String>,
-    /// Bytes that may queue for one connection before backpressure-policy applies.
-    #[arg(long, value_name = "SIZE", help_heading = "Messages")]
-    pub max_backpressure: Option<String>,
-    /// On a full queue: close the connection (1008) or drop the message.
-    #[arg(long, value_name = "close|drop", help_heading = "Messages")]
-    pub backpressure_policy: Option<String>,
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        self.values.resize(Key::COUNT, None);
+        for key in Key::ALL {
+            if let Some(value) = matches.get_one::<String>(key.name()) {
+                self.values[key.index()] = Some(value.clone());
+            }
+        }
+        Ok(())
+    }
+}
 
-    /// Interval between pings on a quiet connection (shorter than idle-timeout).
-    #[arg(long, value_name = "DURATION", help_heading = "Timeouts")]
-    pub ping_interval: Option<String>,
-    /// Close a connection that sends nothing for this long.
-    #[arg(long, value_name = "DURATION", help_heading = "Timeouts")]
-    pub idle_timeout: Option<String>,
-    /// Wait this long for the peer's close frame after sending ours.
-    #[arg(long, value_name = "DURATION", help_heading = "Timeouts")]
-    pub close_timeout: Option<String>,
-    /// On SIGTERM/SIGINT, let connections close for this long before exiting.
-    #[arg(long, value_name = "DURATION", help_heading = "Timeouts")]
-    pub drain_timeout: Option<String>,
+impl clap::Args for OptionFlags {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        let defaults = Config::default();
+        for key in Key::ALL {
+            let spec = key.spec();
+            let mut arg = Arg::new(spec.name)
+                .long(key.flag())
+                .value_name((spec.value_name)())
+                .help_heading(spec.group)
+                .help(format!(
+                    "{} [default: {}] [env: {}]",
+                    spec.help,
+                    help_default(&defaults, key),
+                    key.env_var()
+                ));
+            if let Some(bare) = spec.bare_flag {
+                arg = arg
+                    .num_args(0..=1)
+                    .require_equals(true)
+                    .default_missing_value(bare);
+            }
+            cmd = cmd.arg(arg);
+        }
+        cmd
+    }
 
-    /// Log format on stderr; the level comes from RUST_LOG (default info).
-    #[arg(long, value_name = "text|json", help_heading = "Logging")]
-    pub log_format: Option<String>,
-
-    /// Rooms one /ws connection may be in at once.
-    #[arg(long, value_name = "N", help_heading = "Rooms")]
-    pub max_rooms_per_connection: Option<String>,
-    /// Members one room may have across the server.
-    #[arg(long, value_name = "N", help_heading = "Rooms")]
-    pub max_room_members: Option<String>,
-    /// Longest room name in bytes.
-    #[arg(long, value_name = "N", help_heading = "Rooms")]
-    pub max_room_name_len: Option<String>,
-    /// Largest publish/send payload (at most max-message-size).
-    #[arg(long, value_name = "SIZE", help_heading = "Rooms")]
-    pub max_payload_size: Option<String>,
-    /// Malformed envelopes in a row before closing with 1008.
-    #[arg(long, value_name = "N", help_heading = "Rooms")]
-    pub max_envelope_errors: Option<String>,
-    /// Only members may publish to a room (--publish-requires-join alone means true).
-    #[arg(
-        long,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        help_heading = "Rooms"
-    )]
-    pub publish_requires_join: Option<String>,
-
-    /// JWT on the upgrade: off (tokens ignored), optional (no token = anonymous, a bad one = 401), required (401 without a valid token).
-    #[arg(long, value_name = "off|optional|required", help_heading = "Auth")]
-    pub auth: Option<String>,
-    /// HMAC secret for HS256/384/512 tokens, at least 32 bytes (prefer the environment variable: flags show in ps).
-    #[arg(long, value_name = "SECRET", help_heading = "Auth")]
-    pub auth_jwt_secret: Option<String>,
-    /// PEM public key (RSA for RS256, EC P-256 for ES256), read at start-up.
-    #[arg(long, value_name = "FILE", help_heading = "Auth")]
-    pub auth_jwt_public_key: Option<String>,
-    /// Clock skew tolerated on exp and nbf (at most 5m).
-    #[arg(long, value_name = "DURATION", help_heading = "Auth")]
-    pub auth_leeway: Option<String>,
-    /// Origins whose pages may connect (https://app.example.com, *.example.com, *); empty: Origin must match Host.
-    #[arg(long, value_name = "LIST", help_heading = "Origin and addresses")]
-    pub allowed_origins: Option<String>,
-    /// Refuse requests without Origin (non-browser clients) with 403 (--require-origin alone means true).
-    #[arg(
-        long,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        help_heading = "Origin and addresses"
-    )]
-    pub require_origin: Option<String>,
-    /// Only peers in these CIDR blocks may connect (checked at accept); empty: everyone not denied.
-    #[arg(long, value_name = "LIST", help_heading = "Origin and addresses")]
-    pub allow_cidr: Option<String>,
-    /// Peers in these CIDR blocks are refused at accept, even when allowed.
-    #[arg(long, value_name = "LIST", help_heading = "Origin and addresses")]
-    pub deny_cidr: Option<String>,
-    /// Proxies whose X-Forwarded-For is believed (CIDR blocks).
-    #[arg(long, value_name = "LIST", help_heading = "Origin and addresses")]
-    pub trusted_proxies: Option<String>,
-    /// Most open connections from one client address (503 past it); 0: off.
-    #[arg(long, value_name = "N", help_heading = "Rate limits")]
-    pub max_connections_per_ip: Option<String>,
-    /// Handshakes per second per client address (503 + Retry-After past it); 0: off.
-    #[arg(long, value_name = "N", help_heading = "Rate limits")]
-    pub handshake_rate: Option<String>,
-    /// Handshakes one address may make at once before handshake-rate applies.
-    #[arg(long, value_name = "N", help_heading = "Rate limits")]
-    pub handshake_burst: Option<String>,
-    /// Messages per second per connection (error reply rate_limited past it, 1008 if it stays over); 0: off.
-    #[arg(long, value_name = "N", help_heading = "Rate limits")]
-    pub message_rate: Option<String>,
-    /// Messages a connection may send at once before message-rate applies.
-    #[arg(long, value_name = "N", help_heading = "Rate limits")]
-    pub message_burst: Option<String>,
-    /// Payload bytes per second per connection; 0: off.
-    #[arg(long, value_name = "SIZE", help_heading = "Rate limits")]
-    pub message_bytes_rate: Option<String>,
-    /// Over-limit messages in a row that close the connection with 1008.
-    #[arg(long, value_name = "N", help_heading = "Rate limits")]
-    pub message_rate_strikes: Option<String>,
-    /// Time a connection may stay over its message limits before the 1008 close.
-    #[arg(long, value_name = "DURATION", help_heading = "Rate limits")]
-    pub message_rate_grace: Option<String>,
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
 }
 
 impl ServeArgs {
     /// The text given to `--KEY` on the command line, if any.
     pub fn flag(&self, key: Key) -> Option<&str> {
-        let value = match key {
-            Key::Listen => &self.listen,
-            Key::Workers => &self.workers,
-            Key::Pin => &self.pin,
-            Key::MaxHeaderBytes => &self.max_header_bytes,
-            Key::MaxHeaders => &self.max_headers,
-            Key::MaxFrameSize => &self.max_frame_size,
-            Key::MaxMessageSize => &self.max_message_size,
-            Key::Subprotocols => &self.subprotocols,
-            Key::HandshakeTimeout => &self.handshake_timeout,
-            Key::PingInterval => &self.ping_interval,
-            Key::IdleTimeout => &self.idle_timeout,
-            Key::CloseTimeout => &self.close_timeout,
-            Key::DrainTimeout => &self.drain_timeout,
-            Key::MaxBackpressure => &self.max_backpressure,
-            Key::BackpressurePolicy => &self.backpressure_policy,
-            Key::MaxConnections => &self.max_connections,
-            Key::ReadBufferSize => &self.read_buffer_size,
-            Key::RingEntries => &self.ring_entries,
-            Key::Sqpoll => &self.sqpoll,
-            Key::Backlog => &self.backlog,
-            Key::LogFormat => &self.log_format,
-            Key::MaxRoomsPerConnection => &self.max_rooms_per_connection,
-            Key::MaxRoomMembers => &self.max_room_members,
-            Key::MaxRoomNameLen => &self.max_room_name_len,
-            Key::MaxPayloadSize => &self.max_payload_size,
-            Key::MaxEnvelopeErrors => &self.max_envelope_errors,
-            Key::PublishRequiresJoin => &self.publish_requires_join,
-            Key::Auth => &self.auth,
-            Key::AuthJwtSecret => &self.auth_jwt_secret,
-            Key::AuthJwtPublicKey => &self.auth_jwt_public_key,
-            Key::AuthLeeway => &self.auth_leeway,
-            Key::AllowedOrigins => &self.allowed_origins,
-            Key::RequireOrigin => &self.require_origin,
-            Key::AllowCidr => &self.allow_cidr,
-            Key::DenyCidr => &self.deny_cidr,
-            Key::TrustedProxies => &self.trusted_proxies,
-            Key::MaxConnectionsPerIp => &self.max_connections_per_ip,
-            Key::HandshakeRate => &self.handshake_rate,
-            Key::HandshakeBurst => &self.handshake_burst,
-            Key::MessageRate => &self.message_rate,
-            Key::MessageBurst => &self.message_burst,
-            Key::MessageBytesRate => &self.message_bytes_rate,
-            Key::MessageRateStrikes => &self.message_rate_strikes,
-            Key::MessageRateGrace => &self.message_rate_grace,
-        };
-        value.as_deref()
+        self.options.get(key)
     }
 
     /// Merges default, `--config` file, the process's `RINGCAST_*` variables and these flags
@@ -296,33 +154,21 @@ impl ServeArgs {
     }
 }
 
-/// The default of `key` as shown in `--help`.
+/// The default of `key` as shown in `--help`: the declaration's `shown` text, or the rendered
+/// default (`none` when empty).
 fn help_default(defaults: &Config, key: Key) -> String {
-    match key {
-        Key::Workers => format!("number of CPUs, {} here", defaults.workers),
-        _ => match defaults.render(key) {
-            empty if empty.is_empty() => "none".to_owned(),
-            value => value,
-        },
+    if let Some(shown) = key.spec().shown {
+        return shown(defaults);
+    }
+    match defaults.render(key) {
+        empty if empty.is_empty() => "none".to_owned(),
+        value => value,
     }
 }
 
-/// The clap command, with each `serve` option's help ending in its default and its variable.
+/// The clap command; each `serve` option's help ends in its default and its variable.
 pub fn command() -> clap::Command {
-    let defaults = Config::default();
-    Cli::command().mut_subcommand("serve", |mut serve| {
-        for key in Key::ALL {
-            serve = serve.mut_arg(key.name(), |arg| {
-                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
-                arg.help(format!(
-                    "{help} [default: {}] [env: {}]",
-                    help_default(&defaults, key),
-                    key.env_var()
-                ))
-            });
-        }
-        serve
-    })
+    Cli::command()
 }
 
 /// Parses `args` (program name first). On `--help`, `--version` or a usage error this returns
@@ -332,8 +178,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let matches = command().try_get_matches_from(args)?;
-    Cli::from_arg_matches(&matches)
+    Cli::try_parse_from(args)
 }
 
 /// Parses the process's arguments, exiting on `--help`, `--version` or a usage error.

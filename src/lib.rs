@@ -9,9 +9,11 @@
 //!   sans-IO: ticks are passed in, no clock is read. O(1) insert, cancel and reset.
 //! - [`table`]: the per-core connection slab; [`table::ConnKey`]s carry a generation so a stale
 //!   key misses instead of reaching the connection that reused its slot.
-//! - [`config`]: every server knob with its default (one `impl Default`), the merge of flag >
-//!   `RINGCAST_*` environment > TOML file > default, and validation naming key and origin.
-//! - [`cli`]: the `ringcast serve` command line (clap derive); help shows each default.
+//! - [`config`]: every server option declared once in one table (field, kind, default, help,
+//!   rule), the merge of flag > `RINGCAST_*` environment > TOML file > default, and validation
+//!   naming key and origin.
+//! - [`cli`]: the `ringcast serve` command line (clap; one flag per declared option); help shows
+//!   each default.
 //! - [`logging`]: the stderr `tracing` subscriber (text or JSON), filtered by `RUST_LOG`.
 //! - [`metrics`]: per-worker counters (single writer each) and their Prometheus rendering.
 //! - [`envelope`]: the JSON envelope of `GET /ws` (simd-json): client text → typed commands with

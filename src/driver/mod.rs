@@ -3,7 +3,8 @@
 //! Owns threads and the movement of bytes and time. Makes no protocol decision: the handshake module
 //! and the protocol machine decide every reply; this module reads, writes, arms timers and counts.
 //!
-//! - [`Server::start`] binds one `SO_REUSEPORT` listener per worker and starts the workers;
+//! - [`Server::start`] binds the workers' listeners (one shared socket, or one `SO_REUSEPORT`
+//!   socket each with `reuse_port`) and starts the workers;
 //!   [`Server::shutdown`] begins the graceful drain; [`Server::wait`] joins the workers.
 //! - [`run`] is the binary's entry point: a server plus SIGTERM/SIGINT handling.
 
@@ -52,7 +53,7 @@ impl Server {
     pub fn start_with_policy(config: Config, policy: Policy) -> io::Result<Server> {
         let workers = config.workers;
         let (listeners, local_addr) =
-            listener::bind_reuseport(config.listen, workers, config.backlog)?;
+            listener::bind(config.listen, workers, config.backlog, config.reuse_port)?;
         let pin = config.pin;
         let shared = Arc::new(Shared {
             stats: (0..workers).map(|_| WorkerStats::default()).collect(),

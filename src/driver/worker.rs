@@ -48,8 +48,9 @@ pub struct Shared {
     /// WebSocket connections open across all workers, for the global cap.
     pub open_connections: AtomicUsize,
     /// Workers whose drain is complete. A drained worker keeps accepting (and answering 503 and
-    /// `/healthz`) until every worker is drained: with `SO_REUSEPORT` the kernel keeps handing
-    /// connections to every open listener, and one that nobody accepts would hang its clients.
+    /// `/healthz`) until every worker is drained: the kernel keeps queueing connections on every
+    /// open listener (each worker's `SO_REUSEPORT` socket, or the one socket the workers share),
+    /// and one that nobody accepts would hang its clients.
     pub workers_drained: AtomicUsize,
     /// The security rules, built once from `config.security` (its per-IP table is the only
     /// state workers share behind a lock, taken once per accept and close, never per message).

@@ -1,8 +1,9 @@
-//! The settings a [`super::Policy`] is built from: one plain struct, one `impl Default`, and
-//! [`SecurityConfig::validate`].
+//! The rules of the settings a [`super::Policy`] is built from: [`SecurityConfig::validate`], its
+//! errors, [`Secret`], and reading the public key file.
 //!
-//! Each field is an option of `ringcast serve` ([`crate::config::Config::security`]): the flag,
-//! the `RINGCAST_*` variable and the TOML key carry the field's name.
+//! Each field is an option of `ringcast serve` ([`crate::config::Config::security`]), declared
+//! with its default in the one table of options (`src/config/options.rs`): the flag, the
+//! `RINGCAST_*` variable and the TOML key carry the field's name.
 //!
 //! `auth_jwt_secret` is `--auth-jwt-secret`, `RINGCAST_AUTH_JWT_SECRET`, `auth_jwt_secret = ...`;
 //! [`SecurityConfigError`] names the field it refuses so the loader can attach where the value
@@ -15,8 +16,6 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::auth::{AuthMode, Verifier};
-use super::ip::Cidr;
-use super::origin::OriginPattern;
 use crate::config::format_duration;
 
 /// Shortest HMAC secret. RFC 7518 §3.2: "A key of the same size as the hash output (for
@@ -38,104 +37,9 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Every security and abuse setting, with its default in [`SecurityConfig::default`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SecurityConfig {
-    /// JWT authentication on the upgrade: `off` (tokens ignored), `optional` (a request without a
-    /// token is anonymous, one with a bad token gets 401) or `required` (401 without a valid
-    /// token). Default `off`. Anything but `off` needs `auth_jwt_secret` or `auth_jwt_public_key`.
-    /// Cost: one verification per upgrade (HS256 ≈ 6.6 µs, RS256/ES256 ≈ 0.57 ms). Use
-    /// `required` on any endpoint that is not public by design.
-    pub auth: AuthMode,
-    /// HMAC secret for HS256/384/512 tokens, at least [`MIN_JWT_SECRET_BYTES`] bytes. Default:
-    /// none. Set it when your token issuer signs with a shared secret;
-    /// prefer the environment variable or the file over the flag, which `ps` shows.
-    pub auth_jwt_secret: Option<Secret>,
-    /// PEM file with an RSA (RS256) or EC P-256 (ES256) public key. Default: none. Read and
-    /// checked once at start-up ([`super::Policy::from_config`]). With a secret as well, HS*
-    /// tokens use the secret and RS256/ES256 the key; never one for the other. Set it for tokens
-    /// from an identity provider.
-    pub auth_jwt_public_key: Option<PathBuf>,
-    /// Clock skew tolerated on `exp` and `nbf`. Default 30 s. At most [`MAX_AUTH_LEEWAY`]; raise
-    /// it only when the token issuer's clock is known to drift.
-    pub auth_leeway: Duration,
-    /// Origins whose pages may connect (`https://app.example.com`, `https://*.example.com`,
-    /// `*.example.com` for http or https, `*` for all). Default: none, meaning a browser's Origin
-    /// must match the request's Host (same-origin only). Cost: O(patterns) per upgrade. Set it
-    /// when the page is served from another host than the WebSocket endpoint.
-    pub allowed_origins: Vec<OriginPattern>,
-    /// Refuse requests without an Origin header (non-browser clients) with 403. Default `false`.
-    /// Turn on when only browsers should connect.
-    pub require_origin: bool,
-    /// Only peers in these CIDR blocks may connect (checked at accept, before any byte is read).
-    /// Default: none, meaning everyone not denied. IPv4 blocks also match IPv4-mapped IPv6 peers.
-    /// Cost: O(blocks) per accept. Set it for private services.
-    pub allow_cidr: Vec<Cidr>,
-    /// Peers in these CIDR blocks are refused at accept, even when also allowed. Default: none.
-    /// Cost: O(blocks) per accept. Set it to block abusers.
-    pub deny_cidr: Vec<Cidr>,
-    /// Proxies whose `X-Forwarded-For` is believed: the client is the right-most address there
-    /// that is not itself a trusted proxy. Default: none (the header is ignored). Cost:
-    /// O(hops × blocks) per upgrade. Set it to your load balancers' blocks, or per-IP limits see
-    /// the proxy instead of the clients.
-    pub trusted_proxies: Vec<Cidr>,
-    /// Most open connections from one client address; more get 503. Default 0 (no per-address
-    /// cap, only `max_connections`): loopback load tests and offices behind one NAT share an
-    /// address. Cost: one mutex-guarded hash lookup per accept and close; the per-IP table keeps
-    /// at most [`super::TRACKED_IPS`] idle entries (≈ 3 MiB). Set it (e.g. 100) on a public
-    /// endpoint.
-    pub max_connections_per_ip: u32,
-    /// Handshakes per second per client address (token bucket with `handshake_burst`); more get
-    /// 503 with Retry-After. Default 0 (off). Cost: as `max_connections_per_ip`. Set it (e.g. 5)
-    /// against reconnect storms and token guessing.
-    pub handshake_rate: u32,
-    /// Handshakes one address may make at once before `handshake_rate` applies. Default 10. At
-    /// least 1 when `handshake_rate` is on. Raise it for clients that legitimately open several
-    /// connections at once.
-    pub handshake_burst: u32,
-    /// Messages per second per connection (token bucket with `message_burst`); more get an error
-    /// reply `rate_limited`, and staying over closes with 1008. Default 0 (off). Cost: ≈ 16 ns
-    /// per message (both buckets). Set it for chat or game traffic with a known ceiling.
-    pub message_rate: u32,
-    /// Messages a connection may send at once before `message_rate` applies. Default 100. At
-    /// least 1 when `message_rate` is on. Raise it for clients that send in bursts.
-    pub message_burst: u32,
-    /// Payload bytes per second per connection (one second's worth may come at once, and a single
-    /// larger message passes on a quiet connection, then blocks until paid for). Default 0 (off).
-    /// Cost: included in `message_rate`'s. Set it to bound per-connection ingress volume.
-    pub message_bytes_rate: usize,
-    /// Consecutive over-limit messages after which a connection is closed with 1008. Default 16.
-    /// At least 1. Lower it to cut floods off sooner; raise it for bursty but honest clients.
-    pub message_rate_strikes: u32,
-    /// A connection still over its message limits this long after its first refused message is
-    /// closed with 1008, however few messages it sent. Default 5 s. Longer than 0. Lower it to
-    /// cut slow floods off sooner; raise it for clients that catch up slowly.
-    pub message_rate_grace: Duration,
-}
-
-impl Default for SecurityConfig {
-    fn default() -> SecurityConfig {
-        SecurityConfig {
-            auth: AuthMode::Off,
-            auth_jwt_secret: None,
-            auth_jwt_public_key: None,
-            auth_leeway: Duration::from_secs(30),
-            allowed_origins: Vec::new(),
-            require_origin: false,
-            allow_cidr: Vec::new(),
-            deny_cidr: Vec::new(),
-            trusted_proxies: Vec::new(),
-            max_connections_per_ip: 0,
-            handshake_rate: 0,
-            handshake_burst: 10,
-            message_rate: 0,
-            message_burst: 100,
-            message_bytes_rate: 0,
-            message_rate_strikes: 16,
-            message_rate_grace: Duration::from_secs(5),
-        }
-    }
-}
+/// Every security and abuse setting. Declared, with each field's default and doc, in the one
+/// table of options ([`crate::config`]); its rules are [`SecurityConfig::validate`] here.
+pub use crate::config::SecurityConfig;
 
 /// Every way a [`SecurityConfig`] can be wrong; each names the field ([`Self::field`]). A
 /// secret's value is never shown.

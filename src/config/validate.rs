@@ -1,0 +1,172 @@
+//! The rules: each option's own rule (the helpers an entry's `check` calls in
+//! [`super::options`]) and the hand-written rules between options ([`Config::validate`]).
+//!
+//! Pure checks over values; it must never read a layer, a file or the environment (the public key
+//! file is read by [`super::Loader::build`]).
+
+use std::fmt::Display;
+use std::time::Duration;
+
+use super::error::{ConfigError, Refusal};
+use super::load::{Origin, Provenance};
+use super::options::{Config, Key};
+use super::units::{format_duration, format_size};
+use crate::security::auth::is_token_protocol;
+
+/// `lo..=hi`.
+pub(super) fn between<T: PartialOrd + Display>(value: T, lo: T, hi: T) -> Result<(), Refusal> {
+    if value < lo || value > hi {
+        return Err(Refusal::MustBe(format!("between {lo} and {hi}")));
+    }
+    Ok(())
+}
+
+/// At least 1.
+pub(super) fn at_least_one<T: PartialOrd + From<u8>>(value: T) -> Result<(), Refusal> {
+    if value < T::from(1) {
+        return Err(Refusal::MustBe("at least 1".to_owned()));
+    }
+    Ok(())
+}
+
+/// A size in `lo..=hi`, the bounds written in human units.
+pub(super) fn sizes_between(value: usize, lo: usize, hi: usize) -> Result<(), Refusal> {
+    if value < lo || value > hi {
+        return Err(Refusal::MustBe(format!(
+            "between {} and {}",
+            format_size(lo),
+            format_size(hi)
+        )));
+    }
+    Ok(())
+}
+
+/// A size of at least `min`; `why` follows the bound in the message.
+pub(super) fn at_least(value: usize, min: usize, why: &str) -> Result<(), Refusal> {
+    if value < min {
+        return Err(Refusal::MustBe(format!(
+            "at least {}{why}",
+            format_size(min)
+        )));
+    }
+    Ok(())
+}
+
+/// A size other than 0.
+pub(super) fn greater_than_zero(value: usize) -> Result<(), Refusal> {
+    if value == 0 {
+        return Err(Refusal::MustBe("greater than 0".to_owned()));
+    }
+    Ok(())
+}
+
+/// A duration other than 0.
+pub(super) fn longer_than_zero(value: Duration) -> Result<(), Refusal> {
+    if value.is_zero() {
+        return Err(Refusal::MustBe("longer than 0s".to_owned()));
+    }
+    Ok(())
+}
+
+/// A power of two in `1..=max` (the kernel rounds ring sizes up to one).
+pub(super) fn power_of_two_up_to(value: u32, max: u32) -> Result<(), Refusal> {
+    between(value, 1, max)?;
+    if !value.is_power_of_two() {
+        return Err(Refusal::NotPowerOfTwo(value));
+    }
+    Ok(())
+}
+
+/// `off`, or whole milliseconds between 1 ms and `max` (the kernel takes `sq_thread_idle` in
+/// whole milliseconds).
+pub(super) fn off_or_whole_ms(value: Option<Duration>, max: Duration) -> Result<(), Refusal> {
+    let Some(idle) = value else {
+        return Ok(());
+    };
+    let whole_ms = idle.subsec_nanos() % 1_000_000 == 0;
+    if idle < Duration::from_millis(1) || idle > max || !whole_ms {
+        return Err(Refusal::MustBe(format!(
+            "off or whole milliseconds between 1ms and {} (a bare number means seconds)",
+            format_duration(max)
+        )));
+    }
+    Ok(())
+}
+
+/// Subprotocols that may be offered: unique HTTP tokens, none reserved for tokens.
+pub(super) fn subprotocols_are_tokens(list: &[String]) -> Result<(), Refusal> {
+    for (i, protocol) in list.iter().enumerate() {
+        // RFC 6455 §4.1: "The elements that comprise this value MUST be non-empty strings with
+        // characters in the range U+0021 to U+007E not including separator characters as
+        // defined in [RFC2616] and MUST all be unique strings."
+        if protocol.is_empty() || !protocol.bytes().all(is_token_byte) {
+            return Err(Refusal::NotToken(protocol.clone()));
+        }
+        // A `bearer.` entry carries a JWT: selecting it would echo the token in the 101.
+        if is_token_protocol(protocol) {
+            return Err(Refusal::CarriesToken(protocol.clone()));
+        }
+        if list[..i].contains(protocol) {
+            return Err(Refusal::Repeated(protocol.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// An RFC 2616 token character: U+0021 to U+007E minus the separators
+/// `( ) < > @ , ; : \ " / [ ] ? = { }` (space and tab are already outside the range).
+fn is_token_byte(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b) && !b"()<>@,;:\\\"/[]?={}".contains(&b)
+}
+
+impl Config {
+    /// Checks every option's own rule and every rule between options. Errors name the key;
+    /// since a bare `Config` does not remember its layers, the origin they report is
+    /// [`Origin::Program`] ([`super::Loader::build`] reports the real one).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check(&|key| Provenance {
+            key,
+            origin: Origin::Program,
+        })
+    }
+
+    /// [`Config::validate`] with `at` saying where each key's value came from.
+    pub(super) fn check(&self, at: &dyn Fn(Key) -> Provenance) -> Result<(), ConfigError> {
+        self.check_each(at)?;
+        // Invariant: max_frame_size <= max_message_size. An unfragmented frame is a whole message,
+        // so a larger frame limit could never be reached; rejecting it keeps the two honest.
+        if self.max_frame_size > self.max_message_size {
+            return Err(ConfigError::FrameAboveMessage {
+                frame: self.max_frame_size,
+                frame_at: at(Key::MaxFrameSize),
+                message: self.max_message_size,
+                message_at: at(Key::MaxMessageSize),
+            });
+        }
+        self.security
+            .validate()
+            .map_err(|e| ConfigError::security(e, at))?;
+        // Invariant: ping_interval < idle_timeout, so a healthy idle peer is pinged (and answers)
+        // before the idle timer can fire.
+        if self.ping_interval >= self.idle_timeout {
+            return Err(ConfigError::PingNotBelowIdle {
+                ping: self.ping_interval,
+                ping_at: at(Key::PingInterval),
+                idle: self.idle_timeout,
+                idle_at: at(Key::IdleTimeout),
+            });
+        }
+        // A payload travels inside one message, so a larger payload limit could never be reached.
+        if self.max_payload_size == 0 || self.max_payload_size > self.max_message_size {
+            return Err(ConfigError::OutOfRange {
+                at: at(Key::MaxPayloadSize),
+                value: format_size(self.max_payload_size),
+                allowed: format!(
+                    "between 1B and max_message_size ({})",
+                    format_size(self.max_message_size)
+                ),
+            });
+        }
+        Ok(())
+    }
+}
