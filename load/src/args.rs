@@ -51,9 +51,11 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// `--rate` in `latency` when not given: messages per second offered over all connections.
 pub const DEFAULT_LATENCY_RATE: u64 = 10_000;
 /// `--rate` in `fanout` when not given: messages per second the publisher sends. With the
-/// default 100 subscribers that is 100 000 deliveries/s, which a 2-worker server on a 2-core
-/// machine (sharing it with the tool) delivers in full with sub-millisecond p99 (tuning.md,
-/// "Fan-out").
+/// default 100 subscribers that is 100 000 deliveries/s. Measured on the 2-core development
+/// machine, busy with other builds (load average 16), against `ringcast serve --workers 2`:
+/// 1 000 and 2 000 msg/s delivered everything; 3 000 too, with p99 near 200 ms; 10 000 (the old
+/// default, shared with `latency`) did not: the server closed every subscriber with 1008 "slow
+/// consumer" and 79 % of the deliveries were lost (tuning.md, "Fan-out").
 pub const DEFAULT_FANOUT_RATE: u64 = 1_000;
 /// File descriptors kept free for the tool itself (stdio, runtime, epoll, output files).
 const SPARE_FDS: u64 = 64;

@@ -175,17 +175,20 @@ fn drive(
     let rss_before = rss(pid)?;
     let mut cpu_start = cpu_now()?;
 
-    let bar = Progress::new(plan, quiet);
+    let mut bar = Progress::new(plan, quiet);
     let run = runner::Run::start(plan)?;
     // Connections opened (and joined, in `fanout`) during the open phase; completions during
     // the measurement.
     let progress = Arc::clone(&run.shared.progress);
     let opening = Instant::now();
-    run.wait_phase(0, || {
+    let show_opening = || {
         if let Some(bar) = &bar {
             bar.opening(progress.load(Ordering::Relaxed), opening);
         }
-    });
+    };
+    run.wait_phase(0, &show_opening);
+    // The final count, which the last tick before the phase ended may have missed.
+    show_opening();
     let rss_connected = rss(pid)?;
     if let Err(e) = before_measure(run.shared.opened.load(Ordering::Relaxed)) {
         run.release(0);
@@ -198,7 +201,7 @@ fn drive(
         cpu_start = cpu_now()?;
     }
     let cpu_end_connect = cpu_now()?;
-    if let Some(bar) = &bar {
+    if let Some(bar) = &mut bar {
         bar.start_measuring();
     }
     run.release(0);

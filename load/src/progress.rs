@@ -61,16 +61,19 @@ impl Progress {
         }
     }
 
-    /// The open phase is over: from now on the bar is the measurement's clock (`connect` has
-    /// no more to show).
-    pub fn start_measuring(&self) {
+    /// The open phase is over: from now on the bar is the measurement's clock, a new bar so that
+    /// no frame mixes the two (`connect` has no more to show).
+    pub fn start_measuring(&mut self) {
+        self.bar.finish_and_clear();
         if self.scenario == Scenario::Connect {
-            self.bar.finish_and_clear();
             return;
         }
-        self.bar.set_length((self.duration_s * 1000.0) as u64);
-        self.bar.set_position(0);
+        let prefix = self.bar.prefix();
+        self.bar = ProgressBar::new((self.duration_s * 1000.0) as u64);
         set_template(&self.bar, "{prefix} [{bar:40}] {msg}");
+        self.bar.set_prefix(prefix);
+        self.bar
+            .set_message(format!("0.0 s / {:.1} s  starting", self.duration_s));
     }
 
     /// The measurement: `done` completions since it `started`. The clock stops at
