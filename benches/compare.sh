@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # benches/compare.sh: ringcast against peer echo servers, one server at a time.
 #
-# Each server runs alone, pinned to core $SERVER_CORE (default 0), with `ringcast bench` pinned to
+# Each server runs alone, pinned to core $SERVER_CORE (default 0), with `ringcast-bench` pinned to
 # core $LOAD_CORE (default 1), on 127.0.0.1 only. Scenarios:
 #   echo-100x32B-d16   100 connections x 32 B payload x 16 messages in flight
 #   echo-10x16KiB      10 connections x 16 KiB payload, 1 in flight
@@ -29,8 +29,8 @@
 # pinned down).
 #
 # Environment: DURATION, PORT (default 19001: the first of up to 5 x ROUNDS ports), SERVER_CORE,
-# LOAD_CORE, RINGCAST_CMD, LOADGEN (default: "<target>/release/ringcast bench"; any command taking
-# `ringcast bench` flags),
+# LOAD_CORE, RINGCAST_CMD, LOADGEN (default: "<target>/release/ringcast-bench"; any command taking
+# `ringcast-bench` flags),
 # SKIP_BUILD=1 to use binaries already built, ROUNDS (default 1), BASELINE_CMD (default unset),
 # SCENARIOS_ONLY (space-separated scenario names, default all), SERVERS_ONLY (likewise).
 set -euo pipefail
@@ -41,7 +41,7 @@ DURATION=${DURATION:-5s}
 PORT=${PORT:-19001}
 SERVER_CORE=${SERVER_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
-LOADGEN=${LOADGEN:-"$TARGET/release/ringcast bench"}
+LOADGEN=${LOADGEN:-"$TARGET/release/ringcast-bench"}
 ROUNDS=${ROUNDS:-1}
 BASELINE_CMD=${BASELINE_CMD:-}
 SCENARIOS_ONLY=${SCENARIOS_ONLY:-}
@@ -53,7 +53,7 @@ command -v python3 >/dev/null || { echo "compare.sh: python3 is needed for the t
 command -v taskset >/dev/null || { echo "compare.sh: taskset (util-linux) is needed" >&2; exit 1; }
 
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    (cd "$ROOT" && cargo build --release --bin ringcast \
+    (cd "$ROOT" && cargo build --release --bin ringcast --bin ringcast-bench \
         --example peer_tungstenite --example peer_fastwebsockets --example raw_echo_uring)
 fi
 mkdir -p "$OUT"
@@ -66,7 +66,7 @@ SERVERS=(
     "raw_uring|$TARGET/release/examples/raw_echo_uring {PORT}|raw|/"
 )
 [[ -n $BASELINE_CMD ]] && SERVERS+=("baseline|$BASELINE_CMD|ws|/echo")
-# name | ringcast bench arguments
+# name | ringcast-bench arguments
 SCENARIOS=(
     "echo-100x32B-d16|echo -c 100 -p 32 -d 16"
     "echo-10x16KiB|echo -c 10 -p 16384 -d 1"
@@ -103,10 +103,17 @@ for round in $(seq "$ROUNDS"); do
             echo "compare.sh: round $round/$ROUNDS: $name $scn" >&2
             # shellcheck disable=SC2086
             # The tool bounds itself (duration + 2 s drain + 1 s close); `timeout` guards it.
-            if ! timeout 120 taskset -c "$LOAD_CORE" $LOADGEN $flags $raw \
+            # Exit 3: the run finished but lost messages or connections (its report counts them
+            # in the "fail" column, its last stderr line says which); anything else non-zero:
+            # no report.
+            rc=0
+            timeout 120 taskset -c "$LOAD_CORE" $LOADGEN $flags $raw \
                 --url "ws://127.0.0.1:$port$path" --duration "$DURATION" \
                 --server-pid "$server_pid" --quiet --json \
-                >"$OUT/$tag.json" 2>"$OUT/$tag.err"; then
+                >"$OUT/$tag.json" 2>"$OUT/$tag.err" || rc=$?
+            if [[ $rc == 3 ]]; then
+                echo "compare.sh: $name $scn: $(tail -n 1 "$OUT/$tag.err")" >&2
+            elif [[ $rc != 0 ]]; then
                 echo "compare.sh: $name $scn failed: $(cat "$OUT/$tag.err")" >&2
                 rm -f "$OUT/$tag.json"
             fi
@@ -185,12 +192,12 @@ for scn in scenarios:
         fails = sum(r["failures"].values()) + r["unanswered"]
         srv = r["cpu"]["server_cores"]
         per_msg = "n/a" if r["cpu_us_per_msg"] is None else f"{r['cpu_us_per_msg']:.2f}"
-        print(f"{scn:<18} {server:<15} {r['per_second']:>10.0f} {r['mb_per_second']:>8.2f} "
-              f"{lat.get('p50', 0):>8.1f} {lat.get('p99', 0):>9.1f} {lat.get('p999', 0):>9.1f} "
+        print(f"{scn:<18} {server:<15} {r['per_second']:>10,.0f} {r['mb_per_second']:>8.2f} "
+              f"{lat.get('p50', 0):>8,.1f} {lat.get('p99', 0):>9,.1f} {lat.get('p999', 0):>9,.1f} "
               f"{fails:>5} {srv if srv is None else round(srv, 2)!s:>7} "
               f"{r['cpu']['tool_cores']:>8.2f} {per_msg:>10}")
 print()
-print("ratios ringcast / peer (msg/s for echo: higher is better; p99 for latency: lower is better)")
+print("ratios ringcast / peer (msg/s for echo, p99 for latency; median of per-round ratios)")
 for scn in scenarios:
     for server in [s for s in servers if s != "ringcast"]:
         r = ratio(scn, server)
@@ -198,13 +205,14 @@ for scn in scenarios:
             if load("ringcast", scn) is not None and load(server, scn) is not None:
                 print(f"{scn:<18} ringcast/{server:<15} n/a")
             continue
-        print(f"{scn:<18} ringcast/{server:<15} {r:.2f}")
+        better = "lower" if scn.startswith("latency") else "higher"
+        print(f"{scn:<18} ringcast/{server:<15} {r:.2f}x ({better} is better)")
 print()
-print("server CPU per message, ringcast / peer (lower is better; median of per-round ratios)")
+print("server CPU per message, ringcast / peer (median of per-round ratios)")
 for scn in scenarios:
     for server in [s for s in servers if s != "ringcast"]:
         r = ratio(scn, server, cpu_figure)
         if r is not None:
-            print(f"{scn:<18} ringcast/{server:<15} {r:.2f}")
+            print(f"{scn:<18} ringcast/{server:<15} {r:.2f}x (lower is better)")
 print(f"\nJSON reports: {out}")
 PY

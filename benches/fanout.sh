@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # benches/fanout.sh: one publisher, one room of S subscribers, against the same frames written to
-# S plain TCP sockets without a server (the baseline phase of `ringcast bench fanout`), on
+# S plain TCP sockets without a server (the baseline phase of `ringcast-bench fanout`), on
 # 127.0.0.1 only. The figures in tuning.md ("Fan-out") come from this script.
 #
 # Runs (each starts its own server and stops it by its pid):
@@ -17,13 +17,15 @@
 # The open-file hard limit here is 20 000: S = 10 000 fits because the baseline writer is a
 # separate process (the tool holds only the subscribers' ends).
 #
-# Environment: DURATION, PORT (default 19431), BIN (default <target>/release/ringcast),
-# SKIP_BUILD=1 to use the binary already built.
+# Environment: DURATION, PORT (default 19431), BIN (the server, default <target>/release/ringcast),
+# BENCH (the load tool, default <target>/release/ringcast-bench), SKIP_BUILD=1 to use the binaries
+# already built.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=${BIN:-$TARGET/release/ringcast}
+BENCH=${BENCH:-$TARGET/release/ringcast-bench}
 DURATION=${DURATION:-5s}
 PORT=${PORT:-19431}
 OUT=$ROOT/bench-results/fanout-$(date -u +%Y%m%dT%H%M%SZ)
@@ -31,7 +33,7 @@ OUT=$ROOT/bench-results/fanout-$(date -u +%Y%m%dT%H%M%SZ)
 command -v taskset >/dev/null || { echo "fanout.sh: taskset (util-linux) is needed" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "fanout.sh: python3 is needed for the summary" >&2; exit 1; }
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    (cd "$ROOT" && cargo build --release --bin ringcast)
+    (cd "$ROOT" && cargo build --release --bin ringcast --bin ringcast-bench)
 fi
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 mkdir -p "$OUT"
@@ -50,26 +52,33 @@ RUNS=(
 for run in "${RUNS[@]}"; do
     IFS='|' read -r name server_cpus workers tool_cpus bench_args <<<"$run"
     server=("$BIN" serve --listen "127.0.0.1:$PORT" --workers "$workers" --max-connections 20000)
-    tool=("$BIN" bench fanout --url "ws://127.0.0.1:$PORT/ws" --duration "$DURATION" --quiet)
+    tool=("$BENCH" fanout --url "ws://127.0.0.1:$PORT/ws" --duration "$DURATION" --quiet)
     [[ -n $server_cpus ]] && server=(taskset -c "$server_cpus" "${server[@]}")
     [[ -n $tool_cpus ]] && tool=(taskset -c "$tool_cpus" "${tool[@]}")
     "${server[@]}" >"$OUT/$name.server.log" 2>&1 &
     server_pid=$!
     wait_for_port "$PORT" || { echo "server did not start: $OUT/$name.server.log" >&2; exit 1; }
     echo "== $name"
+    # Exit 3: the run finished but lost deliveries or connections; its report still prints (the
+    # tool's last stderr line says what was lost). Anything else non-zero stops the script.
+    rc=0
     # shellcheck disable=SC2086 # bench_args is a list of flags
-    "${tool[@]}" $bench_args --server-pid "$server_pid" --json >"$OUT/$name.json"
+    "${tool[@]}" $bench_args --server-pid "$server_pid" --json >"$OUT/$name.json" || rc=$?
+    [[ $rc == 0 || $rc == 3 ]] || { echo "ringcast-bench failed (exit $rc)" >&2; exit 1; }
     python3 - "$OUT/$name.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 b, f, p = r["baseline"], r["fanout"], r["latency_us"]
 q = b["latency_us"]
-print(f"room:     {r['per_second']:>10.0f} deliveries/s  p50 {p['p50']:>9.1f} us  p99 {p['p99']:>9.1f} us"
+print(f"room:     {r['per_second']:>10,.0f} deliveries/s  p50 {p['p50']:>9,.1f} us  p99 {p['p99']:>9,.1f} us"
       f"  missing {f['missing_deliveries']}  server cpu {r['cpu']['server_cores']:.2f}  tool cpu {r['cpu']['tool_cores']:.2f}")
-print(f"baseline: {b['per_second']:>10.0f} deliveries/s  p50 {q['p50']:>9.1f} us  p99 {q['p99']:>9.1f} us"
+print(f"baseline: {b['per_second']:>10,.0f} deliveries/s  p50 {q['p50']:>9,.1f} us  p99 {q['p99']:>9,.1f} us"
       f"  missing {b['missing_deliveries']}  writer cpu {b['writer_cores']:.2f}  tool cpu {b['tool_cores']:.2f}")
 x = b["ratio"]
-print(f"room / baseline: deliveries/s {x['deliveries_per_second']:.2f}  p50 {x['p50']:.2f}  p99 {x['p99']:.2f}")
+print(f"room / baseline: deliveries/s {x['deliveries_per_second']:.2f}x (higher is better)  "
+      f"p50 {x['p50']:.2f}x (lower is better)  p99 {x['p99']:.2f}x (lower is better)")
+for problem in r["problems"]:
+    print(f"problem: {problem}")
 PY
     stop_server
 done

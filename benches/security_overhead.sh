@@ -9,8 +9,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 ROUNDS="${1:-3}"
 SECS="${2:-4}"
-cargo build --release --quiet
+cargo build --release --quiet --bin ringcast --bin ringcast-bench
 BIN=target/release/ringcast
+BENCH=target/release/ringcast-bench
 # shellcheck source=benches/server.sh
 source "$ROOT/benches/server.sh"
 
@@ -21,7 +22,7 @@ run() {
     taskset -c 0 "$BIN" serve --listen "127.0.0.1:$port" --workers 1 "$@" >/dev/null 2>&1 &
     server_pid=$!
     wait_for_port "$port" || { echo "server did not start" >&2; exit 1; }
-    taskset -c 1 "$BIN" bench echo --url "ws://127.0.0.1:$port/echo" -c 100 -p 32 -d 16 \
+    taskset -c 1 "$BENCH" echo --url "ws://127.0.0.1:$port/echo" -c 100 -p 32 -d 16 \
         --duration "${SECS}s" --json 2>/dev/null |
         python3 -c 'import json,sys; print(round(json.load(sys.stdin)["per_second"]))'
     stop_server

@@ -9,7 +9,7 @@
 //! HTTP stack. Prints one line when listening and nothing per message or connection.
 
 use fastwebsockets::{FragmentCollector, OpCode, Role, WebSocket};
-use ringcast::loadgen::upgrade::accept_key;
+use ringcast::proto::handshake::AcceptKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -78,7 +78,7 @@ async fn upgrade(stream: &mut TcpStream) -> bool {
                 let response = format!(
                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
                      Connection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-                    accept_key(key)
+                    AcceptKey::from_key(key.as_bytes()).as_str()
                 );
                 return stream.write_all(response.as_bytes()).await.is_ok();
             }

@@ -27,8 +27,6 @@ pub struct Cli {
 }
 
 /// The subcommands.
-// Parsed once at start-up: the size difference between the variants costs nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the WebSocket server.
@@ -38,9 +36,6 @@ pub enum Command {
     /// environment > file > default. Durations read "30s", "500ms", "2m", "1m30s" or a bare
     /// number of seconds; sizes read "16MiB", "8KiB" or a bare number of bytes.
     Serve(ServeArgs),
-    /// Drive load against a WebSocket server on loopback and report throughput, latency and
-    /// memory (scenarios: echo, latency, connect, idle, fanout).
-    Bench(crate::loadgen::BenchArgs),
 }
 
 /// Options of `ringcast serve`: the config file, `--print-config`, and one flag per option of

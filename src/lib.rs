@@ -27,11 +27,12 @@
 //!   at accept, on the upgrade request, per message, and at token expiry.
 //! - [`driver`]: the only I/O. One thread per worker, each with its own tokio-uring runtime,
 //!   `SO_REUSEPORT` listener, connection table, timer wheel and buffer pool; the graceful drain.
-//! - [`loadgen`]: `ringcast bench`, the load tool: echo, latency, connect and idle scenarios
-//!   against a WebSocket (or raw TCP echo) server on loopback; table, JSON and SVG reports.
 //!
-//! Nothing outside `driver`, `loadgen` (a client, not part of the server) and the binary performs
-//! I/O or reads a clock.
+//! Nothing outside `driver` and the binary performs I/O or reads a clock.
+//!
+//! The load tool is not part of this crate: it is the workspace member `load/` (package
+//! `ringcast-load`, binary `ringcast-bench`), which uses `proto`'s client side and `envelope`,
+//! so embedding the server pulls none of its dependencies.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -40,7 +41,6 @@ pub mod cli;
 pub mod config;
 pub mod driver;
 pub mod envelope;
-pub mod loadgen;
 pub mod logging;
 pub mod metrics;
 pub mod proto;

@@ -24,7 +24,6 @@ const EXIT_FAILURE: u8 = 1;
 fn main() -> ExitCode {
     match cli::parse().command {
         Command::Serve(args) => serve(&args),
-        Command::Bench(args) => bench(args),
     }
 }
 
@@ -81,18 +80,6 @@ fn serve(args: &ServeArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "server stopped");
-            ExitCode::from(EXIT_FAILURE)
-        }
-    }
-}
-
-/// `ringcast bench`: the load tool prints its own report; errors exit 1 (bad arguments exit 2
-/// from clap before this point).
-fn bench(args: ringcast::loadgen::BenchArgs) -> ExitCode {
-    match ringcast::loadgen::run(args) {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ringcast bench: {e}");
             ExitCode::from(EXIT_FAILURE)
         }
     }

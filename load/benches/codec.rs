@@ -1,11 +1,11 @@
 //! The load tool's per-message CPU cost outside syscalls: decoding echoed server frames (and
-//! counting raw echoed bytes). What `ringcast bench` spends per message must stay far below what
+//! counting raw echoed bytes). What `ringcast-bench` spends per message must stay far below what
 //! a server spends, or the tool becomes the bottleneck it is meant to expose.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ringcast::loadgen::codec::{RawCounter, ServerFrames};
 use ringcast::proto::frame::{FrameHeader, MAX_HEADER_LEN};
 use ringcast::proto::OpCode;
+use ringcast_load::codec::{RawCounter, ServerFrames};
 
 /// `count` unmasked binary frames of `payload` bytes back to back, as an echo server sends them.
 fn echoed(payload: usize, count: usize) -> Vec<u8> {
@@ -20,7 +20,7 @@ fn echoed(payload: usize, count: usize) -> Vec<u8> {
 }
 
 fn decode(c: &mut Criterion) {
-    let mut group = c.benchmark_group("loadgen_decode");
+    let mut group = c.benchmark_group("load_decode");
     for payload in [32usize, 16 * 1024] {
         let count = 256;
         let wire = echoed(payload, count);

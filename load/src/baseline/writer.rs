@@ -21,11 +21,11 @@ use bytes::BytesMut;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::Written;
-use crate::envelope::{render, ConnId};
-use crate::loadgen::args::{BenchArgs, DRAIN};
-use crate::loadgen::conn::{push_u64, unix_micros};
-use crate::loadgen::error::LoadError;
-use crate::table::ConnKey;
+use crate::args::{BenchArgs, DRAIN};
+use crate::conn::{push_u64, unix_micros};
+use crate::error::LoadError;
+use ringcast::envelope::{render, ConnId};
+use ringcast::table::ConnKey;
 
 /// How long `ready N` waits for the N-th connection to be accepted.
 pub const ACCEPT_WAIT: Duration = Duration::from_secs(10);
@@ -62,7 +62,7 @@ fn io_fail(step: &'static str) -> impl Fn(std::io::Error) -> LoadError {
 pub fn serve(args: &BenchArgs) -> Result<(), LoadError> {
     let schedule = Schedule {
         sockets: args.connections as usize,
-        rate: args.rate.max(1),
+        rate: args.rate().max(1),
         duration: args.duration,
         room: args.room.clone(),
         writers: args.baseline_writers.max(1) as usize,
@@ -286,8 +286,8 @@ fn write_share(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::codec::{Incoming, ServerFrames};
-    use crate::loadgen::conn::SendTime;
+    use crate::codec::{Incoming, ServerFrames};
+    use crate::conn::SendTime;
     use std::cell::Cell;
     use std::io::Read;
 

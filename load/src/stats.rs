@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::error::{ConnError, ServerClose};
+
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIGHEST_NS, 3).expect("static histogram bounds are valid")
 }
@@ -47,8 +49,11 @@ pub struct Stats {
     pub pongs: u64,
     /// When the last handshake completed, relative to the start (`connect`).
     pub last_completion: Duration,
-    /// Failed connections by reason.
+    /// Failed connections by reason, except those the server closed.
     pub failures: BTreeMap<String, u64>,
+    /// Connections the server closed while the tool still needed them, by how it closed them
+    /// (code and reason as sent, or EOF).
+    pub closed_by_server: BTreeMap<ServerClose, u64>,
     /// `fanout`: messages the publisher sent before the deadline.
     pub published: u64,
     /// `fanout`: subscribers whose join the server accepted.
@@ -72,6 +77,7 @@ impl Stats {
             pongs: 0,
             last_completion: Duration::ZERO,
             failures: BTreeMap::new(),
+            closed_by_server: BTreeMap::new(),
             published: 0,
             joined: 0,
         }
@@ -111,9 +117,23 @@ impl Stats {
             .saturating_record(u64::try_from(late.as_nanos()).unwrap_or(u64::MAX).max(1));
     }
 
-    /// Counts one failed connection.
-    pub fn fail(&mut self, reason: impl std::fmt::Display) {
-        *self.failures.entry(reason.to_string()).or_insert(0) += 1;
+    /// Counts one failed connection: under how the server closed it, or under its reason.
+    pub fn fail(&mut self, error: &ConnError) {
+        match error.server_close() {
+            Some(close) => *self.closed_by_server.entry(close).or_insert(0) += 1,
+            None => *self.failures.entry(error.to_string()).or_insert(0) += 1,
+        }
+    }
+
+    /// Every failure by its full reason, closes by the server included (`closed by the server:
+    /// 1008 "slow consumer"`): what to say when not one connection succeeded.
+    pub fn all_failures(&self) -> BTreeMap<String, u64> {
+        let mut all = self.failures.clone();
+        for (close, n) in &self.closed_by_server {
+            *all.entry(format!("closed by the server: {close}"))
+                .or_insert(0) += n;
+        }
+        all
     }
 
     /// Adds another thread's counts to these.
@@ -142,6 +162,9 @@ impl Stats {
         self.last_completion = self.last_completion.max(other.last_completion);
         for (reason, n) in &other.failures {
             *self.failures.entry(reason.clone()).or_insert(0) += n;
+        }
+        for (close, n) in &other.closed_by_server {
+            *self.closed_by_server.entry(close.clone()).or_insert(0) += n;
         }
     }
 
@@ -251,15 +274,32 @@ mod tests {
         let mut b = Stats::new(Duration::from_secs(1));
         a.complete(start, deadline, start, Some(Duration::from_micros(10)));
         b.complete(start, deadline, start, Some(Duration::from_micros(30)));
-        a.fail("eof");
-        b.fail("eof");
-        b.fail("timeout");
+        let slow = ConnError::Closed(ServerClose::Frame {
+            code: Some(1008),
+            reason: "slow consumer".to_owned(),
+        });
+        a.fail(&ConnError::ConnectTimeout);
+        b.fail(&ConnError::ConnectTimeout);
+        b.fail(&ConnError::Backlog);
+        a.fail(&slow);
+        b.fail(&slow);
+        b.fail(&ConnError::Eof);
         a.merge(&b);
         assert_eq!(a.completed, 2);
         assert_eq!(a.timeline[0], 2);
         assert_eq!(a.latency.len(), 2);
-        assert_eq!(a.failures["eof"], 2);
-        assert_eq!(a.failures["timeout"], 1);
+        assert_eq!(a.failures["connect timed out"], 2);
+        assert_eq!(a.failures.len(), 2, "server closes are kept apart");
+        assert_eq!(a.closed_by_server[&ServerClose::Eof], 1);
+        let slow = ServerClose::Frame {
+            code: Some(1008),
+            reason: "slow consumer".to_owned(),
+        };
+        assert_eq!(a.closed_by_server[&slow], 2);
+        assert_eq!(
+            a.all_failures()[r#"closed by the server: 1008 "slow consumer""#],
+            2
+        );
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub(crate) struct Shared {
     /// Set by the caller once it has sampled after phase 1 / phase 2; threads wait for it.
     released: Mutex<[bool; 2]>,
     wake: Condvar,
-    /// Completions so far over all threads.
+    /// Over all threads: connections opened (and joined) during phase 1, then completions (the
+    /// caller resets it between the two; in `connect` the opens are the completions).
     pub progress: Arc<AtomicU64>,
     /// Connections opened so far over all threads (final once phase 1 has ended).
     pub opened: AtomicU64,
@@ -270,17 +271,19 @@ async fn open_all(w: &Rc<Worker>, t: u32) -> Vec<(u32, Conn)> {
                 match result {
                     Ok((conn, began)) => {
                         stats.connected += 1;
+                        // Open (and joined): the progress bar's open phase; in `connect`,
+                        // also the completions.
+                        w.progress.fetch_add(1, Ordering::Relaxed);
                         if w.plan.scenario == Scenario::Connect {
                             let now = Instant::now();
                             let far = now + w.plan.duration + Duration::from_secs(1);
                             let start = w.start.get();
                             stats.complete(start, far, now, Some(now - began));
-                            w.progress.fetch_add(1, Ordering::Relaxed);
                         }
                         Some((i, conn))
                     }
                     Err(e) => {
-                        stats.fail(e);
+                        stats.fail(&e);
                         None
                     }
                 }
@@ -340,7 +343,7 @@ async fn measure(w: &Rc<Worker>, conns: Vec<(u32, Conn)>) -> Vec<Conn> {
                     Ok(true) => Some(c),
                     Ok(false) => None,
                     Err(e) => {
-                        w.stats.borrow_mut().fail(e);
+                        w.stats.borrow_mut().fail(&e);
                         None
                     }
                 }

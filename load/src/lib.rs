@@ -1,4 +1,10 @@
-//! `ringcast bench`: the load tool (issue 6).
+//! `ringcast-bench`: the load tool of the ringcast workspace (issues 6 and 10).
+//!
+//! A crate of its own beside the server, so that a program embedding the server pulls none of
+//! the tool's dependencies (plotters, indicatif, hdrhistogram, serde_json). It takes from
+//! `ringcast` only the protocol pieces a client needs: the frame header codec, masking, close
+//! payloads, the client half of the opening handshake, and the `/ws` envelope renderer (for the
+//! `fanout` baseline).
 //!
 //! Owns generating load against a WebSocket (or raw TCP echo) server and reporting what it saw.
 //! Never runs inside the server, never touches the server's state, never loads a target outside
@@ -11,15 +17,21 @@
 //! of a thread share one read buffer; server frames are decoded with the crate's own header
 //! decoder and their payloads skipped, not copied.
 //!
+//! A run ends in a verdict: the report's last line is `result: ok (…)`, or `result: FAILED: …`
+//! naming what went wrong (connections the server closed, with the close code and reason it
+//! sent; other failed connections; lost messages or deliveries), and the binary exits non-zero.
+//!
 //! Map:
 //! - [`args`]: flags, defaults, hard caps → [`Plan`].
 //! - [`target`]: `ws://` URL, resolution, the loopback rule.
-//! - [`upgrade`]: the client side of the opening handshake (to be replaced by `proto::handshake`).
 //! - [`codec`]: pre-encoded masked frames out, server frames (or raw echoed bytes) in.
-//! - `conn`: one connection's I/O: open, pump, hold, close.
+//! - `conn`: one connection's I/O: open (TCP, then `ringcast::proto::handshake`'s client
+//!   upgrade), pump, hold, close.
 //! - `runner`: threads and phases (open → measure → close).
 //! - `baseline`: `fanout`'s baseline phase and its helper process, the baseline writer.
-//! - [`stats`]: histogram, timeline, counters; [`report`]: table and JSON; [`plot`]: SVG.
+//! - [`stats`]: histogram, timeline, counters; [`report`]: table, JSON and the verdict;
+//!   [`figures`]: how numbers are written for people; [`plot`]: SVG.
+//! - `progress`: the progress bar (opening and joining, then the measurement's clock).
 //! - [`sys`]: `/proc` readers (RSS, CPU time, open-file limit).
 //!
 //! How counting works, per scenario:
@@ -53,29 +65,34 @@ mod baseline;
 pub mod codec;
 mod conn;
 pub mod error;
+pub mod figures;
 pub mod plot;
+mod progress;
 pub mod report;
 mod runner;
 pub mod stats;
 pub mod sys;
 pub mod target;
-pub mod upgrade;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use args::{BenchArgs, Plan, Scenario};
-pub use error::{ConnError, LoadError};
+pub use error::{ConnError, LoadError, ServerClose};
 pub use report::Report;
 
+use progress::Progress;
 use report::{Cpu, Memory, Samples};
 
 /// Runs the scenario `args` describes, prints the table (or JSON with `--json`) on stdout,
-/// writes `--plot` if asked, and returns the report. `None` when this process ran as the
-/// `fanout` baseline writer of another one (`--baseline-writer`, internal), which reports
-/// through its own line protocol instead.
+/// writes `--plot` if asked, then prints the verdict ([`Report::verdict`]) as the last line: on
+/// stdout after the table, on stderr after JSON (only when the run failed, so stdout stays one
+/// JSON document). Returns the report; the caller exits non-zero when
+/// [`Report::problems`] is not empty. `None` when this process ran as the `fanout` baseline
+/// writer of another one (`--baseline-writer`, internal), which reports through its own line
+/// protocol instead.
 pub fn run(args: BenchArgs) -> Result<Option<Report>, LoadError> {
     if args.baseline_writer {
         baseline::writer::serve(&args)?;
@@ -87,17 +104,25 @@ pub fn run(args: BenchArgs) -> Result<Option<Report>, LoadError> {
     } else {
         report.table()
     };
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{out}")
-        .and_then(|()| stdout.flush())
-        .map_err(|e| LoadError::Output {
-            path: "stdout".to_owned(),
-            reason: e.to_string(),
-        })?;
+    print(&mut std::io::stdout().lock(), "stdout", &out)?;
     if let Some(path) = &args.plot {
         plot::draw(&report, path)?;
     }
+    if !args.json {
+        print(&mut std::io::stdout().lock(), "stdout", &report.verdict())?;
+    } else if !report.problems.is_empty() {
+        print(&mut std::io::stderr().lock(), "stderr", &report.verdict())?;
+    }
     Ok(Some(report))
+}
+
+fn print(out: &mut impl Write, name: &str, text: &str) -> Result<(), LoadError> {
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(|e| LoadError::Output {
+            path: name.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// Runs the scenario and returns the report without printing it (a progress bar still shows on a
@@ -115,13 +140,14 @@ pub fn measure(args: &BenchArgs) -> Result<Report, LoadError> {
             writer.go()
         })?;
         let written = writer.finish()?;
-        report.baseline = Some(report::Baseline::new(
+        let baseline = report::Baseline::new(
             &report,
             b.writers,
             &measured.stats,
             &written,
             measured.samples.cpu,
-        ));
+        );
+        report.set_baseline(baseline);
     }
     Ok(report)
 }
@@ -149,26 +175,20 @@ fn drive(
     let rss_before = rss(pid)?;
     let mut cpu_start = cpu_now()?;
 
-    let bar = progress_bar(plan, quiet);
+    let mut bar = Progress::new(plan, quiet);
     let run = runner::Run::start(plan)?;
+    // Connections opened (and joined, in `fanout`) during the open phase; completions during
+    // the measurement.
     let progress = Arc::clone(&run.shared.progress);
-    let tick = |started: Instant| {
+    let opening = Instant::now();
+    let show_opening = || {
         if let Some(bar) = &bar {
-            let done = progress.load(Ordering::Relaxed);
-            let secs = started.elapsed().as_secs_f64().max(1e-3);
-            bar.set_message(format!("{done} done, {:.0}/s", done as f64 / secs));
-            match plan.scenario {
-                Scenario::Connect => bar.set_position(done),
-                _ => bar.set_position(started.elapsed().as_millis() as u64),
-            }
+            bar.opening(progress.load(Ordering::Relaxed), opening);
         }
     };
-    let opening = Instant::now();
-    run.wait_phase(0, || {
-        if plan.scenario == Scenario::Connect {
-            tick(opening)
-        }
-    });
+    run.wait_phase(0, &show_opening);
+    // The final count, which the last tick before the phase ended may have missed.
+    show_opening();
     let rss_connected = rss(pid)?;
     if let Err(e) = before_measure(run.shared.opened.load(Ordering::Relaxed)) {
         run.release(0);
@@ -181,12 +201,15 @@ fn drive(
         cpu_start = cpu_now()?;
     }
     let cpu_end_connect = cpu_now()?;
+    if let Some(bar) = &mut bar {
+        bar.start_measuring();
+    }
     run.release(0);
 
     let measuring = Instant::now();
     run.wait_phase(1, || {
-        if plan.scenario != Scenario::Connect {
-            tick(measuring)
+        if let Some(bar) = &bar {
+            bar.measuring(progress.load(Ordering::Relaxed), measuring);
         }
     });
     let rss_end = rss(pid)?;
@@ -195,12 +218,12 @@ fn drive(
         _ => cpu_now()?,
     };
     run.release(1);
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
+    if let Some(bar) = bar {
+        bar.finish();
     }
     let stats = run.finish()?;
     if stats.connected == 0 {
-        return Err(LoadError::NoConnection(stats.failures));
+        return Err(LoadError::NoConnection(stats.all_failures()));
     }
 
     let wall = cpu_end
@@ -224,30 +247,4 @@ fn drive(
     };
     let samples = Samples { cpu, memory };
     Ok(Measured { stats, samples })
-}
-
-fn progress_bar(plan: &Plan, quiet: bool) -> Option<indicatif::ProgressBar> {
-    if quiet || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let (len, template) = match plan.scenario {
-        Scenario::Connect => (
-            u64::from(plan.connections),
-            "{spinner} connect [{bar:40}] {pos}/{len} {msg}",
-        ),
-        _ => (
-            plan.duration.as_millis() as u64,
-            "{spinner} {prefix} [{bar:40}] {elapsed} {msg}",
-        ),
-    };
-    let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
-        bar.set_style(style);
-    }
-    bar.set_prefix(if plan.baseline_phase {
-        "fanout baseline".to_owned()
-    } else {
-        plan.scenario.to_string()
-    });
-    Some(bar)
 }

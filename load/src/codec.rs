@@ -7,11 +7,11 @@
 //! the decoder keeps at most one header (14 bytes) and one control payload (125 bytes) in fixed
 //! arrays and skips data payloads without copying them.
 
-use crate::proto::frame::{
+use ringcast::proto::frame::{
     decode_header, DecodeLimits, FrameHeader, HeaderStatus, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
 };
-use crate::proto::mask::apply_mask;
-use crate::proto::{OpCode, ProtocolError};
+use ringcast::proto::mask::apply_mask;
+use ringcast::proto::{parse_close_payload, CloseFrame, OpCode, ProtocolError};
 
 /// Close code 1000, "normal closure" (§7.4.1), which the tool sends when it is done.
 pub const CLOSE_NORMAL: u16 = 1000;
@@ -131,11 +131,9 @@ pub enum Incoming<'a> {
     Ping(&'a [u8]),
     /// A pong (unsolicited or not; the tool sends no pings).
     Pong,
-    /// A close frame; `code` is `None` when the frame carried no status code.
-    Close {
-        /// The status code, when present.
-        code: Option<u16>,
-    },
+    /// A close frame with its status code and reason exactly as the server sent them (checked
+    /// as §5.5.1 and §7.4 ask: a valid code, a UTF-8 reason; `code` is `None` for an empty body).
+    Close(CloseFrame<'a>),
 }
 
 /// Where the decoder is inside the server's byte stream.
@@ -315,16 +313,12 @@ impl ServerFrames {
             }
             OpCode::Ping => on(Incoming::Ping(&self.ctrl[..self.ctrl_len])),
             OpCode::Pong => on(Incoming::Pong),
-            OpCode::Close => {
-                let code = match self.ctrl_len {
-                    0 => None,
-                    // §5.5.1: "If there is a body, the first two bytes of the body MUST be a
-                    // 2-byte unsigned integer".
-                    1 => return Err(ProtocolError::CloseOneByte),
-                    _ => Some(u16::from_be_bytes([self.ctrl[0], self.ctrl[1]])),
-                };
-                on(Incoming::Close { code });
-            }
+            // §5.5.1: "If there is a body, the first two bytes of the body MUST be a 2-byte
+            // unsigned integer ... Following the 2-byte integer, the body MAY contain UTF-8-encoded
+            // data": the crate's own close-payload parser checks both, and the code (§7.4).
+            OpCode::Close => on(Incoming::Close(parse_close_payload(
+                &self.ctrl[..self.ctrl_len],
+            )?)),
         }
         Ok(())
     }
@@ -363,7 +357,7 @@ impl RawCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::mask::apply_mask_scalar;
+    use ringcast::proto::mask::apply_mask_scalar;
 
     /// A server frame (unmasked) with `payload`.
     fn server_frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
@@ -448,7 +442,7 @@ mod tests {
             "Ping([104, 105])",
             "Pong",
             "Message { len: 5 }",
-            "Close { code: Some(1001) }",
+            r#"Close(CloseFrame { code: Some(1001), reason: "" })"#,
         ];
         assert_eq!(
             events(&mut ServerFrames::new(1000), &wire).unwrap(),
@@ -520,7 +514,25 @@ mod tests {
         let wire = server_frame(true, OpCode::Close, &[]);
         assert_eq!(
             events(&mut ServerFrames::new(1000), &wire).unwrap(),
-            ["Close { code: None }"]
+            [r#"Close(CloseFrame { code: None, reason: "" })"#]
+        );
+    }
+
+    #[test]
+    fn a_close_frame_carries_its_reason_and_a_bad_one_fails() {
+        let mut body = 1008u16.to_be_bytes().to_vec();
+        body.extend_from_slice(b"slow consumer");
+        let wire = server_frame(true, OpCode::Close, &body);
+        assert_eq!(
+            events(&mut ServerFrames::new(1000), &wire).unwrap(),
+            [r#"Close(CloseFrame { code: Some(1008), reason: "slow consumer" })"#]
+        );
+        let mut body = 1000u16.to_be_bytes().to_vec();
+        body.extend_from_slice(&[0xC3, 0x28]);
+        let wire = server_frame(true, OpCode::Close, &body);
+        assert_eq!(
+            events(&mut ServerFrames::new(1000), &wire),
+            Err(ProtocolError::InvalidCloseReason)
         );
     }
 

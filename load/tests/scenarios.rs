@@ -1,7 +1,9 @@
-//! `ringcast bench` end to end: every scenario, short, against servers started inside the test on
+//! `ringcast-bench` end to end: every scenario, short, against servers started inside the test on
 //! 127.0.0.1:0. The tests assert behaviour (messages counted, no failures, percentiles ordered,
-//! reports that parse), never speed.
+//! reports that parse, the verdict and the exit status), never speed.
 
+// The server crate's own test support (an in-process ringcast server on 127.0.0.1:0).
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::net::SocketAddr;
@@ -10,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use ringcast::loadgen::target::TargetError;
-use ringcast::loadgen::{measure, BenchArgs, LoadError, Report};
+use ringcast_load::target::TargetError;
+use ringcast_load::{measure, BenchArgs, LoadError, Report};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
@@ -111,7 +113,7 @@ fn args(scenario: &str, addr: SocketAddr, extra: &[&str]) -> BenchArgs {
     let url = format!("ws://{addr}/echo");
     let mut argv = vec![scenario, "--url", &url, "--quiet"];
     argv.extend_from_slice(extra);
-    BenchArgs::try_parse_from(argv).unwrap()
+    BenchArgs::parse_flags(argv).unwrap()
 }
 
 fn assert_ordered_latency(report: &Report) {
@@ -237,7 +239,7 @@ fn a_refused_upgrade_is_counted_by_status() {
     match err {
         LoadError::NoConnection(failures) => {
             assert_eq!(
-                failures.get("upgrade: status 404 instead of 101"),
+                failures.get("upgrade: server answered 404, not 101"),
                 Some(&2),
                 "{failures:?}"
             )
@@ -331,7 +333,7 @@ fn the_plot_is_an_svg_file() {
     let addr = echo_server();
     let path = std::env::temp_dir().join(format!("ringcast-bench-{}.svg", std::process::id()));
     let path_arg = path.to_str().unwrap().to_owned();
-    let report = ringcast::loadgen::run(args(
+    let report = ringcast_load::run(args(
         "echo",
         addr,
         &[
@@ -356,16 +358,15 @@ fn the_plot_is_an_svg_file() {
 #[test]
 fn a_remote_target_is_refused_without_allow_remote() {
     // 192.0.2.1 is TEST-NET-1 (RFC 5737): the check happens before any connection attempt.
-    let args =
-        BenchArgs::try_parse_from(["echo", "--url", "ws://192.0.2.1:9/", "--quiet"]).unwrap();
+    let args = BenchArgs::parse_flags(["echo", "--url", "ws://192.0.2.1:9/", "--quiet"]).unwrap();
     assert!(matches!(
         measure(&args),
         Err(LoadError::Target(TargetError::Remote(_)))
     ));
 }
 
-/// `ringcast bench fanout` against an in-process server, with its baseline phase run by the
-/// ringcast binary Cargo built for this test.
+/// `ringcast-bench fanout` against an in-process server, with its baseline phase run by the
+/// ringcast-bench binary Cargo built for this test.
 fn fanout_args(url: &str, extra: &[&str]) -> BenchArgs {
     let mut argv = vec![
         "fanout",
@@ -383,10 +384,10 @@ fn fanout_args(url: &str, extra: &[&str]) -> BenchArgs {
         "--threads",
         "2",
         "--baseline-exe",
-        env!("CARGO_BIN_EXE_ringcast"),
+        env!("CARGO_BIN_EXE_ringcast-bench"),
     ];
     argv.extend_from_slice(extra);
-    BenchArgs::try_parse_from(argv).unwrap()
+    BenchArgs::parse_flags(argv).unwrap()
 }
 
 #[test]
@@ -413,7 +414,7 @@ fn fanout_delivers_every_message_to_every_subscriber_of_a_ringcast_room() {
         Some(f.expected_deliveries)
     );
     assert_eq!(json["fanout"]["missing_deliveries"].as_u64(), Some(0));
-    assert!(report.table().contains("expected deliveries"));
+    assert!(report.table().contains("deliveries expected"));
     server.shutdown();
 }
 
@@ -450,8 +451,9 @@ fn fanout_reports_a_baseline_of_plain_writes_and_the_ratio_to_it() {
     let table = report.table();
     for row in [
         "baseline deliveries/s",
-        "baseline delivery µs",
-        "room / baseline",
+        "baseline delivery latency",
+        "room / baseline deliveries/s",
+        "room / baseline p99 latency",
     ] {
         assert!(table.contains(row), "{row} missing from\n{table}");
     }
@@ -469,4 +471,178 @@ fn fanout_refuses_raw_mode_and_odd_room_names() {
     assert!(matches!(bad_room.plan(), Err(LoadError::BadRoom(_))));
     let raw = args("fanout", addr, &["--raw"]);
     assert!(matches!(raw.plan(), Err(LoadError::RawUnsupported(_))));
+}
+
+/// A WebSocket server that answers each connection's first message with a close frame carrying
+/// `code` and `reason`, as a server shedding a slow consumer does.
+fn closing_server(code: u16, reason: &'static str) -> SocketAddr {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    serve(move |stream| async move {
+        let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+            return;
+        };
+        if let Some(Ok(_first)) = ws.next().await {
+            let frame = CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.into(),
+            };
+            let _sent = ws.send(Message::Close(Some(frame))).await;
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    })
+}
+
+#[test]
+fn connections_the_server_closes_are_reported_by_the_code_and_reason_it_sent() {
+    let addr = closing_server(1008, "slow consumer");
+    let report = measure(&args("echo", addr, &["-c", "3", "--duration", "300ms"])).unwrap();
+    assert_eq!(report.connected, 3);
+    assert_eq!(
+        report.closed_by_server.get(r#"1008 "slow consumer""#),
+        Some(&3),
+        "{:?}",
+        report.closed_by_server
+    );
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(
+        report.problems,
+        [r#"3 connections closed by the server: 1008 "slow consumer""#]
+    );
+    assert!(report.verdict().starts_with("result: FAILED: "));
+}
+
+/// A `/ws` look-alike that accepts every join and delivers nothing that is published.
+fn swallowing_server() -> SocketAddr {
+    serve(|stream| async move {
+        let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+            return;
+        };
+        while let Some(Ok(msg)) = ws.next().await {
+            let Message::Text(text) = msg else { continue };
+            if text.contains(r#""type":"join""#) {
+                let reply = r#"{"v":1,"type":"reply","id":"bench-join","ok":true}"#;
+                if ws.send(Message::text(reply)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+#[test]
+fn fanout_counts_deliveries_the_server_never_made_as_lost() {
+    let addr = swallowing_server();
+    let report = measure(&args(
+        "fanout",
+        addr,
+        &[
+            "-c",
+            "3",
+            "--rate",
+            "100",
+            "--duration",
+            "300ms",
+            "--no-baseline",
+        ],
+    ))
+    .unwrap();
+    let f = report.fanout.expect("fanout figures");
+    assert_eq!(f.joined, 3);
+    assert!(f.published > 0);
+    assert_eq!(f.delivered, 0);
+    assert_eq!(f.missing_deliveries, f.expected_deliveries);
+    assert_eq!(
+        report.problems,
+        [format!(
+            "{} of {} deliveries lost",
+            f.expected_deliveries, f.expected_deliveries
+        )]
+    );
+}
+
+/// Runs the `ringcast-bench` binary with `flags`; returns its exit code and stdout.
+fn bench_binary(flags: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringcast-bench"))
+        .args(flags)
+        .output()
+        .expect("ringcast-bench runs");
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn the_binary_exits_0_and_says_ok_last_when_nothing_went_wrong() {
+    let server = common::TestServer::start();
+    // No path in the URL: `echo` goes to /echo.
+    let url = format!("ws://{}", server.addr);
+    let (code, stdout, stderr) =
+        bench_binary(&["echo", "--url", &url, "-c", "2", "--duration", "200ms"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("{url}/echo")), "{stdout}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some("result: ok (every message answered, no connection failed)"),
+        "{stdout}"
+    );
+    server.shutdown();
+}
+
+#[test]
+fn the_binary_exits_non_zero_and_names_the_servers_close_code_and_reason_last() {
+    // One message allowed, then at most 1 a second: the second of 8 pipelined echoes exceeds
+    // the limit and ringcast closes the connection with 1008 "message rate exceeded".
+    let server = common::TestServer::with(|c| {
+        c.security.message_rate = 1;
+        c.security.message_burst = 1;
+    });
+    let url = format!("ws://{}", server.addr);
+    let (code, stdout, stderr) = bench_binary(&[
+        "echo",
+        "--url",
+        &url,
+        "-c",
+        "4",
+        "-d",
+        "8",
+        "--duration",
+        "300ms",
+    ]);
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some(r#"result: FAILED: 4 connections closed by the server: 1008 "message rate exceeded""#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#"closed by the server  4 × 1008 "message rate exceeded""#),
+        "{stdout}"
+    );
+    // With --json the report stays one JSON document on stdout; the verdict goes to stderr.
+    let (code, stdout, stderr) = bench_binary(&[
+        "echo",
+        "--url",
+        &url,
+        "-c",
+        "2",
+        "-d",
+        "8",
+        "--duration",
+        "300ms",
+        "--json",
+    ]);
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        json["closed_by_server"][r#"1008 "message rate exceeded""#],
+        2
+    );
+    assert_eq!(
+        stderr.lines().last(),
+        Some(r#"result: FAILED: 2 connections closed by the server: 1008 "message rate exceeded""#)
+    );
+    server.shutdown();
 }

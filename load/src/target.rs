@@ -36,19 +36,25 @@ pub struct Target {
     pub addr: SocketAddr,
     /// The `Host` header value: the URL's `host[:port]` as written.
     pub host_header: String,
-    /// The request path, `/` when the URL has none.
+    /// The request path: the URL's, or the scenario's default path when the URL has none.
     pub path: String,
 }
 
 impl Target {
-    /// Parses and resolves `url`; refuses non-loopback addresses unless `allow_remote`.
-    pub fn resolve(url: &str, allow_remote: bool) -> Result<Target, TargetError> {
+    /// Parses and resolves `url`; refuses non-loopback addresses unless `allow_remote`. A URL
+    /// without a path (`ws://127.0.0.1:8080`) gets `default_path`; one with a path, even just
+    /// `/`, keeps it.
+    pub fn resolve(
+        url: &str,
+        default_path: &str,
+        allow_remote: bool,
+    ) -> Result<Target, TargetError> {
         let rest = url
             .strip_prefix("ws://")
             .ok_or_else(|| TargetError::Scheme(url.to_owned()))?;
         let (authority, path) = match rest.find('/') {
             Some(at) => (&rest[..at], &rest[at..]),
-            None => (rest, "/"),
+            None => (rest, default_path),
         };
         let bad = |s: &str| s.is_empty() || s.bytes().any(|b| b <= b' ' || b == 0x7F);
         if bad(authority) || bad(path) || authority.contains('@') {
@@ -82,6 +88,13 @@ impl Target {
     }
 }
 
+impl Target {
+    /// The URL actually loaded: `ws://` + the `Host` header + the path.
+    pub fn url(&self) -> String {
+        format!("ws://{}{}", self.host_header, self.path)
+    }
+}
+
 /// Splits `host[:port]` (with `[v6]` brackets) into a host for the resolver and a port (80 when
 /// absent, the `ws` default of §3).
 fn split_host_port(authority: &str) -> Option<(&str, u16)> {
@@ -106,37 +119,46 @@ mod tests {
 
     #[test]
     fn a_loopback_url_resolves_with_its_path_and_host_header() {
-        let t = Target::resolve("ws://127.0.0.1:9001/echo", false).unwrap();
+        let t = Target::resolve("ws://127.0.0.1:9001/echo", "/", false).unwrap();
         assert_eq!(t.addr, "127.0.0.1:9001".parse().unwrap());
         assert_eq!(t.host_header, "127.0.0.1:9001");
         assert_eq!(t.path, "/echo");
     }
 
     #[test]
-    fn a_url_without_path_or_port_uses_slash_and_80() {
-        let t = Target::resolve("ws://[::1]", false).unwrap();
+    fn a_url_without_path_or_port_uses_the_default_path_and_80() {
+        let t = Target::resolve("ws://[::1]", "/ws", false).unwrap();
         assert_eq!(t.addr, "[::1]:80".parse().unwrap());
+        assert_eq!(t.path, "/ws");
+        assert_eq!(t.url(), "ws://[::1]/ws");
+    }
+
+    #[test]
+    fn a_url_with_a_path_keeps_it_even_when_it_is_only_a_slash() {
+        let t = Target::resolve("ws://127.0.0.1:9001/", "/echo", false).unwrap();
         assert_eq!(t.path, "/");
+        let t = Target::resolve("ws://127.0.0.1:9001/rooms?x=1", "/echo", false).unwrap();
+        assert_eq!(t.path, "/rooms?x=1");
     }
 
     #[test]
     fn a_remote_address_is_refused_without_allow_remote() {
         // 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never routed, no DNS lookup needed.
         assert!(matches!(
-            Target::resolve("ws://192.0.2.1:80/", false),
+            Target::resolve("ws://192.0.2.1:80/", "/", false),
             Err(TargetError::Remote(_))
         ));
-        assert!(Target::resolve("ws://192.0.2.1:80/", true).is_ok());
+        assert!(Target::resolve("ws://192.0.2.1:80/", "/", true).is_ok());
     }
 
     #[test]
     fn only_ws_urls_are_accepted() {
         assert!(matches!(
-            Target::resolve("wss://127.0.0.1/", false),
+            Target::resolve("wss://127.0.0.1/", "/", false),
             Err(TargetError::Scheme(_))
         ));
         assert!(matches!(
-            Target::resolve("http://127.0.0.1/", false),
+            Target::resolve("http://127.0.0.1/", "/", false),
             Err(TargetError::Scheme(_))
         ));
     }
@@ -151,7 +173,10 @@ mod tests {
             "ws://u@127.0.0.1/",
         ] {
             assert!(
-                matches!(Target::resolve(url, false), Err(TargetError::Malformed(_))),
+                matches!(
+                    Target::resolve(url, "/", false),
+                    Err(TargetError::Malformed(_))
+                ),
                 "{url}"
             );
         }

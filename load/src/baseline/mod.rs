@@ -1,7 +1,7 @@
 //! The baseline phase of `fanout`: the same frames written to as many sockets, at the same rate,
 //! with no server and no room logic, so the room phase can be quoted as a ratio of it.
 //!
-//! Owns the helper process that does the writing ([`writer`], run as `ringcast bench fanout
+//! Owns the helper process that does the writing ([`writer`], run as `ringcast-bench fanout
 //! --baseline-writer`) and the line protocol the load tool drives it with. A helper process,
 //! not a thread: the writer's end of every socket must not count against the tool's open-file
 //! limit (S subscribers need S descriptors on each side, and the hard limit here is 20 000), and
@@ -72,7 +72,7 @@ impl Writer {
         let subscribers = plan.subscribers.unwrap_or(plan.connections);
         let mut command = Command::new(&exe);
         command
-            .args(["bench", "fanout", "--baseline-writer", "--quiet"])
+            .args(["fanout", "--baseline-writer", "--quiet"])
             .arg("--connections")
             .arg(subscribers.to_string())
             .arg("--rate")

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use super::args::Scenario;
 use super::sys::ProcError;
 use super::target::TargetError;
-use super::upgrade::UpgradeError;
-use crate::proto::ProtocolError;
+use ringcast::proto::handshake::ClientHandshakeError;
+use ringcast::proto::{CloseFrame, ProtocolError};
 
 /// Why a run could not start or finish.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +52,8 @@ pub enum LoadError {
     /// A load thread panicked.
     #[error("a load thread panicked")]
     ThreadPanicked,
-    /// Not one connection succeeded; the failures by reason say why.
+    /// Not one connection succeeded; the failures by reason say why (closes by the server
+    /// included, as `closed by the server: CODE "REASON"`).
     #[error("no connection succeeded: {}", summary(.0))]
     NoConnection(BTreeMap<String, u64>),
     /// `--server-pid` could not be sampled.
@@ -97,9 +98,12 @@ pub enum ConnError {
     /// The run's deadline passed before this connection was opened.
     #[error("not opened before the deadline")]
     Deadline,
-    /// The server's upgrade response was wrong.
+    /// The upgrade request could not be written, or the server's response was wrong.
     #[error("upgrade: {0}")]
-    Upgrade(#[from] UpgradeError),
+    Upgrade(#[from] ClientHandshakeError),
+    /// The server closed the connection before its response head was complete.
+    #[error("upgrade: connection closed during the handshake")]
+    UpgradeEof,
     /// A read or write failed.
     #[error("i/o: {0}")]
     Io(std::io::ErrorKind),
@@ -107,11 +111,11 @@ pub enum ConnError {
     #[error("protocol: {0}")]
     Protocol(#[from] ProtocolError),
     /// The server closed the TCP connection while messages were expected.
-    #[error("closed by the server (EOF)")]
+    #[error("closed by the server: {}", ServerClose::Eof)]
     Eof,
     /// The server sent a close frame while messages were expected.
-    #[error("close frame from the server (code {0:?})")]
-    Closed(Option<u16>),
+    #[error("closed by the server: {0}")]
+    Closed(ServerClose),
     /// An echoed message had a different length from the one sent.
     #[error("echo of the wrong length")]
     EchoMismatch,
@@ -126,8 +130,103 @@ pub enum ConnError {
     Backlog,
 }
 
+impl ConnError {
+    /// How the server ended this connection, when it did (a close frame or a bare EOF), as
+    /// opposed to a failure the tool saw on its own (refused connect, timeout, bad frame).
+    pub fn server_close(&self) -> Option<ServerClose> {
+        match self {
+            ConnError::Closed(close) => Some(close.clone()),
+            ConnError::Eof => Some(ServerClose::Eof),
+            _ => None,
+        }
+    }
+}
+
+/// How the server ended a connection the tool still needed: its close frame's code and reason
+/// exactly as sent, or a TCP close without any close frame. Displays as
+/// `1008 "slow consumer"`, `1001` (no reason), `no status code` or `without a close frame (EOF)`,
+/// so a report row reads `102 connections closed by the server: 1008 "slow consumer"`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ServerClose {
+    /// A close frame.
+    Frame {
+        /// The status code; `None` for an empty close body.
+        code: Option<u16>,
+        /// The reason text (UTF-8, at most 123 bytes, possibly empty).
+        reason: String,
+    },
+    /// The TCP connection ended without a close frame.
+    Eof,
+}
+
+impl ServerClose {
+    /// Copies a parsed close frame (one allocation, on a connection's last frame only).
+    pub fn from_frame(frame: CloseFrame<'_>) -> ServerClose {
+        ServerClose::Frame {
+            code: frame.code,
+            reason: frame.reason.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for ServerClose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerClose::Frame { code: None, .. } => f.write_str("no status code"),
+            ServerClose::Frame {
+                code: Some(code),
+                reason,
+            } if reason.is_empty() => write!(f, "{code}"),
+            // `{:?}` quotes the reason and escapes control characters, so a hostile reason
+            // cannot forge a line of the report.
+            ServerClose::Frame {
+                code: Some(code),
+                reason,
+            } => write!(f, "{code} {reason:?}"),
+            ServerClose::Eof => f.write_str("without a close frame (EOF)"),
+        }
+    }
+}
+
 impl From<std::io::Error> for ConnError {
     fn from(e: std::io::Error) -> Self {
         ConnError::Io(e.kind())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_close_reads_as_the_server_sent_it() {
+        let close = |code, reason: &str| {
+            ConnError::Closed(ServerClose::Frame {
+                code,
+                reason: reason.to_owned(),
+            })
+        };
+        assert_eq!(
+            close(Some(1008), "slow consumer").to_string(),
+            r#"closed by the server: 1008 "slow consumer""#
+        );
+        assert_eq!(
+            close(Some(1001), "").to_string(),
+            "closed by the server: 1001"
+        );
+        assert_eq!(
+            close(None, "").to_string(),
+            "closed by the server: no status code"
+        );
+        assert_eq!(
+            close(Some(1008), "two\nlines").to_string(),
+            r#"closed by the server: 1008 "two\nlines""#
+        );
+        assert_eq!(
+            ConnError::Eof.to_string(),
+            "closed by the server: without a close frame (EOF)"
+        );
+        assert_eq!(ConnError::Eof.server_close(), Some(ServerClose::Eof));
+        assert_eq!(ConnError::ConnectTimeout.server_close(), None);
     }
 }

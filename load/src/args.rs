@@ -1,4 +1,4 @@
-//! The command line of `ringcast bench` and its validation into a [`Plan`].
+//! The command line of `ringcast-bench` and its validation into a [`Plan`].
 //!
 //! Owns every knob of the load tool, its default, and its hard cap. Never starts anything:
 //! [`BenchArgs::plan`] only checks and resolves, so a bad flag fails before a socket is opened.
@@ -7,11 +7,12 @@
 //!
 //! | knob | default | cap |
 //! |---|---|---|
+//! | `--url` | `ws://127.0.0.1:8080` (the server's default `--listen`) + the scenario's path: `/ws` for `fanout`, `/echo` otherwise (also for a URL given without a path) | loopback unless `--allow-remote` |
 //! | `--duration` | 10 s | 600 s |
 //! | `--connections` | 100 | 100 000, and below the open-file soft limit |
 //! | `--payload` | 32 B | 16 MiB |
 //! | `--in-flight` | 1 | 4096, and `in_flight × frame` ≤ 64 MiB |
-//! | `--rate` | 10 000 msg/s | 10 000 000 msg/s |
+//! | `--rate` | `latency`: 10 000 msg/s over all connections; `fanout`: 1 000 msg/s published | 10 000 000 msg/s |
 //! | `--room` (`fanout`) | `bench` | 64 bytes of `[A-Za-z0-9_.:-]` |
 //! | `--threads` | 1 | 64 |
 //! | `--baseline-writers` (`fanout`) | 1 | 64 |
@@ -21,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, Parser, ValueEnum};
+use clap::{Parser, ValueEnum};
 
 use super::error::LoadError;
 use super::target::Target;
@@ -45,6 +46,17 @@ pub const MAX_THREADS: u32 = 64;
 pub const MAX_BACKLOG: usize = 4 << 20;
 /// How long a run waits for outstanding echoes and close handshakes after its duration.
 pub const DRAIN: Duration = Duration::from_secs(2);
+/// The server's default `--listen` address: where the tool points when `--url` is not given.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+/// `--rate` in `latency` when not given: messages per second offered over all connections.
+pub const DEFAULT_LATENCY_RATE: u64 = 10_000;
+/// `--rate` in `fanout` when not given: messages per second the publisher sends. With the
+/// default 100 subscribers that is 100 000 deliveries/s. Measured on the 2-core development
+/// machine, busy with other builds (load average 16), against `ringcast serve --workers 2`:
+/// 1 000 and 2 000 msg/s delivered everything; 3 000 too, with p99 near 200 ms; 10 000 (the old
+/// default, shared with `latency`) did not: the server closed every subscriber with 1008 "slow
+/// consumer" and 79 % of the deliveries were lost (tuning.md, "Fan-out").
+pub const DEFAULT_FANOUT_RATE: u64 = 1_000;
 /// File descriptors kept free for the tool itself (stdio, runtime, epoll, output files).
 const SPARE_FDS: u64 = 64;
 
@@ -84,15 +96,45 @@ impl std::fmt::Display for Scenario {
     }
 }
 
-/// `ringcast bench SCENARIO --url ws://…`: the load tool's flags.
-#[derive(Debug, Clone, Args)]
+impl Scenario {
+    /// The request path when the URL has none: `/ws` (rooms) for `fanout`, `/echo` otherwise.
+    pub fn default_path(self) -> &'static str {
+        match self {
+            Scenario::Fanout => "/ws",
+            Scenario::Echo | Scenario::Latency | Scenario::Connect | Scenario::Idle => "/echo",
+        }
+    }
+
+    /// `--rate` when not given (only `latency` and `fanout` read it).
+    pub fn default_rate(self) -> u64 {
+        match self {
+            Scenario::Fanout => DEFAULT_FANOUT_RATE,
+            _ => DEFAULT_LATENCY_RATE,
+        }
+    }
+}
+
+/// `ringcast-bench SCENARIO [--url ws://…]`: the load tool's flags.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ringcast-bench",
+    version,
+    about = "Drive load against a WebSocket server on loopback and report throughput, latency \
+             and memory.",
+    after_help = "Exit status: 0 when every connection lasted and nothing was lost; 3 when the \
+                  run finished but the server closed connections, connections failed or \
+                  messages were lost (the last line says which); 1 when the run could not be \
+                  made; 2 for a bad command line."
+)]
 pub struct BenchArgs {
     /// What to measure.
     #[arg(value_enum)]
     pub scenario: Scenario,
-    /// The server to load; only ws:// on loopback unless --allow-remote.
-    #[arg(long, default_value = "ws://127.0.0.1:9001/echo")]
-    pub url: String,
+    /// The server to load: ws://HOST[:PORT][/PATH], only on loopback unless --allow-remote.
+    /// Default: ws://127.0.0.1:8080 (the server's default --listen). Without a path: /ws for
+    /// fanout, /echo for the other scenarios.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
     /// Connections to open (cap 100 000 and the open-file limit).
     #[arg(short = 'c', long, default_value_t = 100)]
     pub connections: u32,
@@ -106,10 +148,11 @@ pub struct BenchArgs {
     /// (`connect`): e.g. 500ms, 10s, 2m (cap 600 s).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Offered messages per second over all connections in `latency`, or the publisher's
-    /// messages per second in `fanout` (cap 10 000 000).
-    #[arg(long, default_value_t = 10_000)]
-    pub rate: u64,
+    /// Offered messages per second over all connections in `latency` (default 10000), or the
+    /// publisher's messages per second in `fanout` (default 1000; deliveries/s are this times
+    /// the subscribers). Cap 10 000 000.
+    #[arg(long)]
+    pub rate: Option<u64>,
     /// Spread connection attempts evenly over this time (0 = as fast as allowed).
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub ramp_up: Duration,
@@ -162,37 +205,42 @@ pub struct BenchArgs {
     /// pinned to with `taskset`).
     #[arg(long, value_name = "CPU")]
     pub baseline_cpu: Option<usize>,
-    /// `fanout`: the ringcast executable that runs the baseline writer (default: this program).
+    /// `fanout`: the ringcast-bench executable that runs the baseline writer (default: this
+    /// program).
     #[arg(long, value_name = "PATH")]
     pub baseline_exe: Option<PathBuf>,
-    /// Internal: run as the baseline writer of a parent `bench fanout` (it drives this process
-    /// through stdin and stdout).
+    /// Internal: run as the baseline writer of a parent `ringcast-bench fanout` (it drives this
+    /// process through stdin and stdout).
     #[arg(long, hide = true)]
     pub baseline_writer: bool,
 }
 
-/// Parses the flags alone, e.g. for tests or a wrapper binary: `["echo", "--url", …]`.
-#[derive(Debug, Parser)]
-#[command(name = "ringcast bench")]
-struct Standalone {
-    #[command(flatten)]
-    args: BenchArgs,
-}
-
 impl BenchArgs {
-    /// Parses `argv` (without a program name) as `ringcast bench` would.
-    pub fn try_parse_from<I, T>(argv: I) -> Result<BenchArgs, clap::Error>
+    /// Parses the flags alone, without a program name (`["echo", "--url", …]`), as
+    /// `ringcast-bench` would; for tests and wrappers.
+    pub fn parse_flags<I, T>(flags: I) -> Result<BenchArgs, clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let argv = std::iter::once("ringcast-bench".into()).chain(argv.into_iter().map(Into::into));
-        Standalone::try_parse_from(argv).map(|s| s.args)
+        let argv =
+            std::iter::once("ringcast-bench".into()).chain(flags.into_iter().map(Into::into));
+        <BenchArgs as Parser>::try_parse_from(argv)
+    }
+
+    /// `--rate`, or the scenario's default.
+    pub fn rate(&self) -> u64 {
+        self.rate.unwrap_or(self.scenario.default_rate())
     }
 
     /// Checks every cap and resolves the target. Nothing is opened.
     pub fn plan(&self) -> Result<Plan, LoadError> {
-        let target = Target::resolve(&self.url, self.allow_remote)?;
+        let url = match &self.url {
+            Some(url) => url.clone(),
+            None => format!("ws://{DEFAULT_ADDR}"),
+        };
+        let target = Target::resolve(&url, self.scenario.default_path(), self.allow_remote)?;
+        let rate = self.rate();
         check(
             "duration (ms)",
             self.duration.as_millis() as u64,
@@ -227,12 +275,12 @@ impl BenchArgs {
         )?;
         match self.scenario {
             Scenario::Echo => check("in-flight", self.in_flight.into(), 1, MAX_IN_FLIGHT.into())?,
-            Scenario::Latency => check("rate", self.rate, 1, MAX_RATE)?,
+            Scenario::Latency => check("rate", rate, 1, MAX_RATE)?,
             Scenario::Connect | Scenario::Idle | Scenario::Fanout if self.raw => {
                 return Err(LoadError::RawUnsupported(self.scenario))
             }
             Scenario::Fanout => {
-                check("rate", self.rate, 1, MAX_RATE)?;
+                check("rate", rate, 1, MAX_RATE)?;
                 check(
                     "baseline-writers",
                     self.baseline_writers.into(),
@@ -280,7 +328,7 @@ impl BenchArgs {
         }
         Ok(Plan {
             scenario: self.scenario,
-            url: self.url.clone(),
+            url: target.url(),
             target,
             connections,
             subscribers: (self.scenario == Scenario::Fanout).then_some(self.connections),
@@ -288,7 +336,7 @@ impl BenchArgs {
             payload: self.payload,
             in_flight: self.in_flight,
             duration: self.duration,
-            rate: self.rate,
+            rate,
             ramp_up: self.ramp_up,
             max_pending: self.max_pending,
             connect_timeout: self.connect_timeout,
@@ -329,7 +377,7 @@ fn check(what: &'static str, value: u64, min: u64, max: u64) -> Result<(), LoadE
 pub struct Plan {
     /// What to measure.
     pub scenario: Scenario,
-    /// The URL as given, for the report.
+    /// The URL loaded (the default, or the one given, with the scenario's path if it had none).
     pub url: String,
     /// The resolved target.
     pub target: Target,
@@ -451,7 +499,7 @@ mod tests {
     }
 
     fn plan(argv: &[&str]) -> Result<Plan, LoadError> {
-        BenchArgs::try_parse_from(argv).unwrap().plan()
+        BenchArgs::parse_flags(argv).unwrap().plan()
     }
 
     #[test]
@@ -509,6 +557,38 @@ mod tests {
             Err(LoadError::RawUnsupported(Scenario::Connect))
         ));
         assert!(plan(&["latency", "--raw"]).is_ok());
+    }
+
+    #[test]
+    fn each_scenario_has_its_own_default_path_on_the_servers_default_address() {
+        let fanout = plan(&["fanout"]).unwrap();
+        assert_eq!(fanout.url, "ws://127.0.0.1:8080/ws");
+        assert_eq!(fanout.target.addr, "127.0.0.1:8080".parse().unwrap());
+        for scenario in ["echo", "latency", "connect", "idle"] {
+            assert_eq!(plan(&[scenario]).unwrap().url, "ws://127.0.0.1:8080/echo");
+        }
+        // A URL without a path gets the scenario's; a path given (even `/`) is kept.
+        let p = plan(&["fanout", "--url", "ws://127.0.0.1:9001"]).unwrap();
+        assert_eq!(p.target.path, "/ws");
+        let p = plan(&["echo", "--url", "ws://127.0.0.1:9001"]).unwrap();
+        assert_eq!(p.target.path, "/echo");
+        let p = plan(&["echo", "--url", "ws://127.0.0.1:9001/"]).unwrap();
+        assert_eq!(p.target.path, "/");
+    }
+
+    #[test]
+    fn the_default_address_is_the_servers_default_listen_address() {
+        assert_eq!(
+            DEFAULT_ADDR.parse::<std::net::SocketAddr>().unwrap(),
+            ringcast::config::Config::default().listen
+        );
+    }
+
+    #[test]
+    fn each_rate_scenario_has_its_own_default_rate() {
+        assert_eq!(plan(&["latency"]).unwrap().rate, DEFAULT_LATENCY_RATE);
+        assert_eq!(plan(&["fanout"]).unwrap().rate, DEFAULT_FANOUT_RATE);
+        assert_eq!(plan(&["fanout", "--rate", "50"]).unwrap().rate, 50);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! Owns the per-connection write position, the queue of send times, and pong replies. Makes no
 //! measurement decision beyond "this message completed now, it was sent then": counting belongs to
-//! [`Stats`], decoding to [`super::codec`], the request to [`super::upgrade`].
+//! [`Stats`], decoding to [`super::codec`], the upgrade to `ringcast::proto::handshake`.
 //!
 //! Never allocates per message: reads go into the thread's one read buffer, writes come from the
 //! thread's pre-encoded [`Burst`], send times go into a queue sized when the connection starts
@@ -23,12 +23,14 @@ use tokio::sync::Semaphore;
 
 use super::args::{Plan, Scenario, DRAIN};
 use super::codec::{self, Burst, Incoming, RawCounter, ServerFrames};
-use super::error::ConnError;
+use super::error::{ConnError, ServerClose};
 use super::stats::Stats;
-use super::upgrade;
-use crate::proto::frame::{FrameHeader, MAX_HEADER_LEN};
-use crate::proto::mask::apply_mask;
-use crate::proto::OpCode;
+use ringcast::proto::frame::{FrameHeader, MAX_HEADER_LEN};
+use ringcast::proto::handshake::{
+    write_client_request, ClientKey, HandshakeLimits, Parse, ResponseValidator,
+};
+use ringcast::proto::mask::apply_mask;
+use ringcast::proto::OpCode;
 
 /// Size of the read buffer a load thread shares among its connections.
 const READ_BUF: usize = 256 * 1024;
@@ -161,8 +163,8 @@ impl Pacing {
 enum ReadStatus {
     /// Bytes were consumed (or none were ready).
     Open,
-    /// The server sent a close frame.
-    Closed(Option<u16>),
+    /// The server sent a close frame (its code and reason, as sent).
+    Closed(ServerClose),
     /// The server closed the TCP connection.
     Eof,
 }
@@ -219,21 +221,26 @@ pub(crate) async fn open(w: &Worker, answer_pings: bool) -> Result<Conn, ConnErr
     if !conn.upgraded {
         return Ok(conn);
     }
-    let key = upgrade::client_key(w.next_nonce());
+    // The crate's client handshake (§4.1): no subprotocol or extension offered, so a server
+    // that selects one fails the connection.
+    let key = ClientKey::from_nonce(w.next_nonce());
     let mut request = Vec::with_capacity(256);
-    upgrade::write_request(
-        &mut request,
+    write_client_request(
         &plan.target.host_header,
         &plan.target.path,
         &key,
-    );
+        &[],
+        &mut request,
+    )?;
     conn.stream.write_all(&request).await?;
+    let mut response = ResponseValidator::new(&key, &[], HandshakeLimits::default());
     let mut head = Vec::with_capacity(1024);
     loop {
         if conn.stream.read_buf(&mut head).await? == 0 {
-            return Err(upgrade::UpgradeError::Eof.into());
+            return Err(ConnError::UpgradeEof);
         }
-        if let Some(len) = upgrade::check_response(&head, &key)? {
+        // Bounded: the validator fails once the head passes its byte limit (8 KiB).
+        if let Parse::Complete(_accepted, len) = response.feed(&head)? {
             conn.leftover = head.split_off(len);
             return Ok(conn);
         }
@@ -309,7 +316,7 @@ impl Conn {
                     ping = Some((copy, payload.len()));
                 }
                 Incoming::Pong => {}
-                Incoming::Close { code } => closed = Some(code),
+                Incoming::Close(frame) => closed = Some(ServerClose::from_frame(frame)),
             },
             |piece| on_data(piece),
         )?;
@@ -323,7 +330,7 @@ impl Conn {
             }
         }
         Ok(match closed {
-            Some(code) => ReadStatus::Closed(code),
+            Some(close) => ReadStatus::Closed(close),
             None => ReadStatus::Open,
         })
     }
@@ -533,6 +540,7 @@ impl Conn {
             w.stats
                 .borrow_mut()
                 .complete(start, until, Instant::now(), None);
+            w.progress.fetch_add(1, Ordering::Relaxed);
         };
         self.read_until(w, until, || false, on_message, &mut |_| {})
             .await
@@ -733,7 +741,7 @@ impl Conn {
 fn check_open(status: ReadStatus) -> Result<(), ConnError> {
     match status {
         ReadStatus::Open => Ok(()),
-        ReadStatus::Closed(code) => Err(ConnError::Closed(code)),
+        ReadStatus::Closed(close) => Err(ConnError::Closed(close)),
         ReadStatus::Eof => Err(ConnError::Eof),
     }
 }

@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::args::{Plan, Scenario};
+use super::args::{Plan, Scenario, DRAIN};
+use super::figures::{count, decimal, latency, plural, ratio as ratio_text, whole, Better};
 use super::stats::{Percentiles, Stats, TICK};
 
 /// Resident memory of the server (`--server-pid`), in bytes.
@@ -95,7 +96,7 @@ pub struct Baseline {
     pub writer_cores: Option<f64>,
     /// The load tool's.
     pub tool_cores: f64,
-    /// Failed subscriber sockets by reason.
+    /// Failed subscriber sockets by reason (the writer closing one included).
     pub failures: BTreeMap<String, u64>,
     /// Room phase over baseline, same run.
     pub ratio: Ratio,
@@ -155,7 +156,7 @@ impl Baseline {
             latency_us,
             writer_cores: cpu.server_cores,
             tool_cores: cpu.tool_cores,
-            failures: stats.failures.clone(),
+            failures: stats.all_failures(),
             ratio: Ratio {
                 deliveries_per_second: ratio(room.per_second, per_second),
                 p50: both(|p| p.p50),
@@ -209,8 +210,15 @@ pub struct Report {
     pub fanout: Option<Fanout>,
     /// `fanout` without `--no-baseline`: the baseline phase and the ratios to it.
     pub baseline: Option<Baseline>,
-    /// Failed connections by reason.
+    /// Connections the server closed while the tool still needed them, by the close code and
+    /// reason it sent (`1008 "slow consumer"`), or `without a close frame (EOF)`.
+    pub closed_by_server: BTreeMap<String, u64>,
+    /// Connections that failed otherwise, by reason.
     pub failures: BTreeMap<String, u64>,
+    /// What went wrong, one sentence each: connections the server closed (with the code and
+    /// reason it sent), connections that failed otherwise, messages or deliveries lost, and the
+    /// same for the `fanout` baseline. Empty when nothing did; the tool exits non-zero when not.
+    pub problems: Vec<String>,
     /// Connections whose close handshake the server completed.
     pub closed_cleanly: u64,
     /// Pings received from the server.
@@ -251,7 +259,7 @@ impl Report {
             .take(ticks)
             .map(|&n| n as f64 * per_tick)
             .collect();
-        Report {
+        let mut report = Report {
             scenario: plan.scenario,
             url: plan.url.clone(),
             raw: plan.raw,
@@ -283,7 +291,13 @@ impl Report {
                 }
             }),
             baseline: None,
+            closed_by_server: stats
+                .closed_by_server
+                .iter()
+                .map(|(close, n)| (close.to_string(), *n))
+                .collect(),
             failures: stats.failures.clone(),
+            problems: Vec::new(),
             closed_cleanly: stats.closed_cleanly,
             pings: stats.pings,
             pongs: stats.pongs,
@@ -292,7 +306,9 @@ impl Report {
             timeline,
             timeline_step_ms: TICK.as_millis() as u64,
             latency_curve: stats.latency_curve(),
-        }
+        };
+        report.problems = report.find_problems();
+        report
     }
 
     /// The report as pretty JSON.
@@ -300,7 +316,82 @@ impl Report {
         serde_json::to_string_pretty(self).expect("a report always serializes")
     }
 
-    /// The report as an aligned two-column table.
+    /// Adds the `fanout` baseline phase (its problems join the report's).
+    pub fn set_baseline(&mut self, baseline: Baseline) {
+        self.baseline = Some(baseline);
+        self.problems = self.find_problems();
+    }
+
+    /// What went wrong in this run, one sentence each, worst first: connections the server
+    /// closed (with the code and reason it sent), connections that failed otherwise, messages
+    /// or deliveries lost; the same for the `fanout` baseline. Empty when nothing did.
+    fn find_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (close, n) in &self.closed_by_server {
+            out.push(format!(
+                "{} closed by the server: {close}",
+                plural(*n, "connection", "connections")
+            ));
+        }
+        for (reason, n) in &self.failures {
+            out.push(format!(
+                "{} failed: {reason}",
+                plural(*n, "connection", "connections")
+            ));
+        }
+        if let Some(f) = &self.fanout {
+            if f.missing_deliveries > 0 {
+                out.push(format!(
+                    "{} of {} deliveries lost",
+                    count(f.missing_deliveries),
+                    count(f.expected_deliveries)
+                ));
+            }
+        }
+        if self.unanswered > 0 {
+            out.push(format!(
+                "{} never answered (not even within the {} s drain)",
+                plural(self.unanswered, "message", "messages"),
+                DRAIN.as_secs()
+            ));
+        }
+        if let Some(b) = &self.baseline {
+            for (reason, n) in &b.failures {
+                out.push(format!(
+                    "baseline: {} failed: {reason}",
+                    plural(*n, "socket", "sockets")
+                ));
+            }
+            if b.missing_deliveries > 0 {
+                out.push(format!(
+                    "baseline: {} of {} deliveries lost ({} dropped by the writer)",
+                    count(b.missing_deliveries),
+                    count(b.expected_deliveries),
+                    plural(b.dropped_sockets, "socket", "sockets")
+                ));
+            }
+        }
+        out
+    }
+
+    /// The last line of a run: `result: ok (…)` or `result: FAILED: …` listing
+    /// [`Report::problems`].
+    pub fn verdict(&self) -> String {
+        if self.problems.is_empty() {
+            let what = match self.scenario {
+                Scenario::Fanout => "every delivery arrived",
+                Scenario::Echo | Scenario::Latency => "every message answered",
+                Scenario::Connect => "every handshake completed",
+                Scenario::Idle => "every connection held",
+            };
+            format!("result: ok ({what}, no connection failed)")
+        } else {
+            format!("result: FAILED: {}", self.problems.join("; "))
+        }
+    }
+
+    /// The report as an aligned two-column table (without the verdict line, which the caller
+    /// prints last).
     pub fn table(&self) -> String {
         let mut rows: Vec<(String, String)> = Vec::new();
         let mut row = |k: &str, v: String| rows.push((k.to_owned(), v));
@@ -312,89 +403,126 @@ impl Report {
         row(
             "connections",
             format!(
-                "{} open of {} ({} threads)",
-                self.connected, self.connections, self.threads
+                "{} open of {} ({})",
+                count(self.connected),
+                count(self.connections.into()),
+                plural(self.threads.into(), "thread", "threads")
             ),
         );
-        let unit = match self.scenario {
-            Scenario::Connect => "handshakes",
-            Scenario::Idle => "server messages",
-            Scenario::Echo | Scenario::Latency => "messages",
-            Scenario::Fanout => "deliveries",
+        let (unit, answered) = match self.scenario {
+            Scenario::Connect => ("handshakes", "completed"),
+            Scenario::Idle => ("server messages", "received"),
+            Scenario::Echo | Scenario::Latency => ("messages", "answered"),
+            Scenario::Fanout => ("deliveries", "delivered"),
         };
         if matches!(self.scenario, Scenario::Echo | Scenario::Latency) {
-            row("payload", format!("{} B", self.payload));
+            row("payload", format!("{} B", count(self.payload as u64)));
         }
         if let Some(d) = self.in_flight {
-            row("in flight", format!("{d} per connection"));
+            row("in flight", format!("{} per connection", count(d.into())));
         }
         if let Some(r) = self.offered_rate {
-            row("offered", format!("{r} msg/s"));
+            let what = match self.scenario {
+                Scenario::Fanout => "publish rate",
+                _ => "offered rate",
+            };
+            row(what, format!("{} msg/s", count(r)));
         }
         if let Some(f) = &self.fanout {
             row(
                 "subscribers",
-                format!("{} joined of {}", f.joined, f.subscribers),
-            );
-            row("published", f.published.to_string());
-            row(
-                "expected deliveries",
                 format!(
-                    "{} ({} delivered, {} missing)",
-                    f.expected_deliveries, f.delivered, f.missing_deliveries
+                    "{} joined of {}",
+                    count(f.joined),
+                    count(f.subscribers.into())
+                ),
+            );
+            row("published", count(f.published));
+            row(
+                "deliveries expected",
+                format!(
+                    "{} (published × joined): {} delivered, {} lost",
+                    count(f.expected_deliveries),
+                    count(f.delivered),
+                    count(f.missing_deliveries)
                 ),
             );
         }
-        row("window", format!("{:.3} s", self.window_s));
-        if self.fanout.is_some() {
-            row(unit, format!("{} (+{} late)", self.completed, self.late));
-        } else {
-            row(
-                unit,
-                format!(
-                    "{} (+{} late, {} unanswered)",
-                    self.completed, self.late, self.unanswered
-                ),
-            );
-        }
-        row(&format!("{unit}/s"), format!("{:.0}", self.per_second));
+        let window = match self.scenario {
+            Scenario::Connect => "first attempt to last handshake",
+            _ => "--duration",
+        };
+        row("window", format!("{:.3} s ({window})", self.window_s));
+        // "late" is defined here, where it is printed.
+        let late = format!(
+            "+{} late: {answered} after the window, within the {} s drain; in the latencies, \
+             not in the rates",
+            count(self.late),
+            DRAIN.as_secs()
+        );
+        let unanswered = match self.scenario {
+            Scenario::Echo | Scenario::Latency => {
+                format!(", {} never answered", count(self.unanswered))
+            }
+            _ => String::new(),
+        };
+        row(
+            unit,
+            format!(
+                "{} {answered} within the window ({late}{unanswered})",
+                count(self.completed)
+            ),
+        );
+        row(
+            &format!("{unit}/s"),
+            format!("{} (within the window)", whole(self.per_second)),
+        );
         if matches!(self.scenario, Scenario::Echo | Scenario::Latency) {
-            row("payload MB/s", format!("{:.2}", self.mb_per_second));
+            row(
+                "payload MB/s",
+                format!("{} (one direction)", decimal(self.mb_per_second, 2)),
+            );
         }
         if let Some(p) = &self.latency_us {
             let what = match self.scenario {
-                Scenario::Connect => "handshake µs",
-                Scenario::Fanout => "delivery µs",
-                _ => "round trip µs",
+                Scenario::Connect => "handshake time",
+                Scenario::Fanout => "delivery latency",
+                _ => "round trip",
             };
-            row(
-                what,
-                format!(
-                    "p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  (min {:.1}, mean {:.1}, n {})",
-                    p.p50, p.p90, p.p99, p.p999, p.max, p.min, p.mean, p.count
-                ),
-            );
+            row(what, percentiles(p));
         }
         if let Some(p) = &self.send_lag_us {
             row(
-                "send lag µs (tool)",
-                format!("p50 {:.1}  p99 {:.1}  max {:.1}", p.p50, p.p99, p.max),
+                "send lag (tool)",
+                format!(
+                    "p50 {}  p99 {}  max {}",
+                    latency(p.p50),
+                    latency(p.p99),
+                    latency(p.max)
+                ),
             );
         }
         if self.pings > 0 {
             row(
                 "pings",
-                format!("{} received, {} answered", self.pings, self.pongs),
+                format!(
+                    "{} received, {} answered",
+                    count(self.pings),
+                    count(self.pongs)
+                ),
             );
         }
         if !self.raw {
-            row("closed cleanly", self.closed_cleanly.to_string());
+            row("closed cleanly", count(self.closed_cleanly));
+        }
+        for (close, n) in &self.closed_by_server {
+            row("closed by the server", format!("{} × {close}", count(*n)));
         }
         if self.failures.is_empty() {
             row("failures", "none".to_owned());
         }
         for (reason, n) in &self.failures {
-            row("failure", format!("{n} × {reason}"));
+            row("failure", format!("{} × {reason}", count(*n)));
         }
         row("tool cpu", format!("{:.2} cores", self.cpu.tool_cores));
         if let Some(s) = self.cpu.server_cores {
@@ -404,11 +532,11 @@ impl Report {
             row(
                 "server rss",
                 format!(
-                    "{:.1} MiB before, {:.1} MiB connected, {:.1} MiB at end: {:.0} B per connection",
+                    "{:.1} MiB before, {:.1} MiB connected, {:.1} MiB at end: {} B per connection",
                     mib(m.before),
                     mib(m.connected),
                     mib(m.end),
-                    m.per_connection
+                    whole(m.per_connection)
                 ),
             );
         }
@@ -433,30 +561,25 @@ impl Baseline {
         row(
             "baseline",
             format!(
-                "the same frames written to {} plain TCP sockets by {} thread(s), no server",
-                self.connections, self.writers
+                "the same frames written to {} by {}, no server",
+                plural(self.connections, "plain TCP socket", "plain TCP sockets"),
+                plural(self.writers.into(), "thread", "threads")
             ),
         );
         row(
             "baseline deliveries",
             format!(
-                "{} (+{} late) of {} expected ({} missing, {} sockets dropped)",
-                self.completed,
-                self.late,
-                self.expected_deliveries,
-                self.missing_deliveries,
-                self.dropped_sockets
+                "{} within the window (+{} late, as above) of {} expected: {} lost, {} dropped",
+                count(self.completed),
+                count(self.late),
+                count(self.expected_deliveries),
+                count(self.missing_deliveries),
+                plural(self.dropped_sockets, "socket", "sockets")
             ),
         );
-        row("baseline deliveries/s", format!("{:.0}", self.per_second));
+        row("baseline deliveries/s", whole(self.per_second));
         if let Some(p) = &self.latency_us {
-            row(
-                "baseline delivery µs",
-                format!(
-                    "p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  (n {})",
-                    p.p50, p.p90, p.p99, p.p999, p.max, p.count
-                ),
-            );
+            row("baseline delivery latency", percentiles(p));
         }
         let cores = self
             .writer_cores
@@ -466,19 +589,37 @@ impl Baseline {
             format!("writer {cores} cores, tool {:.2} cores", self.tool_cores),
         );
         for (reason, n) in &self.failures {
-            row("baseline failure", format!("{n} × {reason}"));
+            row("baseline failure", format!("{} × {reason}", count(*n)));
         }
-        let x = |r: Option<f64>| r.map_or("n/a".to_owned(), |r| format!("{r:.2}×"));
+        let x = |r: Option<f64>, better| r.map_or("n/a".to_owned(), |r| ratio_text(r, better));
         row(
-            "room / baseline",
-            format!(
-                "deliveries/s {}  p50 {}  p99 {}",
-                x(self.ratio.deliveries_per_second),
-                x(self.ratio.p50),
-                x(self.ratio.p99)
-            ),
+            "room / baseline deliveries/s",
+            x(self.ratio.deliveries_per_second, Better::Higher),
+        );
+        row(
+            "room / baseline p50 latency",
+            x(self.ratio.p50, Better::Lower),
+        );
+        row(
+            "room / baseline p99 latency",
+            x(self.ratio.p99, Better::Lower),
         );
     }
+}
+
+/// `p50 812 µs  p90 1,203 µs  p99 12.4 ms  p99.9 …  max …  (min …, mean …, n 123,456)`.
+fn percentiles(p: &Percentiles) -> String {
+    format!(
+        "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (min {}, mean {}, n {})",
+        latency(p.p50),
+        latency(p.p90),
+        latency(p.p99),
+        latency(p.p999),
+        latency(p.max),
+        latency(p.min),
+        latency(p.mean),
+        count(p.count)
+    )
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -490,10 +631,11 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::loadgen::args::BenchArgs;
+    use crate::args::BenchArgs;
+    use crate::error::{ConnError, ServerClose};
 
     fn report(argv: &[&str], fill: impl FnOnce(&mut Stats, Instant)) -> Report {
-        let plan = BenchArgs::try_parse_from(argv).unwrap().plan().unwrap();
+        let plan = BenchArgs::parse_flags(argv).unwrap().plan().unwrap();
         let mut stats = Stats::new(plan.duration);
         fill(&mut stats, Instant::now());
         let samples = Samples {
@@ -528,14 +670,115 @@ mod tests {
         let r = report(&["echo"], |s, _| {
             s.connected = 1;
             for _ in 0..3 {
-                s.fail("connect: connection refused");
+                s.fail(&ConnError::Connect(std::io::ErrorKind::ConnectionRefused));
             }
-            s.fail("connect timed out");
+            s.fail(&ConnError::ConnectTimeout);
         });
         let table = r.table();
         assert!(table.contains("3 × connect: connection refused"), "{table}");
         assert!(table.contains("1 × connect timed out"), "{table}");
         assert!(!table.contains("failures  none"), "{table}");
+    }
+
+    fn slow_consumer() -> ConnError {
+        ConnError::Closed(ServerClose::Frame {
+            code: Some(1008),
+            reason: "slow consumer".to_owned(),
+        })
+    }
+
+    #[test]
+    fn a_clean_run_has_no_problems_and_says_ok_last() {
+        let r = report(&["echo", "--duration", "1s"], |s, t0| {
+            s.connected = 100;
+            let end = t0 + Duration::from_secs(1);
+            s.complete(t0, end, t0, Some(Duration::from_micros(50)));
+        });
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert_eq!(
+            r.verdict(),
+            "result: ok (every message answered, no connection failed)"
+        );
+    }
+
+    #[test]
+    fn connections_closed_by_the_server_are_a_problem_named_by_code_and_reason() {
+        let r = report(&["echo", "-c", "110"], |s, _| {
+            s.connected = 110;
+            for _ in 0..102 {
+                s.fail(&slow_consumer());
+            }
+            s.fail(&ConnError::Eof);
+            s.fail(&ConnError::Connect(std::io::ErrorKind::ConnectionRefused));
+        });
+        assert_eq!(
+            r.problems,
+            [
+                r#"102 connections closed by the server: 1008 "slow consumer""#,
+                "1 connection closed by the server: without a close frame (EOF)",
+                "1 connection failed: connect: connection refused",
+            ]
+        );
+        assert_eq!(
+            r.verdict(),
+            format!("result: FAILED: {}", r.problems.join("; "))
+        );
+        let table = r.table();
+        assert!(
+            table.contains(r#"closed by the server  102 × 1008 "slow consumer""#),
+            "{table}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["closed_by_server"][r#"1008 "slow consumer""#], 102);
+        assert_eq!(json["problems"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn lost_deliveries_and_unanswered_messages_are_problems() {
+        let r = report(&["fanout", "-c", "10"], |s, _| {
+            s.connected = 11;
+            s.joined = 10;
+            s.published = 5;
+        });
+        assert_eq!(r.problems, ["50 of 50 deliveries lost"]);
+        let r = report(&["echo"], |s, _| {
+            s.connected = 1;
+            s.unanswered = 7;
+        });
+        assert_eq!(
+            r.problems,
+            ["7 messages never answered (not even within the 2 s drain)"]
+        );
+    }
+
+    #[test]
+    fn the_table_writes_figures_for_people() {
+        let r = report(&["latency", "--duration", "2s"], |s, t0| {
+            s.connected = 100;
+            let end = t0 + Duration::from_secs(2);
+            for i in 0..24_690u64 {
+                let rtt = if i % 50 == 0 { 25_000 } else { 850 };
+                s.complete(t0, end, t0, Some(Duration::from_micros(rtt)));
+            }
+            s.complete(t0, end, end, Some(Duration::from_micros(900)));
+        });
+        let table = r.table();
+        for expected in [
+            "offered rate",
+            "10,000 msg/s",
+            "24,690 answered within the window",
+            "12,345 (within the window)",
+            // "late" is defined where it is printed.
+            "+1 late: answered after the window, within the 2 s drain",
+            "p50 850 µs",
+            "p99 25.0 ms",
+            "n 24,691",
+        ] {
+            assert!(
+                table.contains(expected),
+                "{expected:?} missing from\n{table}"
+            );
+        }
     }
 
     #[test]
