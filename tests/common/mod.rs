@@ -306,7 +306,10 @@ pub fn spawn_binary(
 ) {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringcast"));
+    // Set for the server package's tests; the load tool's tests share this module but not this.
+    let exe = option_env!("CARGO_BIN_EXE_ringcast")
+        .expect("spawn_binary is for the server package's tests (they have the ringcast binary)");
+    let mut cmd = Command::new(exe);
     cmd.arg("serve");
     if !args.contains(&"--listen") {
         cmd.args(["--listen", "127.0.0.1:0"]);
