@@ -24,6 +24,7 @@
 
 mod local;
 mod owner;
+pub mod stream;
 
 pub use local::LocalRooms;
 pub use owner::{Departed, MemberInfo, OwnedRooms};
