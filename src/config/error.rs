@@ -49,6 +49,15 @@ pub enum ValueError {
         /// Why.
         problem: CidrError,
     },
+    /// A `history_rooms` entry that does not read `prefix=size` or `prefix=size/ttl` (or, in the
+    /// file, a table `{prefix, size, ttl}`).
+    #[error("{entry:?} is not a history rule such as chat:=100/10m or ticker:=0 ({problem})")]
+    HistoryRule {
+        /// The entry.
+        entry: String,
+        /// Why.
+        problem: String,
+    },
     /// A list entry that is not an origin pattern.
     #[error("{entry:?} is not an origin pattern such as https://app.example.com, *.example.com or * ({problem})")]
     Origin {

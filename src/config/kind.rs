@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::error::{ConfigError, ValueError};
 use super::load::Provenance;
 use super::units::{format_duration, format_size, parse_duration, parse_size};
+use crate::room::stream::HistoryRule;
 use crate::security::ip::Cidr;
 use crate::security::origin::OriginPattern;
 
@@ -431,5 +432,129 @@ impl Kind<Option<PathBuf>> for File {
         value
             .as_ref()
             .map_or_else(String::new, |p| p.display().to_string())
+    }
+}
+
+/// Per-room-prefix history rules: `prefix=size[/ttl]`, comma-separated, in text (`chat:=100/10m,
+/// ticker:=0`); an array of `{prefix, size, ttl}` tables (`[[history_rooms]]`) in the file.
+pub(super) struct HistoryRules;
+
+impl HistoryRules {
+    fn rule_from_text(r: &Reader<'_>, entry: &str) -> Result<HistoryRule, ConfigError> {
+        let bad = |problem: String| {
+            r.bad(
+                entry,
+                ValueError::HistoryRule {
+                    entry: entry.to_owned(),
+                    problem,
+                },
+            )
+        };
+        let (prefix, rest) = entry
+            .rsplit_once('=')
+            .ok_or_else(|| bad("no `=`".to_owned()))?;
+        let (size, ttl) = match rest.split_once('/') {
+            Some((size, ttl)) => (size, Some(ttl)),
+            None => (rest, None),
+        };
+        let size = size
+            .trim()
+            .parse()
+            .map_err(|e: ParseIntError| bad(format!("size: {e}")))?;
+        let ttl = ttl
+            .map(parse_duration)
+            .transpose()
+            .map_err(|e| bad(format!("ttl: {e}")))?;
+        Ok(HistoryRule {
+            prefix: prefix.to_owned(),
+            size,
+            ttl,
+        })
+    }
+
+    fn rule_from_toml(r: &Reader<'_>, item: &toml::Value) -> Result<HistoryRule, ConfigError> {
+        let toml::Value::Table(t) = item else {
+            return Err(r.wrong_type("an array of {prefix, size, ttl} tables", item));
+        };
+        let entry = item.to_string();
+        let bad = |problem: &str| {
+            r.bad(
+                entry.as_str(),
+                ValueError::HistoryRule {
+                    entry: entry.clone(),
+                    problem: problem.to_owned(),
+                },
+            )
+        };
+        if let Some(k) = t
+            .keys()
+            .find(|k| !["prefix", "size", "ttl"].contains(&k.as_str()))
+        {
+            return Err(bad(&format!("unknown key `{k}`")));
+        }
+        let prefix = match t.get("prefix") {
+            Some(toml::Value::String(p)) => p.clone(),
+            _ => return Err(bad("`prefix` must be a string")),
+        };
+        let size = match t.get("size") {
+            Some(toml::Value::Integer(n)) => {
+                usize::try_from(*n).map_err(|_| bad("`size` must be zero or more"))?
+            }
+            _ => return Err(bad("`size` must be an integer")),
+        };
+        let ttl = match t.get("ttl") {
+            None => None,
+            Some(toml::Value::String(d)) => {
+                Some(parse_duration(d).map_err(|e| bad(&format!("ttl: {e}")))?)
+            }
+            Some(toml::Value::Integer(n)) => Some(Duration::from_secs(
+                u64::try_from(*n).map_err(|_| bad("`ttl` must be zero or more"))?,
+            )),
+            Some(_) => return Err(bad("`ttl` must be a duration string")),
+        };
+        Ok(HistoryRule { prefix, size, ttl })
+    }
+}
+
+impl Kind<Vec<HistoryRule>> for HistoryRules {
+    fn value_name() -> String {
+        "PREFIX=N[/TTL],...".to_owned()
+    }
+    fn read(r: &Reader<'_>, raw: Raw<'_>) -> Result<Vec<HistoryRule>, ConfigError> {
+        match raw {
+            Raw::Text(s) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(|entry| Self::rule_from_text(r, entry))
+                .collect(),
+            Raw::Toml(toml::Value::Array(items)) => items
+                .iter()
+                .map(|item| Self::rule_from_toml(r, item))
+                .collect(),
+            Raw::Toml(other) => Err(r.wrong_type("an array of {prefix, size, ttl} tables", other)),
+        }
+    }
+    fn render(value: &Vec<HistoryRule>) -> String {
+        join(value)
+    }
+    fn toml(value: &Vec<HistoryRule>) -> Option<toml::Value> {
+        Some(toml::Value::Array(
+            value
+                .iter()
+                .map(|rule| {
+                    let mut t = toml::Table::new();
+                    t.insert("prefix".into(), toml::Value::String(rule.prefix.clone()));
+                    t.insert(
+                        "size".into(),
+                        toml::Value::Integer(i64::try_from(rule.size).unwrap_or(i64::MAX)),
+                    );
+                    if let Some(ttl) = rule.ttl {
+                        t.insert("ttl".into(), toml::Value::String(format_duration(ttl)));
+                    }
+                    toml::Value::Table(t)
+                })
+                .collect(),
+        ))
     }
 }

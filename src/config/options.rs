@@ -17,10 +17,12 @@ use std::time::Duration;
 
 use super::declare::options;
 use super::kind::Choices;
+use crate::room::stream::HistoryRule;
 use super::units::{KIB, MIB};
 use super::validate::{
-    at_least, at_least_one, between, greater_than_zero, longer_than_zero, off_or_whole_ms,
-    power_of_two_up_to, sizes_between, subprotocols_are_tokens,
+    at_least, at_least_one, between, greater_than_zero, history_rules_are_valid,
+    longer_than_zero, off_or_whole_ms, power_of_two_up_to, sizes_between,
+    subprotocols_are_tokens,
 };
 use crate::proto::frame::MAX_HEADER_LEN;
 use crate::security::auth::AuthMode;
@@ -188,7 +190,7 @@ impl Choices for AuthMode {
 //         [, shown |config| text];     // only when the rendered default would mislead in --help
 //
 // Kinds (super::kind): Addr, Count, Bool, Size, Time, OffOrTime, OneOf, Words, Cidrs, Origins,
-// Secret, File. The entry order is the `--print-config` order (and, within a group, the help
+// HistoryRules, Secret, File. The entry order is the `--print-config` order (and, within a group, the help
 // order): add a new option at the end of its section.
 options! {
     /// Everything a `ringcast serve` process is told. Build it with [`Loader`](super::Loader) (or
@@ -389,6 +391,70 @@ options! {
             group "Rooms",
             help "Only members may publish to a room (--publish-requires-join alone means true)",
             example "true", bad "sometimes";
+        /// Messages kept per room for `history` and for resuming with `join` + `since`, in rooms
+        /// no `history_rooms` rule names. Default 0: off (rooms keep offsets, not messages).
+        /// Each kept message holds its frame (shared with the fan-out) until evicted;
+        /// `history_max_bytes` bounds the total. Raise it for chat-like rooms whose clients
+        /// reconnect.
+        HistorySize history_size: usize as Count = 0,
+            group "Room history",
+            help "Messages kept per room for history and resume (0: off) where no history-rooms rule applies",
+            example "100", bad "lots";
+        /// How long after its last publish a room's history (and the room, once it has no
+        /// members) is kept. Default 5 min. Also the default `ttl` of `history_rooms` rules.
+        /// Longer than 0.
+        HistoryTtl history_ttl: Duration as Time = Duration::from_secs(5 * 60),
+            group "Room history", help "How long after its last publish a room's history is kept",
+            example "10m", bad "0s",
+            check |v| longer_than_zero(*v);
+        /// Frame bytes all rooms' histories may hold together (each owner worker gets an equal
+        /// share); over it the oldest messages of the largest rooms are evicted and counted in
+        /// `ringcast_history_evicted_total`. Default 64 MiB. At least 1 KiB.
+        HistoryMaxBytes history_max_bytes: usize as Size = 64 * MIB,
+            group "Room history",
+            help "Frame bytes all histories may hold; over it the oldest messages of the largest rooms go",
+            example "256MiB", bad "100B",
+            check |v| at_least(*v, KIB, "");
+        /// Per-room-prefix overrides of `history_size` / `history_ttl`, the longest matching
+        /// prefix winning: in the file `[[history_rooms]]` tables (`prefix = "chat:"`, `size =
+        /// 100`, optional `ttl = "10m"`); as a flag or variable `chat:=100/10m,ticker:=0`.
+        /// Default: `demo:` rooms (the demo page's) keep 100 messages for 10 minutes; give an
+        /// empty value to drop that rule. Prefixes are unique and, in the flag form, contain no
+        /// `,` or `=`.
+        HistoryRooms history_rooms: Vec<HistoryRule> as HistoryRules = vec![HistoryRule {
+                prefix: "demo:".to_owned(),
+                size: 100,
+                ttl: Some(Duration::from_secs(10 * 60)),
+            }],
+            group "Room history",
+            help "Per-prefix history, longest prefix wins: prefix=size[/ttl], comma-separated (chat:=100/10m,ticker:=0)",
+            example "chat:=100/10m,ticker:=0", bad "chat:",
+            check |v| history_rules_are_valid(v);
+        /// Most messages a `join` with `since` replays; a client that missed more gets
+        /// `"recovered": false` and nothing replayed. Also caps a `history` answer. Default 1000.
+        /// The replay is queued on the client's connection, so it counts against
+        /// `max_backpressure`. At least 1.
+        MaxRecoveryMessages max_recovery_messages: usize as Count = 1000,
+            group "Room history",
+            help "Most messages a join with since replays (more: recovered false); also caps history answers",
+            example "50", bad "0",
+            check |v| at_least_one(*v);
+        /// How long the owner of a room remembers a publish's `msg_id`, so that a retry by the
+        /// same sender is answered with the original reply instead of being delivered again.
+        /// Default 2 min: longer than any sane client retry. Longer than 0.
+        DedupWindow dedup_window: Duration as Time = Duration::from_secs(2 * 60),
+            group "Room history",
+            help "How long a publish msg_id is remembered for deduplicating retries",
+            example "30s", bad "0s",
+            check |v| longer_than_zero(*v);
+        /// Most remembered `msg_id`s across the server (each owner worker gets an equal share);
+        /// past it the oldest is forgotten early and counted in `ringcast_dedup_evicted_total`.
+        /// Default 100 000; each costs about 150 B plus its room name and msg_id. At least 1.
+        DedupMaxEntries dedup_max_entries: usize as Count = 100_000,
+            group "Room history",
+            help "Most msg_ids remembered across the server (oldest forgotten first past it)",
+            example "7", bad "0",
+            check |v| at_least_one(*v);
         /// Let other processes listen on the same address (`SO_REUSEPORT` across processes).
         /// Default `false`: a second server on an address this one serves is refused with
         /// "address already in use", and this one refuses to start on an address another process

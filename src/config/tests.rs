@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::units::{KIB, MIB};
 use super::*;
+use crate::room::stream::HistoryRule;
 use crate::security::auth::AuthMode;
 use crate::security::Secret;
 
@@ -214,6 +215,58 @@ fn the_defaults_match_the_documented_values() {
     assert_eq!(c.backlog, 1024);
     assert_eq!(c.render(Key::LogFormat), "text");
     assert!(!c.pin && c.subprotocols.is_empty());
+    assert_eq!(c.history_size, 0);
+    assert_eq!(c.render(Key::HistoryTtl), "5m");
+    assert_eq!(c.render(Key::HistoryMaxBytes), "64MiB");
+    // The demo page's rooms keep history; every other room keeps none unless configured.
+    assert_eq!(c.render(Key::HistoryRooms), "demo:=100/10m");
+    assert_eq!(c.max_recovery_messages, 1000);
+    assert_eq!(c.render(Key::DedupWindow), "2m");
+    assert_eq!(c.dedup_max_entries, 100_000);
+}
+
+// --- room history rules ----------------------------------------------------------------
+
+#[test]
+fn history_rooms_read_as_file_tables_and_as_flag_text() {
+    let file = "[[history_rooms]]\nprefix = \"chat:\"\nsize = 100\nttl = \"10m\"\n\n\
+                [[history_rooms]]\nprefix = \"ticker:\"\nsize = 0\n";
+    let from_file = load(file, &[], &[]).unwrap().history_rooms;
+    let from_flag = load("", &[], &[(Key::HistoryRooms, "chat:=100/10m, ticker:=0")])
+        .unwrap()
+        .history_rooms;
+    assert_eq!(from_file, from_flag);
+    assert_eq!(from_file[0].prefix, "chat:");
+    assert_eq!(from_file[0].ttl, Some(Duration::from_secs(600)));
+    assert_eq!(from_file[1].ttl, None);
+    // An empty value drops every rule, the demo's default one included.
+    let none = load("", &[], &[(Key::HistoryRooms, "")]).unwrap().history_rooms;
+    assert!(none.is_empty());
+}
+
+#[test]
+fn bad_history_rules_say_why() {
+    for (flag, why) in [
+        ("chat:", "no `=`"),
+        ("chat:=x", "size"),
+        ("chat:=1/forever", "ttl"),
+    ] {
+        let e = load_err("", &[], &[(Key::HistoryRooms, flag)]);
+        assert!(
+            e.contains(why) && e.contains("history_rooms"),
+            "{flag}: {e}"
+        );
+    }
+    let e = load_err(
+        "[[history_rooms]]\nprefix = \"a\"\nsize = 1\nsise = 2\n",
+        &[],
+        &[],
+    );
+    assert!(e.contains("unknown key `sise`"), "{e}");
+    let e = load_err("", &[], &[(Key::HistoryRooms, "a=1,a=2")]);
+    assert!(e.contains("one rule per prefix"), "{e}");
+    let e = load_err("", &[], &[(Key::HistoryRooms, "a=1/0s")]);
+    assert!(e.contains("longer than 0s"), "{e}");
 }
 
 #[test]
@@ -290,6 +343,24 @@ fn every_key_can_be_set_from_each_layer() {
         max_payload_size: 8 * KIB,
         max_envelope_errors: 4,
         publish_requires_join: true,
+        history_size: 10,
+        history_ttl: Duration::from_secs(90),
+        history_max_bytes: 2 * MIB,
+        history_rooms: vec![
+            HistoryRule {
+                prefix: "chat:".into(),
+                size: 100,
+                ttl: Some(Duration::from_secs(600)),
+            },
+            HistoryRule {
+                prefix: "ticker:".into(),
+                size: 0,
+                ttl: None,
+            },
+        ],
+        max_recovery_messages: 50,
+        dedup_window: Duration::from_secs(30),
+        dedup_max_entries: 7,
         reuse_port: true,
         security: SecurityConfig {
             auth: AuthMode::Required,

@@ -11,6 +11,7 @@ use super::error::{ConfigError, Refusal};
 use super::load::{Origin, Provenance};
 use super::options::{Config, Key};
 use super::units::{format_duration, format_size};
+use crate::room::stream::HistoryRule;
 use crate::security::auth::is_token_protocol;
 
 /// `lo..=hi`.
@@ -89,6 +90,24 @@ pub(super) fn off_or_whole_ms(value: Option<Duration>, max: Duration) -> Result<
             "off or whole milliseconds between 1ms and {} (a bare number means seconds)",
             format_duration(max)
         )));
+    }
+    Ok(())
+}
+
+/// History rules: one per prefix, each ttl (when given) longer than 0.
+pub(super) fn history_rules_are_valid(rules: &[HistoryRule]) -> Result<(), Refusal> {
+    for (i, rule) in rules.iter().enumerate() {
+        if rule.ttl.is_some_and(|t| t.is_zero()) {
+            return Err(Refusal::MustBe(format!(
+                "a ttl longer than 0s (rule {rule})"
+            )));
+        }
+        if rules[..i].iter().any(|r| r.prefix == rule.prefix) {
+            return Err(Refusal::MustBe(format!(
+                "one rule per prefix ({:?} is given twice)",
+                rule.prefix
+            )));
+        }
     }
     Ok(())
 }

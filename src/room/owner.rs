@@ -1,17 +1,20 @@
-//! The owner side of the rooms a worker owns: authoritative members, `seq`, member workers.
+//! The owner side of the rooms a worker owns: authoritative members and member workers.
 //!
 //! Owns, per room: the member list (connection id → user, display name and whether it watches
-//! membership, ordered by connection id so presence lists are stable), the `seq` counter, and a
-//! count of members and of watchers per worker, so a message goes only to workers that have
-//! members and a `joined`/`left` event only to workers that have watchers. It must never send
-//! anything: it answers what the driver should send and to which workers.
+//! membership, ordered by connection id so presence lists are stable) and a count of members and
+//! of watchers per worker, so a message goes only to workers that have members and a
+//! `joined`/`left` event only to workers that have watchers. It must never send anything: it
+//! answers what the driver should send and to which workers.
 //!
-//! `seq` starts at 1 for the first message published to a room and grows by one per message. A
-//! room exists while it has members; an emptied room is dropped, and a room created again later
-//! starts over at 1 (a publish to a room without members is delivered to nobody and takes no seq).
+//! A room exists here while it has members; an emptied room is dropped. Offsets, epochs and
+//! history are the room's *stream*, kept apart in a [`super::stream::RoomStore`] (a stream may
+//! outlive its members).
 //!
-//! Costs: join and leave are O(log members) plus O(workers) to list the workers of an audience;
-//! nothing here is O(members) except [`OwnedRooms::members`], which presence replies walk.
+//! Costs: join and leave are O(log members) plus O(workers) to list the workers of an audience
+//! (a room of at most [`FEW`] members keeps them in a sorted vector: O(members) moves of at most
+//! [`FEW`] entries, and one allocation of exactly one entry for a one-member room, instead of a
+//! B-tree node of eleven); nothing here is O(members) except [`OwnedRooms::members`], which
+//! presence replies walk.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -60,11 +63,106 @@ impl OnWorker {
     }
 }
 
+/// Members up to which a room keeps them in a sorted vector rather than a B-tree.
+pub const FEW: usize = 16;
+
+/// A room's members by connection id: a sorted vector while few (one-member rooms, direct
+/// messages: the common case by count), a B-tree past [`FEW`].
+#[derive(Debug)]
+enum Members {
+    /// Invariant: sorted by `ConnId`, no duplicates, `len() <= FEW`.
+    Few(Vec<(ConnId, Member)>),
+    Many(BTreeMap<ConnId, Member>),
+}
+
+impl Members {
+    fn len(&self) -> usize {
+        match self {
+            Members::Few(v) => v.len(),
+            Members::Many(m) => m.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn contains(&self, conn: &ConnId) -> bool {
+        match self {
+            Members::Few(v) => v.binary_search_by_key(conn, |(c, _)| *c).is_ok(),
+            Members::Many(m) => m.contains_key(conn),
+        }
+    }
+
+    /// Inserts a member not yet present.
+    fn insert(&mut self, conn: ConnId, member: Member) {
+        match self {
+            Members::Few(v) if v.len() < FEW => {
+                let at = v.binary_search_by_key(&conn, |(c, _)| *c).unwrap_err();
+                if v.capacity() == 0 {
+                    // A room starts with one member: room for exactly one.
+                    v.reserve_exact(1);
+                }
+                v.insert(at, (conn, member));
+            }
+            Members::Few(v) => {
+                let mut map: BTreeMap<ConnId, Member> = std::mem::take(v).into_iter().collect();
+                map.insert(conn, member);
+                *self = Members::Many(map);
+            }
+            Members::Many(m) => {
+                m.insert(conn, member);
+            }
+        }
+    }
+
+    fn remove(&mut self, conn: &ConnId) -> Option<Member> {
+        match self {
+            Members::Few(v) => {
+                let at = v.binary_search_by_key(conn, |(c, _)| *c).ok()?;
+                Some(v.remove(at).1)
+            }
+            Members::Many(m) => m.remove(conn),
+        }
+    }
+
+    fn iter(&self) -> MembersIter<'_> {
+        match self {
+            Members::Few(v) => MembersIter::Few(v.iter()),
+            Members::Many(m) => MembersIter::Many(m.iter()),
+        }
+    }
+}
+
+/// The members of a room in connection-id order.
+enum MembersIter<'a> {
+    Few(std::slice::Iter<'a, (ConnId, Member)>),
+    Many(std::collections::btree_map::Iter<'a, ConnId, Member>),
+}
+
+impl<'a> Iterator for MembersIter<'a> {
+    type Item = (ConnId, &'a Member);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            MembersIter::Few(i) => i.next().map(|(c, m)| (*c, m)),
+            MembersIter::Many(i) => i.next().map(|(c, m)| (*c, m)),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            MembersIter::Few(i) => i.size_hint(),
+            MembersIter::Many(i) => i.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for MembersIter<'_> {}
+
 #[derive(Debug)]
 struct RoomState {
-    /// The last seq assigned (0: none yet).
-    seq: u64,
-    members: BTreeMap<ConnId, Member>,
+    members: Members,
     /// Invariant: `per_worker[w].members` counts exactly the members whose `ConnId::worker == w`
     /// (so they sum to `members.len()`), and `per_worker[w].watchers` those of them with `watch`.
     per_worker: Box<[OnWorker]>,
@@ -101,11 +199,10 @@ impl OwnedRooms {
         assert!(worker < self.workers, "connection of an unknown worker");
         let workers = self.workers;
         let state = self.rooms.entry(room.into()).or_insert_with(|| RoomState {
-            seq: 0,
-            members: BTreeMap::new(),
+            members: Members::Few(Vec::new()),
             per_worker: vec![OnWorker::default(); workers].into_boxed_slice(),
         });
-        if state.members.contains_key(&conn) {
+        if state.members.contains(&conn) {
             return Err(RoomError::AlreadyJoined);
         }
         if state.members.len() >= limits.max_members_per_room {
@@ -139,12 +236,9 @@ impl OwnedRooms {
         })
     }
 
-    /// Assigns the next seq of `room`; `None` when the room has no members (nothing to deliver,
-    /// no seq taken). The frame then goes to [`OwnedRooms::workers_of`] the members.
-    pub fn next_seq(&mut self, room: &str) -> Option<u64> {
-        let state = self.rooms.get_mut(room)?;
-        state.seq += 1;
-        Some(state.seq)
+    /// Whether `room` has members.
+    pub fn contains(&self, room: &str) -> bool {
+        self.rooms.contains_key(room)
     }
 
     /// Workers with at least one member of `room` in `audience`. O(workers).
@@ -163,14 +257,8 @@ impl OwnedRooms {
     pub fn members(&self, room: &str) -> impl ExactSizeIterator<Item = (ConnId, &MemberInfo)> + '_ {
         self.rooms
             .get(room)
-            .map(|s| s.members.iter())
-            .unwrap_or_default()
-            .map(|(&c, m)| (c, &m.info))
-    }
-
-    /// The last seq assigned in `room` (0 when none, or when the room does not exist).
-    pub fn seq(&self, room: &str) -> u64 {
-        self.rooms.get(room).map_or(0, |s| s.seq)
+            .map_or(MembersIter::Few([].iter()), |s| s.members.iter())
+            .map(|(c, m)| (c, &m.info))
     }
 
     /// Rooms with members.
@@ -196,9 +284,8 @@ mod tests {
         }
     }
 
-    fn publish(rooms: &mut OwnedRooms, room: &str) -> Option<(u64, Vec<usize>)> {
-        let seq = rooms.next_seq(room)?;
-        Some((seq, rooms.workers_of(room, Audience::Members).collect()))
+    fn publish(rooms: &OwnedRooms, room: &str) -> Vec<usize> {
+        rooms.workers_of(room, Audience::Members).collect()
     }
 
     fn anon() -> MemberInfo {
@@ -209,22 +296,10 @@ mod tests {
     }
 
     #[test]
-    fn seq_starts_at_one_and_grows_by_one_per_publish() {
-        let mut rooms = OwnedRooms::new(2);
-        rooms
-            .join("r", conn(0, 1), anon(), true, &RoomLimits::default())
-            .unwrap();
-        let seqs: Vec<u64> = (0..3)
-            .map(|_| publish(&mut rooms, "r").unwrap().0)
-            .collect();
-        assert_eq!(seqs, vec![1, 2, 3]);
-    }
-
-    #[test]
-    fn a_publish_to_a_room_without_members_takes_no_seq() {
-        let mut rooms = OwnedRooms::new(1);
-        assert!(publish(&mut rooms, "nobody").is_none());
-        assert_eq!(rooms.seq("nobody"), 0);
+    fn a_publish_to_a_room_without_members_goes_to_no_worker() {
+        let rooms = OwnedRooms::new(1);
+        assert!(publish(&rooms, "nobody").is_empty());
+        assert!(!rooms.contains("nobody"));
     }
 
     #[test]
@@ -234,13 +309,12 @@ mod tests {
         assert!(rooms.join("r", conn(1, 1), anon(), true, &l).unwrap());
         assert!(!rooms.join("r", conn(1, 2), anon(), true, &l).unwrap());
         assert!(rooms.join("r", conn(3, 1), anon(), true, &l).unwrap());
-        assert_eq!(publish(&mut rooms, "r").unwrap().1, vec![1, 3]);
+        assert_eq!(publish(&rooms, "r"), vec![1, 3]);
         rooms.leave("r", conn(3, 1)).unwrap();
         assert_eq!(
             rooms.workers_of("r", Audience::Members).collect::<Vec<_>>(),
             vec![1]
         );
-        assert_eq!(rooms.next_seq("r"), Some(2));
     }
 
     #[test]
@@ -284,6 +358,32 @@ mod tests {
     }
 
     #[test]
+    fn members_stay_ordered_and_counted_across_the_switch_to_a_tree_and_back() {
+        let mut rooms = OwnedRooms::new(2);
+        let l = RoomLimits::default();
+        let n = 3 * FEW as u64;
+        for i in (0..n).rev() {
+            rooms
+                .join("r", conn((i % 2) as u32, i), anon(), i % 3 == 0, &l)
+                .unwrap();
+            assert_eq!(
+                rooms.join("r", conn((i % 2) as u32, i), anon(), true, &l),
+                Err(RoomError::AlreadyJoined)
+            );
+        }
+        let listed: Vec<ConnId> = rooms.members("r").map(|(c, _)| c).collect();
+        let mut sorted = listed.clone();
+        sorted.sort();
+        assert_eq!((listed.len(), &listed), (n as usize, &sorted));
+        for i in 0..n {
+            let gone = rooms.leave("r", conn((i % 2) as u32, i)).unwrap();
+            assert_eq!(gone.watched, i % 3 == 0);
+            assert_eq!(rooms.members("r").len(), (n - i - 1) as usize);
+        }
+        assert!(!rooms.contains("r"));
+    }
+
+    #[test]
     fn a_full_room_refuses_with_room_full() {
         let mut rooms = OwnedRooms::new(1);
         let l = RoomLimits {
@@ -318,11 +418,11 @@ mod tests {
     }
 
     #[test]
-    fn the_last_leave_drops_the_room_and_a_new_room_restarts_seq() {
+    fn the_last_leave_drops_the_room() {
         let mut rooms = OwnedRooms::new(1);
         let l = RoomLimits::default();
         rooms.join("r", conn(0, 1), anon(), true, &l).unwrap();
-        publish(&mut rooms, "r");
+        assert!(rooms.contains("r"));
         assert_eq!(
             rooms.leave("r", conn(0, 1)),
             Ok(Departed {
@@ -330,9 +430,7 @@ mod tests {
                 watched: true
             })
         );
-        assert!(rooms.is_empty());
+        assert!(rooms.is_empty() && !rooms.contains("r"));
         assert_eq!(rooms.leave("r", conn(0, 1)), Err(RoomError::NotJoined));
-        rooms.join("r", conn(0, 1), anon(), true, &l).unwrap();
-        assert_eq!(publish(&mut rooms, "r").unwrap().0, 1);
     }
 }
