@@ -217,6 +217,31 @@ pub struct ServeArgs {
     /// Time a connection may stay over its message limits before the 1008 close.
     #[arg(long, value_name = "DURATION", help_heading = "Rate limits")]
     pub message_rate_grace: Option<String>,
+
+    /// How long a message to a user is kept in its inbox, acknowledged or not.
+    #[arg(long, value_name = "DURATION", help_heading = "Messages to users")]
+    pub inbox_ttl: Option<String>,
+    /// Messages one user's inbox may hold (more: inbox_full).
+    #[arg(long, value_name = "N", help_heading = "Messages to users")]
+    pub inbox_max_messages: Option<String>,
+    /// Bytes one user's inbox may hold (more: inbox_full).
+    #[arg(long, value_name = "SIZE", help_heading = "Messages to users")]
+    pub inbox_max_bytes: Option<String>,
+    /// Bytes all inboxes may hold together, split evenly over the workers (at least inbox-max-bytes).
+    #[arg(long, value_name = "SIZE", help_heading = "Messages to users")]
+    pub inbox_max_total_bytes: Option<String>,
+    /// Delay before an unacknowledged message is delivered again (the backoff's first delay).
+    #[arg(long, value_name = "DURATION", help_heading = "Messages to users")]
+    pub ack_timeout: Option<String>,
+    /// Each later redelivery delay is the previous one times this (1 to 16).
+    #[arg(long, value_name = "N", help_heading = "Messages to users")]
+    pub ack_backoff_factor: Option<String>,
+    /// Longest redelivery delay (at least ack-timeout).
+    #[arg(long, value_name = "DURATION", help_heading = "Messages to users")]
+    pub ack_backoff_cap: Option<String>,
+    /// Most deliveries of an unacknowledged message while its user stays connected; then it waits for the next connection.
+    #[arg(long, value_name = "N", help_heading = "Messages to users")]
+    pub ack_max_attempts: Option<String>,
 }
 
 impl ServeArgs {
@@ -267,6 +292,14 @@ impl ServeArgs {
             Key::MessageBytesRate => &self.message_bytes_rate,
             Key::MessageRateStrikes => &self.message_rate_strikes,
             Key::MessageRateGrace => &self.message_rate_grace,
+            Key::InboxTtl => &self.inbox_ttl,
+            Key::InboxMaxMessages => &self.inbox_max_messages,
+            Key::InboxMaxBytes => &self.inbox_max_bytes,
+            Key::InboxMaxTotalBytes => &self.inbox_max_total_bytes,
+            Key::AckTimeout => &self.ack_timeout,
+            Key::AckBackoffFactor => &self.ack_backoff_factor,
+            Key::AckBackoffCap => &self.ack_backoff_cap,
+            Key::AckMaxAttempts => &self.ack_max_attempts,
         };
         value.as_deref()
     }

@@ -194,6 +194,33 @@ pub struct Config {
     /// Whether `publish` requires membership of the room (`not_joined` otherwise). Default
     /// `false`: any connection may publish to any room, like a webhook. Turn on for chat.
     pub publish_requires_join: bool,
+    /// How long a message sent to a user (`send` with `to_user`) is kept in the user's inbox,
+    /// acknowledged or not: past it, it is dropped and counted as expired. Default 1 h. Raise it for
+    /// users who stay offline longer (memory is bounded by the `inbox_max_*` options, not by this).
+    /// At least 1 ms.
+    pub inbox_ttl: Duration,
+    /// Messages one user's inbox may hold; one more is refused with `inbox_full`. Default 1000.
+    /// At least 1.
+    pub inbox_max_messages: usize,
+    /// Bytes one user's inbox may hold (payloads plus 256 bytes of bookkeeping each); a
+    /// message that would exceed it is refused with `inbox_full`. Default 1 MiB. At least 1 B.
+    pub inbox_max_bytes: usize,
+    /// Bytes all inboxes of the server may hold together, split evenly over the workers (each
+    /// owns the inboxes of its share of users); past it, messages are refused with `inbox_full`.
+    /// Default 64 MiB. At least `inbox_max_bytes`.
+    pub inbox_max_total_bytes: usize,
+    /// Time from delivering a message sent with `ack` to delivering it again when no connection
+    /// of the user has acknowledged it: the first delay of the redelivery backoff. Default 10 s.
+    /// At least 1 ms.
+    pub ack_timeout: Duration,
+    /// Each later redelivery delay is the previous one times this. Default 2. Between 1 and 16.
+    pub ack_backoff_factor: u32,
+    /// The longest redelivery delay. Default 5 min. At least `ack_timeout`.
+    pub ack_backoff_cap: Duration,
+    /// Most deliveries of an unacknowledged message while its user stays connected (the first
+    /// included); after that it waits in the inbox for the user's next connection (until
+    /// `inbox_ttl`). Default 5. At least 1.
+    pub ack_max_attempts: u32,
     /// Authentication, Origin, address and rate rules (`auth`, `allowed_origins`, `allow_cidr`,
     /// `max_connections_per_ip`, `message_rate`, ...): each field of [`SecurityConfig`] is a key
     /// of the same name, documented there with its default and when to change it.
@@ -230,6 +257,14 @@ impl Default for Config {
             max_payload_size: 64 * KIB,
             max_envelope_errors: 16,
             publish_requires_join: false,
+            inbox_ttl: Duration::from_secs(3600),
+            inbox_max_messages: 1000,
+            inbox_max_bytes: MIB,
+            inbox_max_total_bytes: 64 * MIB,
+            ack_timeout: Duration::from_secs(10),
+            ack_backoff_factor: 2,
+            ack_backoff_cap: Duration::from_secs(300),
+            ack_max_attempts: 5,
             security: SecurityConfig::default(),
         }
     }
@@ -292,11 +327,19 @@ pub enum Key {
     MessageBytesRate,
     MessageRateStrikes,
     MessageRateGrace,
+    InboxTtl,
+    InboxMaxMessages,
+    InboxMaxBytes,
+    InboxMaxTotalBytes,
+    AckTimeout,
+    AckBackoffFactor,
+    AckBackoffCap,
+    AckMaxAttempts,
 }
 
 impl Key {
     /// Every key, in the order `--print-config` writes them.
-    pub const ALL: [Key; 44] = [
+    pub const ALL: [Key; 52] = [
         Key::Listen,
         Key::Workers,
         Key::Pin,
@@ -341,6 +384,14 @@ impl Key {
         Key::MessageBytesRate,
         Key::MessageRateStrikes,
         Key::MessageRateGrace,
+        Key::InboxTtl,
+        Key::InboxMaxMessages,
+        Key::InboxMaxBytes,
+        Key::InboxMaxTotalBytes,
+        Key::AckTimeout,
+        Key::AckBackoffFactor,
+        Key::AckBackoffCap,
+        Key::AckMaxAttempts,
     ];
 
     /// The TOML key, which is also the `Config` field name and the clap argument id.
@@ -390,6 +441,14 @@ impl Key {
             Key::MessageBytesRate => "message_bytes_rate",
             Key::MessageRateStrikes => "message_rate_strikes",
             Key::MessageRateGrace => "message_rate_grace",
+            Key::InboxTtl => "inbox_ttl",
+            Key::InboxMaxMessages => "inbox_max_messages",
+            Key::InboxMaxBytes => "inbox_max_bytes",
+            Key::InboxMaxTotalBytes => "inbox_max_total_bytes",
+            Key::AckTimeout => "ack_timeout",
+            Key::AckBackoffFactor => "ack_backoff_factor",
+            Key::AckBackoffCap => "ack_backoff_cap",
+            Key::AckMaxAttempts => "ack_max_attempts",
         }
     }
 
@@ -1085,6 +1144,14 @@ impl Config {
             Key::MessageBytesRate => self.security.message_bytes_rate = r.size(raw)?,
             Key::MessageRateStrikes => self.security.message_rate_strikes = r.count(raw)?,
             Key::MessageRateGrace => self.security.message_rate_grace = r.duration(raw)?,
+            Key::InboxTtl => self.inbox_ttl = r.duration(raw)?,
+            Key::InboxMaxMessages => self.inbox_max_messages = r.count(raw)?,
+            Key::InboxMaxBytes => self.inbox_max_bytes = r.size(raw)?,
+            Key::InboxMaxTotalBytes => self.inbox_max_total_bytes = r.size(raw)?,
+            Key::AckTimeout => self.ack_timeout = r.duration(raw)?,
+            Key::AckBackoffFactor => self.ack_backoff_factor = r.count(raw)?,
+            Key::AckBackoffCap => self.ack_backoff_cap = r.duration(raw)?,
+            Key::AckMaxAttempts => self.ack_max_attempts = r.count(raw)?,
         }
         Ok(())
     }
@@ -1147,6 +1214,14 @@ impl Config {
             Key::MessageBytesRate => format_size(self.security.message_bytes_rate),
             Key::MessageRateStrikes => self.security.message_rate_strikes.to_string(),
             Key::MessageRateGrace => format_duration(self.security.message_rate_grace),
+            Key::InboxTtl => format_duration(self.inbox_ttl),
+            Key::InboxMaxMessages => self.inbox_max_messages.to_string(),
+            Key::InboxMaxBytes => format_size(self.inbox_max_bytes),
+            Key::InboxMaxTotalBytes => format_size(self.inbox_max_total_bytes),
+            Key::AckTimeout => format_duration(self.ack_timeout),
+            Key::AckBackoffFactor => self.ack_backoff_factor.to_string(),
+            Key::AckBackoffCap => format_duration(self.ack_backoff_cap),
+            Key::AckMaxAttempts => self.ack_max_attempts.to_string(),
         }
     }
 
@@ -1200,6 +1275,9 @@ impl Config {
                 Key::MessageRate => int(u64::from(sec.message_rate)),
                 Key::MessageBurst => int(u64::from(sec.message_burst)),
                 Key::MessageRateStrikes => int(u64::from(sec.message_rate_strikes)),
+                Key::InboxMaxMessages => int(self.inbox_max_messages as u64),
+                Key::AckBackoffFactor => int(u64::from(self.ack_backoff_factor)),
+                Key::AckMaxAttempts => int(u64::from(self.ack_max_attempts)),
                 _ => toml::Value::String(self.render(key)),
             };
             out.push_str(&format!("{} = {value}\n", key.name()));
@@ -1378,6 +1456,49 @@ impl Config {
                 Key::MaxRoomNameLen,
                 self.max_room_name_len.to_string(),
                 format!("between 1 and {MAX_ROOM_NAME_LEN}"),
+            ));
+        }
+        at_least_one(Key::InboxMaxMessages, self.inbox_max_messages)?;
+        at_least_one(Key::InboxMaxBytes, self.inbox_max_bytes)?;
+        at_least_one(Key::AckMaxAttempts, self.ack_max_attempts as usize)?;
+        for (key, value) in [
+            (Key::InboxTtl, self.inbox_ttl),
+            (Key::AckTimeout, self.ack_timeout),
+        ] {
+            if value < Duration::from_millis(1) {
+                return Err(range(
+                    key,
+                    format_duration(value),
+                    "at least 1ms".to_owned(),
+                ));
+            }
+        }
+        // Each worker gets an even share of the budget; one user's inbox must fit in the total.
+        if self.inbox_max_total_bytes < self.inbox_max_bytes {
+            return Err(range(
+                Key::InboxMaxTotalBytes,
+                format_size(self.inbox_max_total_bytes),
+                format!(
+                    "at least inbox_max_bytes ({})",
+                    format_size(self.inbox_max_bytes)
+                ),
+            ));
+        }
+        if !(1..=16).contains(&self.ack_backoff_factor) {
+            return Err(range(
+                Key::AckBackoffFactor,
+                self.ack_backoff_factor.to_string(),
+                "between 1 and 16".to_owned(),
+            ));
+        }
+        if self.ack_backoff_cap < self.ack_timeout {
+            return Err(range(
+                Key::AckBackoffCap,
+                format_duration(self.ack_backoff_cap),
+                format!(
+                    "at least ack_timeout ({})",
+                    format_duration(self.ack_timeout)
+                ),
             ));
         }
         // A payload travels inside one message, so a larger payload limit could never be reached.
@@ -1887,6 +2008,14 @@ mod tests {
             max_payload_size: 8 * KIB,
             max_envelope_errors: 4,
             publish_requires_join: true,
+            inbox_ttl: Duration::from_secs(90),
+            inbox_max_messages: 7,
+            inbox_max_bytes: 8 * KIB,
+            inbox_max_total_bytes: 2 * MIB,
+            ack_timeout: Duration::from_millis(250),
+            ack_backoff_factor: 3,
+            ack_backoff_cap: Duration::from_secs(20),
+            ack_max_attempts: 9,
             security: SecurityConfig {
                 auth: AuthMode::Required,
                 auth_jwt_secret: Some(Secret("0123456789abcdef0123456789abcdef!".into())),
