@@ -46,3 +46,4 @@ pub mod room;
 pub mod security;
 pub mod table;
 pub mod time;
+pub mod user;
