@@ -33,6 +33,7 @@ use crate::table::ConnKey;
 use super::admission;
 use super::connection::ConnShared;
 use super::mesh::{MeshMsg, Outbox};
+use super::users::{self, Users};
 use super::worker::Worker;
 
 /// The close reason after `max_envelope_errors` malformed envelopes in a row.
@@ -59,7 +60,7 @@ pub struct App {
     /// Parser with its reused scratch.
     parser: RefCell<Parser>,
     /// Arena server frames are rendered into and split off (see [`render::Frame`]).
-    arena: RefCell<BytesMut>,
+    pub(super) arena: RefCell<BytesMut>,
     /// Room → members on this worker.
     local: RefCell<LocalRooms>,
     /// Rooms this worker owns.
@@ -70,11 +71,13 @@ pub struct App {
     max_envelope_errors: u32,
     /// Unix time in ms at the worker's epoch: `ts` = this + the worker's clock.
     unix_at_epoch: u64,
+    /// The users this worker owns: their live connections and inboxes ([`users`]).
+    pub(super) users: Users,
 }
 
 impl App {
-    /// The application state of one worker.
-    pub fn new(config: &crate::config::Config, peers: Vec<Outbox>) -> App {
+    /// The application state of worker `worker`.
+    pub fn new(config: &crate::config::Config, peers: Vec<Outbox>, worker: usize) -> App {
         let unix_at_epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -92,12 +95,13 @@ impl App {
                 publish_requires_join: config.publish_requires_join,
             },
             max_envelope_errors: config.max_envelope_errors,
+            users: Users::new(config, worker, peers.len()),
             peers,
             unix_at_epoch,
         }
     }
 
-    fn send(&self, worker: usize, msg: MeshMsg) {
+    pub(super) fn send(&self, worker: usize, msg: MeshMsg) {
         // A worker that already exited (shutdown) drops the message: its connections are gone.
         let _ = self.peers[worker].send(msg);
     }
@@ -107,7 +111,7 @@ impl App {
     }
 }
 
-fn unix_now(worker: &Worker) -> u64 {
+pub(super) fn unix_now(worker: &Worker) -> u64 {
     worker.app.unix_at_epoch + worker.refresh_now()
 }
 
@@ -130,6 +134,8 @@ pub fn on_open(worker: &Worker, key: ConnKey, conn: &ConnShared) {
     if let Some(mut machine) = conn.machine(&worker.conn_limits) {
         queue(worker, &mut machine, frame);
     }
+    // After the welcome: whatever the user's owner sends back follows it.
+    users::on_open(worker, conn, me(worker, key));
 }
 
 /// Ends a `/ws` session: leaves every room (O(rooms of the connection)) and tells their owners.
@@ -150,9 +156,10 @@ pub fn on_close(worker: &Worker, key: ConnKey, conn: &ConnShared) {
             },
         );
     }
+    users::on_close(worker, conn, me(worker, key));
 }
 
-fn queue(worker: &Worker, machine: &mut Connection, frame: Bytes) -> bool {
+pub(super) fn queue(worker: &Worker, machine: &mut Connection, frame: Bytes) -> bool {
     match machine.send_encoded(frame) {
         Ok(()) => {
             worker.stats().messages_out.add(1);
@@ -312,6 +319,25 @@ pub fn on_message(
                 },
             );
         }
+        Command::SendUser {
+            user,
+            id,
+            payload,
+            ack,
+            receipt,
+        } => users::on_send(
+            worker,
+            conn,
+            machine,
+            me,
+            user,
+            id,
+            // A view of the received message: the owner copies it only if it keeps it.
+            message.slice(payload),
+            ack,
+            receipt,
+        ),
+        Command::Ack { id } => users::on_ack(worker, conn, machine, me, id),
         Command::Presence { room, id } => {
             app.send(
                 app.owner(room),
@@ -447,6 +473,10 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
     let app = &worker.app;
     match msg {
         MeshMsg::Shutdown => {}
+        msg @ (MeshMsg::UserOnline { .. }
+        | MeshMsg::UserOffline { .. }
+        | MeshMsg::UserSend { .. }
+        | MeshMsg::UserAck { .. }) => users::on_mesh(worker, msg),
         MeshMsg::Join {
             room,
             conn,

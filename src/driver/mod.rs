@@ -16,6 +16,7 @@ mod notify;
 mod pool;
 mod reactor;
 mod route;
+mod users;
 mod worker;
 
 use std::io;

@@ -204,7 +204,7 @@ pub fn run(
         max_headers: config.max_headers,
     };
     let upgrade_config = UpgradeConfig::with_protocols(config.subprotocols.iter());
-    let app = App::new(config, inbox.peers);
+    let app = App::new(config, inbox.peers, id);
     let inbox = inbox.rx;
     builder.start(async move {
         let (reactor, poll) = Reactor::new()?;
@@ -264,6 +264,7 @@ async fn tick_loop(worker: Rc<Worker>) {
         interval.tick().await;
         let now = worker.refresh_now();
         worker.wheel.borrow_mut().advance(now, &mut expired);
+        super::users::on_tick(&worker, now);
         for key in expired.drain(..) {
             let conn = worker.table.borrow().get(key).cloned();
             if let Some(conn) = conn {
