@@ -40,6 +40,23 @@ impl Client {
         client
     }
 
+    /// Connects to `url` (which carries a token) and reads the welcome, which must name `user`.
+    pub async fn connect_as(url: &str, user: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connect");
+        let mut client = Client {
+            ws,
+            conn: String::new(),
+            next_id: 0,
+        };
+        let welcome = client.recv().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        assert_eq!(welcome["user"], user, "{welcome}");
+        client.conn = welcome["conn"].as_str().expect("conn id").to_owned();
+        client
+    }
+
     /// The worker this client landed on (from its connection id).
     pub fn worker(&self) -> u32 {
         self.conn.split(':').next().unwrap().parse().unwrap()
