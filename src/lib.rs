@@ -18,6 +18,9 @@
 //!   stable error codes; server envelopes rendered straight into frames, payloads copied verbatim.
 //! - [`room`]: the per-worker room registry (room ↔ local members, conn → rooms) and the owner
 //!   side of a room (member list, `seq`, which workers have members), sans-IO.
+//! - [`user`]: messages to users, sans-IO: the user's owner worker, its live connections, server
+//!   message ids, and the inbox ([`user::inbox::InboxStore`], in memory) with its bounds,
+//!   redelivery backoff and expiry.
 //! - [`security`]: sans-IO abuse and access rules: CIDR allow/deny and `X-Forwarded-For`, the
 //!   Origin policy, JWT verification and room permissions, token buckets, the bounded per-IP
 //!   table and the per-connection message guard, gathered in one [`security::Policy`] built from
