@@ -128,8 +128,8 @@ pub enum MeshMsg {
     },
     /// To a user's owner: a message for every connection of `user`.
     UserSend {
-        /// The recipient user.
-        user: Arc<str>,
+        /// The recipient user (UTF-8) in a shared buffer: no allocation per message.
+        user: Bytes,
         /// The sender.
         from: ConnId,
         /// The sender's user, when authenticated.

@@ -152,10 +152,15 @@ pub fn on_send(
     if !worker.app.users.auth_on {
         return refuse(worker, machine, id, ErrorCode::AuthDisabled, AUTH_OFF);
     }
+    let user_bytes = {
+        let mut arena = worker.app.arena.borrow_mut();
+        arena.extend_from_slice(user.as_bytes());
+        arena.split().freeze()
+    };
     worker.app.send(
         owner(worker, user),
         MeshMsg::UserSend {
-            user: user.into(),
+            user: user_bytes,
             from: me,
             sender: admission::user(conn),
             payload,
@@ -203,12 +208,11 @@ fn to_conn(worker: &Worker, conn: ConnId, frame: Bytes) {
     );
 }
 
-/// Renders `delivery` once and sends the same frame to each of `conns`.
-fn deliver(worker: &Worker, delivery: &Delivery, conns: &[ConnId]) {
+/// Renders `m` once and sends the same frame to each of `conns`.
+fn deliver(worker: &Worker, m: &UserMessage, redelivered: bool, conns: &[ConnId]) {
     if conns.is_empty() {
         return;
     }
-    let m = &delivery.message;
     let frame = {
         let ids = worker.app.users.ids.borrow();
         render::user_message(
@@ -219,12 +223,12 @@ fn deliver(worker: &Worker, delivery: &Delivery, conns: &[ConnId]) {
                 sender: m.sender.as_deref(),
                 ts: m.ts,
                 ack: m.ack,
-                redelivered: delivery.redelivered,
+                redelivered,
                 payload: &m.payload,
             },
         )
     };
-    if delivery.redelivered {
+    if redelivered {
         worker.stats().user_redeliveries.add(1);
     }
     for &conn in conns {
@@ -271,7 +275,7 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
                 .borrow_mut()
                 .on_connect(&user, now, &mut scratch);
             for delivery in &scratch {
-                deliver(worker, delivery, &[conn]);
+                deliver(worker, &delivery.message, delivery.redelivered, &[conn]);
                 if !delivery.message.ack {
                     // Kept only until a connection received it: this one did.
                     send_receipt(worker, &user, &delivery.message);
@@ -293,9 +297,11 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             receipt,
             id,
         } => {
+            // Put in the mesh from a `&str` by `on_send`.
+            let user = std::str::from_utf8(&user).expect("user ids in the mesh are UTF-8");
             let n = users.ids.borrow_mut().assign();
             let sessions = users.sessions.borrow();
-            let conns = sessions.conns(&user);
+            let conns = sessions.conns(user);
             let online = !conns.is_empty();
             let wants_receipt = receipt;
             let message = UserMessage {
@@ -317,7 +323,7 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
                     payload: Bytes::copy_from_slice(&message.payload),
                     ..message.clone()
                 };
-                let pushed = users.inbox.borrow_mut().push(&user, kept, online, now);
+                let pushed = users.inbox.borrow_mut().push(user, kept, online, now);
                 if let Err(full) = pushed {
                     worker.stats().inbox_refused[full.index()].add(1);
                     let frame = render::reply_err(
@@ -336,14 +342,9 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             };
             to_conn(worker, from, reply);
             if online {
-                let delivery = Delivery {
-                    user: user.clone(),
-                    message,
-                    redelivered: false,
-                };
-                deliver(worker, &delivery, conns);
+                deliver(worker, &message, false, conns);
                 if wants_receipt && !ack {
-                    send_receipt(worker, &user, &delivery.message);
+                    send_receipt(worker, user, &message);
                 }
             }
             drop(sessions);
@@ -391,7 +392,8 @@ pub fn on_tick(worker: &Worker, now: u64) {
     worker.stats().inbox_expired.add(expired as u64);
     for delivery in &scratch {
         let sessions = users.sessions.borrow();
-        deliver(worker, delivery, sessions.conns(&delivery.user));
+        let conns = sessions.conns(&delivery.user);
+        deliver(worker, &delivery.message, delivery.redelivered, conns);
     }
     scratch.clear();
     *users.scratch.borrow_mut() = scratch;

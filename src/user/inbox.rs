@@ -214,7 +214,7 @@ pub trait InboxStore {
     /// it has just been delivered to the user's live connections (first delivery of a round).
     fn push(
         &mut self,
-        user: &Arc<str>,
+        user: &str,
         message: UserMessage,
         delivered: bool,
         now: u64,
@@ -325,14 +325,14 @@ impl MemoryInbox {
 impl InboxStore for MemoryInbox {
     fn push(
         &mut self,
-        user: &Arc<str>,
+        user: &str,
         message: UserMessage,
         delivered: bool,
         now: u64,
     ) -> Result<(), InboxFull> {
         let cost = message.cost();
         let limits = self.limits;
-        let kept = self.users.get(&**user).map(|u| (u.entries.len(), u.bytes));
+        let kept = self.users.get(user).map(|u| (u.entries.len(), u.bytes));
         let (messages, bytes) = kept.unwrap_or((0, 0));
         if messages >= limits.max_messages {
             return Err(InboxFull::Messages {
@@ -359,11 +359,16 @@ impl InboxStore for MemoryInbox {
             deadline: 0,
         };
         Self::schedule(&mut self.due, &self.backoff, &mut entry, now);
+        // The user id is allocated once per inbox, not once per message.
+        let user: Arc<str> = match self.users.get_key_value(user) {
+            Some((key, _)) => key.clone(),
+            None => user.into(),
+        };
         let inbox = self.users.entry(user.clone()).or_default();
         debug_assert!(inbox.entries.back().is_none_or(|e| e.message.n < n));
         inbox.entries.push_back(entry);
         inbox.bytes += cost;
-        self.owner.insert(n, user.clone());
+        self.owner.insert(n, user);
         self.usage.messages += 1;
         self.usage.bytes += cost;
         Ok(())
