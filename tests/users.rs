@@ -382,6 +382,22 @@ async fn a_delivered_receipt_follows_the_ack_or_the_delivery_of_a_plain_message(
     let receipt = bob.next_of("delivered").await;
     assert_eq!(receipt["msg_id"], reply["msg_id"]);
     assert_eq!(receipt["to_user"], "hal");
+    // A receipt goes to the sending connection only: once it is gone, nobody gets it.
+    let id = sent_with_receipt(&mut bob, "ann").await;
+    while ann.next_of("user_message").await["msg_id"] != id.as_str() {}
+    drop(bob);
+    assert_eq!(ack(&mut ann, &id).await["ok"], true);
+    let mut bob2 = connect_as(&server, "bob").await;
+    let mut cat = connect_as(&server, "cat").await;
+    sent(&mut cat, "bob", json!("marker"), false).await;
+    let first = bob2.recv().await;
+    assert_eq!(first["type"], "user_message", "{first}");
+    assert_eq!(first["payload"], "marker");
+}
+
+async fn sent_with_receipt(from: &mut Client, user: &str) -> String {
+    let reply = send_to(from, user, json!("r"), true, true).await;
+    reply["msg_id"].as_str().expect("msg_id").to_owned()
 }
 
 #[tokio::test]

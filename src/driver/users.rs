@@ -303,7 +303,6 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             let sessions = users.sessions.borrow();
             let conns = sessions.conns(user);
             let online = !conns.is_empty();
-            let wants_receipt = receipt;
             let message = UserMessage {
                 n,
                 from,
@@ -343,7 +342,7 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             to_conn(worker, from, reply);
             if online {
                 deliver(worker, &message, false, conns);
-                if wants_receipt && !ack {
+                if receipt && !ack {
                     send_receipt(worker, user, &message);
                 }
             }
