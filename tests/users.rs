@@ -449,3 +449,18 @@ async fn a_restart_loses_the_in_memory_inbox_and_old_ids_are_unknown() {
     let new = sent(&mut bob, "ann", json!(1), false).await;
     assert_ne!(new, old);
 }
+
+#[tokio::test]
+async fn a_message_with_ack_that_cannot_be_kept_is_not_delivered_even_to_an_online_user() {
+    let server = server(AuthMode::Required, |c| c.inbox_max_messages = 1);
+    let mut bob = connect_as(&server, "bob").await;
+    let mut ann = connect_as(&server, "ann").await;
+    let kept = sent(&mut bob, "ann", json!("kept"), true).await;
+    let refused = send_to(&mut bob, "ann", json!("refused"), true, false).await;
+    assert_eq!(refused["error"]["code"], "inbox_full", "{refused}");
+    // Without ack nothing is kept, so the bound does not apply to an online user.
+    sent(&mut bob, "ann", json!("plain"), false).await;
+    let m = ann.next_of("user_message").await;
+    assert_eq!(m["msg_id"], kept.as_str());
+    assert_eq!(ann.next_of("user_message").await["payload"], "plain");
+}
