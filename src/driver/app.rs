@@ -11,6 +11,9 @@
 //!   ([`Connection::send_encoded`]) and wakes it. A slow member only fills its own queue; the
 //!   machine's backpressure policy applies to it alone.
 //!
+//! Messages to users (`send` with `to_user`, `ack`) and users' sessions are [`super::users`]'s:
+//! this module only hands it the commands and the mesh messages.
+//!
 //! It never blocks, never awaits, and never holds a `RefCell` borrow across a call that could take
 //! the same one: a connection's own machine is passed in by `process()`, and other connections are
 //! only reached from the inbox task, never from inside `process()`.
