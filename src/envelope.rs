@@ -32,6 +32,8 @@ pub const MAX_NAME_LEN: usize = 64;
 
 /// Longest `msg_id` a client may attach to a publish.
 pub const MAX_MSG_ID_LEN: usize = 64;
+/// Longest user id a `send` may address with `to_user` (a JWT `sub` of more is not addressable).
+pub const MAX_USER_LEN: usize = 256;
 
 /// The largest header a server data frame needs: 2 bytes + a 64-bit length (no mask).
 const SERVER_HEADER_MAX: usize = 10;
@@ -113,13 +115,23 @@ pub enum ErrorCode {
     Unauthorized,
     /// A `refresh` whose token has already expired.
     TokenExpired,
-    /// A `refresh` on a server (or connection) without authentication.
+    /// A `refresh` on a server (or connection) without authentication; a `send` with `to_user`
+    /// on a server without authentication (no connection can be a user).
     AuthDisabled,
+    /// A `send` with `to_user` whose user's inbox (or the server's inbox budget) is full: the
+    /// message was refused.
+    InboxFull,
+    /// An `ack` naming no unacknowledged message of this user (acknowledged already, expired,
+    /// never sent to this user, or from an earlier run).
+    UnknownMessage,
+    /// An `ack` from an anonymous connection: only connections authenticated as a user receive
+    /// user-addressed messages.
+    Anonymous,
 }
 
 impl ErrorCode {
     /// Every code, in documentation order.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::BadJson,
         ErrorCode::BadVersion,
         ErrorCode::UnknownType,
@@ -138,6 +150,9 @@ impl ErrorCode {
         ErrorCode::Unauthorized,
         ErrorCode::TokenExpired,
         ErrorCode::AuthDisabled,
+        ErrorCode::InboxFull,
+        ErrorCode::UnknownMessage,
+        ErrorCode::Anonymous,
     ];
 
     /// The wire spelling (`"not_joined"`).
@@ -161,6 +176,9 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::TokenExpired => "token_expired",
             ErrorCode::AuthDisabled => "auth_disabled",
+            ErrorCode::InboxFull => "inbox_full",
+            ErrorCode::UnknownMessage => "unknown_message",
+            ErrorCode::Anonymous => "anonymous",
         }
     }
 
@@ -206,7 +224,8 @@ pub enum EnvelopeError {
     MissingType,
     /// A `"type"` this server does not know.
     #[error(
-        "unknown type (expected join, leave, publish, send, presence, history, stats or refresh)"
+        "unknown type (expected join, leave, publish, send, ack, presence, history, stats or \
+         refresh)"
     )]
     UnknownType,
     /// A required field is absent.
@@ -250,6 +269,18 @@ pub enum EnvelopeError {
     /// A binary message.
     #[error("envelopes are JSON text; binary messages are not accepted on /ws")]
     Binary,
+    /// An empty `to_user`.
+    #[error("field `to_user` must not be empty")]
+    EmptyUser,
+    /// A `to_user` longer than [`MAX_USER_LEN`].
+    #[error("field `to_user` is longer than 256 bytes")]
+    UserTooLong,
+    /// A `send` with both `to` and `to_user`.
+    #[error("a send has either `to` (a connection) or `to_user` (a user), not both")]
+    TwoRecipients,
+    /// `ack` or `receipt` on a `send` to a connection.
+    #[error("`ack` and `receipt` apply only to a send with `to_user`")]
+    AckWithoutUser,
 }
 
 impl EnvelopeError {
@@ -263,6 +294,10 @@ impl EnvelopeError {
             EnvelopeError::MissingType | EnvelopeError::MissingField(_) => ErrorCode::MissingField,
             EnvelopeError::UnknownType => ErrorCode::UnknownType,
             EnvelopeError::WrongType { .. }
+            | EnvelopeError::EmptyUser
+            | EnvelopeError::UserTooLong
+            | EnvelopeError::TwoRecipients
+            | EnvelopeError::AckWithoutUser
             | EnvelopeError::EmptyRoom
             | EnvelopeError::EmptyToken
             | EnvelopeError::IdTooLong
@@ -331,6 +366,27 @@ pub enum Command<'a> {
         /// The payload JSON: a range of the original message.
         payload: Range<usize>,
     },
+    /// `{"type":"send","to_user":…,"payload":…,"ack":…,"receipt":…}`: a message to every
+    /// connection authenticated as `user`, on every worker, kept for the user while it is offline
+    /// and, with `ack`, until one of its connections acknowledges it.
+    SendUser {
+        /// The recipient user id (a JWT `sub`), as written.
+        user: &'a str,
+        /// The client's id for the reply.
+        id: Option<&'a str>,
+        /// The payload JSON: a range of the original message.
+        payload: Range<usize>,
+        /// Keep it until a connection of the user acknowledges it (default `false`).
+        ack: bool,
+        /// Send the sender a `delivered` receipt (default `false`).
+        receipt: bool,
+    },
+    /// `{"type":"ack","id":…}`: the connection's user received user message `id` (its `msg_id`);
+    /// the reply carries the same `id` back.
+    Ack {
+        /// The message id being acknowledged, which is also the reply's id.
+        id: &'a str,
+    },
     /// `{"type":"presence","room":…}`: list the members of `room`.
     Presence {
         /// The room.
@@ -376,7 +432,9 @@ impl<'a> Command<'a> {
             | Command::Presence { id, .. }
             | Command::History { id, .. }
             | Command::Stats { id }
-            | Command::Refresh { id, .. } => id,
+            | Command::Refresh { id, .. }
+            | Command::SendUser { id, .. } => id,
+            Command::Ack { id } => Some(id),
         }
     }
 }
@@ -412,9 +470,9 @@ pub struct Parser {
 }
 
 /// The known keys of a client envelope, in the order their slots are kept.
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 17] = [
     "v", "type", "id", "room", "payload", "echo", "to", "name", "user", "token", "presence",
-    "since", "msg_id", "limit",
+    "since", "msg_id", "limit", "to_user", "ack", "receipt",
 ];
 
 impl Parser {
@@ -638,15 +696,43 @@ fn interpret<'a>(
             })
         }
         "send" => {
-            let to = string(6)
-                .map_err(fail)?
-                .ok_or(fail(EnvelopeError::MissingField("to")))?;
-            Ok(Command::Send {
-                to,
-                id,
-                payload: payload()?,
-            })
+            let to = string(6).map_err(fail)?;
+            let to_user = string(14).map_err(fail)?;
+            let (ack, receipt) = (boolean(15, false)?, boolean(16, false)?);
+            match (to, to_user) {
+                (Some(_), Some(_)) => Err(fail(EnvelopeError::TwoRecipients)),
+                (None, None) => Err(fail(EnvelopeError::MissingField("to"))),
+                (Some(to), None) => {
+                    if slots[15].is_some() || slots[16].is_some() {
+                        return Err(fail(EnvelopeError::AckWithoutUser));
+                    }
+                    Ok(Command::Send {
+                        to,
+                        id,
+                        payload: payload()?,
+                    })
+                }
+                (None, Some(user)) => {
+                    if user.is_empty() {
+                        return Err(fail(EnvelopeError::EmptyUser));
+                    }
+                    if user.len() > MAX_USER_LEN {
+                        return Err(fail(EnvelopeError::UserTooLong));
+                    }
+                    Ok(Command::SendUser {
+                        user,
+                        id,
+                        payload: payload()?,
+                        ack,
+                        receipt,
+                    })
+                }
+            }
         }
+        "ack" => match id {
+            Some(id) => Ok(Command::Ack { id }),
+            None => Err(fail(EnvelopeError::MissingField("id"))),
+        },
         "presence" => Ok(Command::Presence { room: room()?, id }),
         "history" => {
             let room = room()?;
@@ -1059,6 +1145,82 @@ pub mod render {
         f.finish()
     }
 
+    /// `{"v":1,"type":"reply","id":…,"ok":true,"msg_id":…}`: a `send` to a user was accepted and
+    /// got this message id.
+    pub fn reply_ok_msg(out: &mut BytesMut, id: Option<&str>, msg_id: impl fmt::Display) -> Bytes {
+        let mut f = Frame::begin(out, 96 + id.map_or(0, str::len) * 6);
+        f.raw(br#"{"v":1,"type":"reply","id":"#)
+            .opt_string(id)
+            .raw(br#","ok":true,"msg_id":"#)
+            .display(msg_id)
+            .raw(b"}");
+        f.finish()
+    }
+
+    /// One user message as its recipient receives it.
+    #[derive(Clone, Copy, Debug)]
+    pub struct UserMessage<'m, I> {
+        /// The server-assigned message id.
+        pub msg_id: I,
+        /// The sender's connection.
+        pub from: ConnId,
+        /// The sender's user, when authenticated.
+        pub sender: Option<&'m str>,
+        /// Unix ms when the user's owner accepted it.
+        pub ts: u64,
+        /// The recipient must acknowledge it.
+        pub ack: bool,
+        /// It was delivered before.
+        pub redelivered: bool,
+        /// The payload JSON, verbatim.
+        pub payload: &'m [u8],
+    }
+
+    /// `{"v":1,"type":"user_message","msg_id":…,"from":…,"user":…,"ts":…,"ack":…,
+    /// "redelivered":…,"payload":<verbatim>}` (`user`, the sender's, only when it has one).
+    pub fn user_message<I: fmt::Display>(out: &mut BytesMut, m: UserMessage<'_, I>) -> Bytes {
+        let user_len = m.sender.map_or(0, |u| 10 + u.len() * 6);
+        let mut f = Frame::begin(out, 160 + user_len + m.payload.len());
+        f.raw(br#"{"v":1,"type":"user_message","msg_id":"#)
+            .display(m.msg_id)
+            .raw(b",")
+            .sender(m.from, m.sender)
+            .raw(br#","ts":"#)
+            .number(m.ts)
+            .raw(if m.ack {
+                br#","ack":true"#
+            } else {
+                br#","ack":false"#
+            })
+            .raw(if m.redelivered {
+                br#","redelivered":true,"payload":"#
+            } else {
+                br#","redelivered":false,"payload":"#
+            })
+            .raw(m.payload)
+            .raw(b"}");
+        f.finish()
+    }
+
+    /// `{"v":1,"type":"delivered","id":…,"msg_id":…,"to_user":…}`: the receipt a sender asked
+    /// for (`id` is its `send`'s).
+    pub fn delivered(
+        out: &mut BytesMut,
+        id: Option<&str>,
+        msg_id: impl fmt::Display,
+        to_user: &str,
+    ) -> Bytes {
+        let mut f = Frame::begin(out, 96 + id.map_or(0, str::len) * 6 + to_user.len() * 6);
+        f.raw(br#"{"v":1,"type":"delivered","id":"#)
+            .opt_string(id)
+            .raw(br#","msg_id":"#)
+            .display(msg_id)
+            .raw(br#","to_user":"#)
+            .string(to_user)
+            .raw(b"}");
+        f.finish()
+    }
+
     /// `{"v":1,"type":"joined"|"left","room":…,"conn":…,"user":…,"name":…}`.
     pub fn membership(
         out: &mut BytesMut,
@@ -1229,6 +1391,20 @@ mod tests {
                 token: s(token),
                 id: o(id),
             },
+            Command::SendUser {
+                user,
+                id,
+                payload,
+                ack,
+                receipt,
+            } => Command::SendUser {
+                user: s(user),
+                id: o(id),
+                payload,
+                ack,
+                receipt,
+            },
+            Command::Ack { id } => Command::Ack { id: s(id) },
         }
     }
 
@@ -1287,6 +1463,113 @@ mod tests {
 
     fn code_of(msg: &str) -> ErrorCode {
         parse(msg).unwrap_err().1.code()
+    }
+
+    #[test]
+    fn a_send_to_a_user_parses_with_ack_and_receipt_defaulting_to_false() {
+        assert_eq!(
+            parse(r#"{"type":"send","to_user":"ann","payload":1,"id":"5"}"#),
+            Ok(Command::SendUser {
+                user: "ann",
+                id: Some("5"),
+                payload: 41..42,
+                ack: false,
+                receipt: false,
+            })
+        );
+        match parse(r#"{"type":"send","to_user":"ann","payload":[1],"ack":true,"receipt":true}"#) {
+            Ok(Command::SendUser { ack, receipt, .. }) => assert!(ack && receipt),
+            other => panic!("{other:?}"),
+        }
+        let cases = [
+            (
+                r#"{"type":"send","to":"0:1.0","to_user":"ann","payload":1}"#,
+                EnvelopeError::TwoRecipients,
+            ),
+            (
+                r#"{"type":"send","to":"0:1.0","ack":true,"payload":1}"#,
+                EnvelopeError::AckWithoutUser,
+            ),
+            (
+                r#"{"type":"send","to_user":"","payload":1}"#,
+                EnvelopeError::EmptyUser,
+            ),
+            (
+                r#"{"type":"send","to_user":"ann","payload":1,"ack":"yes"}"#,
+                EnvelopeError::WrongType {
+                    field: "ack",
+                    expected: "true or false",
+                },
+            ),
+            (
+                r#"{"type":"send","to_user":"ann"}"#,
+                EnvelopeError::MissingField("payload"),
+            ),
+        ];
+        for (msg, error) in cases {
+            assert_eq!(parse(msg).map_err(|(_, e)| e), Err(error), "{msg}");
+            assert_eq!(error.code(), code_of(msg));
+        }
+        let long = format!(
+            r#"{{"type":"send","to_user":"{}","payload":1}}"#,
+            "u".repeat(MAX_USER_LEN + 1)
+        );
+        assert_eq!(parse(&long).unwrap_err().1, EnvelopeError::UserTooLong);
+    }
+
+    #[test]
+    fn an_ack_names_the_message_in_its_id() {
+        assert_eq!(
+            parse(r#"{"type":"ack","id":"e-0-1"}"#),
+            Ok(Command::Ack { id: "e-0-1" })
+        );
+        assert_eq!(
+            parse(r#"{"type":"ack"}"#).unwrap_err().1,
+            EnvelopeError::MissingField("id")
+        );
+    }
+
+    #[test]
+    fn a_user_message_and_its_receipt_render_every_field() {
+        let mut arena = BytesMut::new();
+        let from = ConnId {
+            worker: 1,
+            key: ConnKey::from_u64(5),
+        };
+        let frame = render::user_message(
+            &mut arena,
+            render::UserMessage {
+                msg_id: "e-1-7",
+                from,
+                sender: Some("bob"),
+                ts: 99,
+                ack: true,
+                redelivered: true,
+                payload: br#"{"k": 1}"#,
+            },
+        );
+        let v = text_of(&frame);
+        assert_eq!(v["type"], "user_message");
+        assert_eq!(v["msg_id"], "e-1-7");
+        assert_eq!(v["from"], "1:5.0");
+        assert_eq!(v["user"], "bob");
+        assert_eq!(v["ts"], 99);
+        assert_eq!(v["ack"], true);
+        assert_eq!(v["redelivered"], true);
+        assert!(frame.ends_with(br#""payload":{"k": 1}}"#));
+        let v = text_of(&render::delivered(
+            &mut arena,
+            Some("s\\1"),
+            "e-1-7",
+            "a\"nn",
+        ));
+        assert_eq!(
+            v,
+            serde_json::json!({"v":1,"type":"delivered","id":"s\\1","msg_id":"e-1-7","to_user":"a\"nn"})
+        );
+        let v = text_of(&render::reply_ok_msg(&mut arena, None, "e-1-7"));
+        assert_eq!(v["msg_id"], "e-1-7");
+        assert_eq!(v["ok"], true);
     }
 
     #[test]

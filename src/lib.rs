@@ -22,6 +22,9 @@
 //!   side of a room (member list, which workers have members), its stream (`offset`, `epoch`,
 //!   bounded history behind the `RoomStore` trait) and the `msg_id` table of idempotent
 //!   publishes, sans-IO.
+//! - [`user`]: messages to users, sans-IO: the user's owner worker, its live connections, server
+//!   message ids, and the inbox ([`user::inbox::InboxStore`], in memory) with its bounds,
+//!   redelivery backoff and expiry.
 //! - [`security`]: sans-IO abuse and access rules: CIDR allow/deny and `X-Forwarded-For`, the
 //!   Origin policy, JWT verification and room permissions, token buckets, the bounded per-IP
 //!   table and the per-connection message guard, gathered in one [`security::Policy`] built from
@@ -50,3 +53,4 @@ pub mod room;
 pub mod security;
 pub mod table;
 pub mod time;
+pub mod user;

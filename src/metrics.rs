@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::security::auth::TOKEN_EXPIRED_CLOSE_CODE;
 use crate::security::{AuthError, IpError, Refusal};
+use crate::user::inbox::InboxFull;
 
 /// A monotonically increasing (or, for gauges, up-and-down) number with a single writer.
 #[derive(Debug, Default)]
@@ -217,6 +218,18 @@ pub struct WorkerStats {
     pub dedup_evicted: Counter,
     /// Publishes recognised as retries of an earlier `msg_id` (answered, not delivered again).
     pub publishes_deduplicated: Counter,
+    /// Messages to users (`send` with `to_user`) accepted by this worker, as the users' owner.
+    pub user_messages: Counter,
+    /// Messages to users refused by this worker's inboxes, indexed like [`InboxFull::LABELS`].
+    pub inbox_refused: [Counter; InboxFull::LABELS.len()],
+    /// Messages dropped from this worker's inboxes at `inbox_ttl`.
+    pub inbox_expired: Counter,
+    /// Deliveries of a user message after its first (on reconnect or after the ack timeout).
+    pub user_redeliveries: Counter,
+    /// Gauge: messages held in this worker's inboxes.
+    pub inbox_messages: Counter,
+    /// Gauge: bytes charged to this worker's inboxes (see [`crate::user::inbox`]).
+    pub inbox_bytes: Counter,
 }
 
 impl WorkerStats {
@@ -363,12 +376,65 @@ pub fn render(workers: &[WorkerStats], draining: bool) -> String {
             w.closes[slot].get()
         });
     }
+    render_users(&mut out, workers);
     let _ = writeln!(
         out,
         "# HELP ringcast_draining 1 while the server is shutting down.\n# TYPE ringcast_draining gauge\nringcast_draining {}",
         u8::from(draining)
     );
     out
+}
+
+/// The families of messages to users and their inboxes.
+fn render_users(out: &mut String, workers: &[WorkerStats]) {
+    let simple: [(&str, &str, &str, CounterOf); 5] = [
+        (
+            "user_messages_total",
+            "counter",
+            "Messages to users accepted by their owner worker.",
+            |w| &w.user_messages,
+        ),
+        (
+            "inbox_expired_total",
+            "counter",
+            "Messages to users dropped from an inbox at inbox_ttl.",
+            |w| &w.inbox_expired,
+        ),
+        (
+            "user_redeliveries_total",
+            "counter",
+            "Deliveries of a user message after its first (reconnect or ack timeout).",
+            |w| &w.user_redeliveries,
+        ),
+        (
+            "inbox_messages",
+            "gauge",
+            "Messages held in users' inboxes.",
+            |w| &w.inbox_messages,
+        ),
+        (
+            "inbox_bytes",
+            "gauge",
+            "Bytes charged to users' inboxes (payloads plus bookkeeping).",
+            |w| &w.inbox_bytes,
+        ),
+    ];
+    for (name, kind, help, get) in simple {
+        header(out, name, kind, help);
+        series(out, name, None, workers, |w| get(w).get());
+    }
+    let name = "inbox_refused_total";
+    header(
+        out,
+        name,
+        "counter",
+        "Messages to users refused (inbox_full), by the bound they hit.",
+    );
+    for (i, label) in InboxFull::LABELS.iter().enumerate() {
+        series(out, name, Some(("reason", label)), workers, |w| {
+            w.inbox_refused[i].get()
+        });
+    }
 }
 
 /// Writes the `# HELP` and `# TYPE` lines of one metric family.
@@ -448,6 +514,18 @@ mod tests {
         assert!(text.contains("ringcast_closes_total{code=\"1000\"} 1\n"));
         assert!(text.contains("ringcast_closes_total{code=\"other\"} 1\n"));
         assert!(text.contains("ringcast_draining 0\n"));
+    }
+
+    #[test]
+    fn inbox_refusals_are_counted_by_the_bound_they_hit() {
+        let workers = [WorkerStats::default(), WorkerStats::default()];
+        let full = InboxFull::Total { limit: 1 };
+        workers[1].inbox_refused[full.index()].add(2);
+        workers[0].inbox_bytes.set(300);
+        let text = render(&workers, false);
+        assert!(text.contains("ringcast_inbox_refused_total{reason=\"total_bytes\"} 2\n"));
+        assert!(text.contains("ringcast_inbox_refused_total{reason=\"user_messages\"} 0\n"));
+        assert!(text.contains("ringcast_inbox_bytes 300\n"));
     }
 
     #[test]

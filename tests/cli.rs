@@ -222,6 +222,14 @@ fn every_invalid_value_exits_2_naming_the_key_and_where_it_came_from() {
         (File, Key::MaxRecoveryMessages, "0"),
         (Env, Key::DedupWindow, "forever"),
         (Flag, Key::DedupMaxEntries, "0"),
+        (Flag, Key::InboxTtl, "0s"),
+        (Env, Key::InboxMaxMessages, "0"),
+        (File, Key::InboxMaxBytes, "0"),
+        (Flag, Key::InboxMaxTotalBytes, "1KiB"),
+        (Env, Key::AckTimeout, "0"),
+        (File, Key::AckBackoffFactor, "17"),
+        (Flag, Key::AckBackoffCap, "1s"),
+        (Env, Key::AckMaxAttempts, "0"),
     ];
     for key in Key::ALL {
         assert!(

@@ -32,6 +32,14 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(Command::Publish { room, payload, .. }) => (room, Some(payload)),
         Ok(Command::Send { payload, .. }) => ("direct", Some(payload)),
+        Ok(Command::SendUser { user, payload, .. }) => {
+            assert!(!user.is_empty() && user.len() <= ringcast::envelope::MAX_USER_LEN);
+            ("direct", Some(payload))
+        }
+        Ok(Command::Ack { id }) => {
+            assert!(id.len() <= 128);
+            return;
+        }
         Ok(
             Command::Join { room, .. } | Command::Leave { room, .. } | Command::Presence { room, .. },
         ) => (room, None),

@@ -20,7 +20,7 @@ use super::kind::Choices;
 use crate::room::stream::HistoryRule;
 use super::units::{KIB, MIB};
 use super::validate::{
-    at_least, at_least_one, between, greater_than_zero, history_rules_are_valid,
+    at_least, at_least_1ms, at_least_one, between, greater_than_zero, history_rules_are_valid,
     longer_than_zero, off_or_whole_ms, power_of_two_up_to, sizes_between,
     subprotocols_are_tokens,
 };
@@ -454,6 +454,65 @@ options! {
             group "Room history",
             help "Most msg_ids remembered across the server (oldest forgotten first past it)",
             example "7", bad "0",
+            check |v| at_least_one(*v);
+        /// How long a message sent to a user (`send` with `to_user`) is kept in the user's inbox,
+        /// acknowledged or not: past it, it is dropped and counted as expired. Default 1 h. Raise
+        /// it for users who stay offline longer (memory is bounded by the `inbox_max_*` options,
+        /// not by this). At least 1 ms.
+        InboxTtl inbox_ttl: Duration as Time = Duration::from_secs(3600),
+            group "Messages to users",
+            help "How long a message to a user is kept in its inbox, acknowledged or not",
+            example "90s", bad "0s",
+            check |v| at_least_1ms(*v);
+        /// Messages one user's inbox may hold; one more is refused with `inbox_full`. Default
+        /// 1000. At least 1.
+        InboxMaxMessages inbox_max_messages: usize as Count = 1000,
+            group "Messages to users",
+            help "Messages one user's inbox may hold (more: inbox_full)",
+            example "7", bad "0",
+            check |v| at_least_one(*v);
+        /// Bytes one user's inbox may hold (payloads plus 256 bytes of bookkeeping each); a
+        /// message that would exceed it is refused with `inbox_full`. Default 1 MiB. At least
+        /// 1 B.
+        InboxMaxBytes inbox_max_bytes: usize as Size = MIB,
+            group "Messages to users",
+            help "Bytes one user's inbox may hold (more: inbox_full)",
+            example "8KiB", bad "0",
+            check |v| greater_than_zero(*v);
+        /// Bytes all inboxes of the server may hold together, split evenly over the workers (each
+        /// owns the inboxes of its share of users); past it, messages are refused with
+        /// `inbox_full`. Default 64 MiB. At least `inbox_max_bytes`.
+        InboxMaxTotalBytes inbox_max_total_bytes: usize as Size = 64 * MIB,
+            group "Messages to users",
+            help "Bytes all inboxes may hold together, split evenly over the workers (at least inbox-max-bytes)",
+            example "2MiB", bad "1 parsec";
+        /// Time from delivering a message sent with `ack` to delivering it again when no
+        /// connection of the user has acknowledged it: the first delay of the redelivery backoff.
+        /// Default 10 s. At least 1 ms.
+        AckTimeout ack_timeout: Duration as Time = Duration::from_secs(10),
+            group "Messages to users",
+            help "Delay before an unacknowledged message is delivered again (the backoff's first delay)",
+            example "250ms", bad "0s",
+            check |v| at_least_1ms(*v);
+        /// Each later redelivery delay is the previous one times this. Default 2. Between 1 and
+        /// 16.
+        AckBackoffFactor ack_backoff_factor: u32 as Count = 2,
+            group "Messages to users",
+            help "Each later redelivery delay is the previous one times this (1 to 16)",
+            example "3", bad "17",
+            check |v| between(*v, 1, 16);
+        /// The longest redelivery delay. Default 5 min. At least `ack_timeout`.
+        AckBackoffCap ack_backoff_cap: Duration as Time = Duration::from_secs(300),
+            group "Messages to users",
+            help "Longest redelivery delay (at least ack-timeout)",
+            example "20s", bad "forever";
+        /// Most deliveries of an unacknowledged message while its user stays connected (the
+        /// first included); after that it waits in the inbox for the user's next connection
+        /// (until `inbox_ttl`). Default 5. At least 1.
+        AckMaxAttempts ack_max_attempts: u32 as Count = 5,
+            group "Messages to users",
+            help "Most deliveries of an unacknowledged message while its user stays connected",
+            example "9", bad "0",
             check |v| at_least_one(*v);
         /// Let other processes listen on the same address (`SO_REUSEPORT` across processes).
         /// Default `false`: a second server on an address this one serves is refused with

@@ -186,6 +186,37 @@ impl Config {
                 ),
             });
         }
+        // Each worker gets an even share of the inbox budget; one user's inbox must fit in it.
+        if self.inbox_max_total_bytes < self.inbox_max_bytes {
+            return Err(ConfigError::OutOfRange {
+                at: at(Key::InboxMaxTotalBytes),
+                value: format_size(self.inbox_max_total_bytes),
+                allowed: format!(
+                    "at least inbox_max_bytes ({})",
+                    format_size(self.inbox_max_bytes)
+                ),
+            });
+        }
+        // The backoff starts at ack_timeout and grows up to the cap: a cap below the start
+        // could never be honoured.
+        if self.ack_backoff_cap < self.ack_timeout {
+            return Err(ConfigError::OutOfRange {
+                at: at(Key::AckBackoffCap),
+                value: format_duration(self.ack_backoff_cap),
+                allowed: format!(
+                    "at least ack_timeout ({})",
+                    format_duration(self.ack_timeout)
+                ),
+            });
+        }
         Ok(())
     }
+}
+
+/// At least 1 ms (timers have millisecond resolution).
+pub(super) fn at_least_1ms(value: Duration) -> Result<(), Refusal> {
+    if value < Duration::from_millis(1) {
+        return Err(Refusal::MustBe("at least 1ms".to_owned()));
+    }
+    Ok(())
 }

@@ -15,6 +15,9 @@
 //!   frames it missed are read from history together, and travel in the join's result, ahead of
 //!   every later frame of the room on the same FIFO channel: nothing missed, nothing twice.
 //!
+//! Messages to users (`send` with `to_user`, `ack`) and users' sessions are [`super::users`]'s:
+//! this module only hands it the commands and the mesh messages.
+//!
 //! It never blocks, never awaits, and never holds a `RefCell` borrow across a call that could take
 //! the same one: a connection's own machine is passed in by `process()`, and other connections are
 //! only reached from the inbox task, never from inside `process()`.
@@ -41,6 +44,7 @@ use crate::table::ConnKey;
 use super::admission;
 use super::connection::ConnShared;
 use super::mesh::{MeshMsg, Outbox, Resume};
+use super::users::{self, Users};
 use super::worker::millis;
 use super::worker::Worker;
 
@@ -68,7 +72,7 @@ pub struct App {
     /// Parser with its reused scratch.
     parser: RefCell<Parser>,
     /// Arena server frames are rendered into and split off (see [`render::Frame`]).
-    arena: RefCell<BytesMut>,
+    pub(super) arena: RefCell<BytesMut>,
     /// Room → members on this worker.
     local: RefCell<LocalRooms>,
     /// Rooms this worker owns.
@@ -85,6 +89,8 @@ pub struct App {
     max_envelope_errors: u32,
     /// Unix time in ms at the worker's epoch: `ts` = this + the worker's clock.
     unix_at_epoch: u64,
+    /// The users this worker owns: their live connections and inboxes ([`users`]).
+    pub(super) users: Users,
 }
 
 impl App {
@@ -135,12 +141,13 @@ impl App {
                 publish_requires_join: config.publish_requires_join,
             },
             max_envelope_errors: config.max_envelope_errors,
+            users: Users::new(config, id, peers.len()),
             peers,
             unix_at_epoch,
         }
     }
 
-    fn send(&self, worker: usize, msg: MeshMsg) {
+    pub(super) fn send(&self, worker: usize, msg: MeshMsg) {
         // A worker that already exited (shutdown) drops the message: its connections are gone.
         let _ = self.peers[worker].send(msg);
     }
@@ -150,7 +157,7 @@ impl App {
     }
 }
 
-fn unix_now(worker: &Worker) -> u64 {
+pub(super) fn unix_now(worker: &Worker) -> u64 {
     worker.app.unix_at_epoch + worker.refresh_now()
 }
 
@@ -173,6 +180,8 @@ pub fn on_open(worker: &Worker, key: ConnKey, conn: &ConnShared) {
     if let Some(mut machine) = conn.machine(&worker.conn_limits) {
         queue(worker, &mut machine, frame);
     }
+    // After the welcome: whatever the user's owner sends back follows it.
+    users::on_open(worker, conn, me(worker, key));
 }
 
 /// Ends a `/ws` session: leaves every room (O(rooms of the connection)) and tells their owners.
@@ -193,9 +202,10 @@ pub fn on_close(worker: &Worker, key: ConnKey, conn: &ConnShared) {
             },
         );
     }
+    users::on_close(worker, conn, me(worker, key));
 }
 
-fn queue(worker: &Worker, machine: &mut Connection, frame: Bytes) -> bool {
+pub(super) fn queue(worker: &Worker, machine: &mut Connection, frame: Bytes) -> bool {
     match machine.send_encoded(frame) {
         Ok(()) => {
             worker.stats().messages_out.add(1);
@@ -380,6 +390,25 @@ pub fn on_message(
                 },
             );
         }
+        Command::SendUser {
+            user,
+            id,
+            payload,
+            ack,
+            receipt,
+        } => users::on_send(
+            worker,
+            conn,
+            machine,
+            me,
+            user,
+            id,
+            // A view of the received message: the owner copies it only if it keeps it.
+            message.slice(payload),
+            ack,
+            receipt,
+        ),
+        Command::Ack { id } => users::on_ack(worker, conn, machine, me, id),
         Command::Presence { room, id } => {
             app.send(
                 app.owner(room),
@@ -543,6 +572,10 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
     let app = &worker.app;
     match msg {
         MeshMsg::Shutdown => {}
+        msg @ (MeshMsg::UserOnline { .. }
+        | MeshMsg::UserOffline { .. }
+        | MeshMsg::UserSend { .. }
+        | MeshMsg::UserAck { .. }) => users::on_mesh(worker, msg),
         MeshMsg::Join {
             room,
             conn,

@@ -142,6 +142,47 @@ pub enum MeshMsg {
         /// The sender's id, for its reply.
         id: Option<Box<str>>,
     },
+    /// To a user's owner: `conn` is a `/ws` connection authenticated as `user` (sent once, when
+    /// its session opens, after its welcome).
+    UserOnline {
+        /// The user (the token's `sub`).
+        user: Arc<str>,
+        /// Its new connection.
+        conn: ConnId,
+    },
+    /// To a user's owner: connection `conn` of `user` closed (sent once, after `UserOnline`).
+    UserOffline {
+        /// The user.
+        user: Arc<str>,
+        /// The closed connection.
+        conn: ConnId,
+    },
+    /// To a user's owner: a message for every connection of `user`.
+    UserSend {
+        /// The recipient user (UTF-8) in a shared buffer: no allocation per message.
+        user: Bytes,
+        /// The sender.
+        from: ConnId,
+        /// The sender's user, when authenticated.
+        sender: Option<Arc<str>>,
+        /// The payload JSON exactly as the sender wrote it (a view of its message).
+        payload: Bytes,
+        /// Keep it until a connection of the user acknowledges it.
+        ack: bool,
+        /// The sender wants a `delivered` receipt.
+        receipt: bool,
+        /// The sender's id, for its reply and receipt.
+        id: Option<Box<str>>,
+    },
+    /// To a user's owner: `conn`, a connection of `user`, acknowledged message `msg_id`.
+    UserAck {
+        /// The acknowledging connection's user.
+        user: Arc<str>,
+        /// The message id as the client wrote it.
+        msg_id: Box<str>,
+        /// The acknowledging connection (it gets the reply).
+        conn: ConnId,
+    },
 }
 
 /// The sending side of one worker's inbox.

@@ -17,6 +17,7 @@ mod notify;
 mod pool;
 mod reactor;
 mod route;
+mod users;
 mod worker;
 
 use std::io;

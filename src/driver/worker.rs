@@ -267,6 +267,7 @@ async fn tick_loop(worker: Rc<Worker>) {
         interval.tick().await;
         let now = worker.refresh_now();
         worker.wheel.borrow_mut().advance(now, &mut expired);
+        super::users::on_tick(&worker, now);
         for key in expired.drain(..) {
             let conn = worker.table.borrow().get(key).cloned();
             if let Some(conn) = conn {
