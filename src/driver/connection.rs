@@ -650,8 +650,13 @@ fn process(worker: &Worker, conn: &ConnShared) {
                         (Verdict::Ok, Endpoint::Echo) => {
                             match machine.send(kind, payload.freeze()) {
                                 Ok(()) => stats.messages_out.add(1),
-                                Err(SendError::Dropped) => stats.slow_consumers.add(1),
-                                Err(SendError::SlowConsumer | SendError::Closed) => {}
+                                // A slow consumer is counted here, when the send overflows
+                                // (as `app::queue` does on `/ws`), not at its event: the event
+                                // is only seen if the peer sends again, the error always.
+                                Err(SendError::Dropped | SendError::SlowConsumer) => {
+                                    stats.slow_consumers.add(1)
+                                }
+                                Err(SendError::Closed) => {}
                             }
                         }
                         (Verdict::Ok, Endpoint::Ws) => {
@@ -684,8 +689,8 @@ fn process(worker: &Worker, conn: &ConnShared) {
                         reason: Cow::Borrowed(err.reason()),
                     }
                 }
+                // Already counted by the send that overflowed (see above).
                 Event::SlowConsumer => {
-                    stats.slow_consumers.add(1);
                     *ending = Ending {
                         code: 1008,
                         reason: Cow::Borrowed("slow consumer"),
