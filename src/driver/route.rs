@@ -120,8 +120,32 @@ pub fn refusal(err: HandshakeError) -> Route {
     }
 }
 
-/// Decides what `request` from `peer` gets.
+/// Decides what `request` from `peer` gets. A `HEAD` gets what a `GET` would, without the body
+/// (RFC 9110 §9.3.2: "the server SHOULD send the same header fields in response to a HEAD
+/// request as it would have sent if the request method had been GET", Content-Length
+/// included), and is never upgraded.
 pub fn route(worker: &Worker, request: &Request, peer: IpAddr) -> Route {
+    if request.method() == "HEAD" {
+        let mut route = match request.path() {
+            "/echo" | "/ws" => refusal(handshake::refuse_head(request, &worker.upgrade_config)),
+            _ => route_get(worker, request, peer),
+        };
+        if let Route::Respond { bytes, .. } = &mut route {
+            drop_body(bytes);
+        }
+        return route;
+    }
+    route_get(worker, request, peer)
+}
+
+/// Truncates a rendered response after its head.
+fn drop_body(response: &mut Vec<u8>) {
+    if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+        response.truncate(end + 4);
+    }
+}
+
+fn route_get(worker: &Worker, request: &Request, peer: IpAddr) -> Route {
     match request.path() {
         "/echo" => upgrade(worker, request, peer, Endpoint::Echo),
         "/ws" => upgrade(worker, request, peer, Endpoint::Ws),
@@ -198,8 +222,9 @@ fn unavailable(why: Rejection, reason: &str) -> Route {
     }
 }
 
+/// A plain endpoint's response to a GET (or a HEAD, whose body [`route`] drops).
 fn plain(request: &Request, answer: impl FnOnce() -> (u16, &'static str, Vec<u8>)) -> Route {
-    if request.method() != "GET" {
+    if !matches!(request.method(), "GET" | "HEAD") {
         return refusal(HandshakeError::MethodNotAllowed);
     }
     let (status, content_type, body) = answer();

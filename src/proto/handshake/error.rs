@@ -48,7 +48,8 @@ pub enum HandshakeError {
     /// `HTTP/x.y` other than 1.1 (§4.2.1: "An HTTP/1.1 or higher GET request").
     #[error("{}", self.reason())]
     UnsupportedHttpVersion,
-    /// A method other than GET (§4.2.1: "The method of the request MUST be GET").
+    /// A method other than GET or HEAD. §4.2.1: "The method of the request MUST be GET"; every
+    /// path also answers HEAD as it answers GET, without the body (RFC 9110 §9.3.2).
     #[error("{}", self.reason())]
     MethodNotAllowed,
     /// No endpoint at this path; produced by the driver's router.
@@ -94,6 +95,10 @@ pub enum HandshakeError {
     /// A `Sec-WebSocket-Extensions` value outside the §9.1 grammar.
     #[error("{}", self.reason())]
     BadExtensionHeader,
+    /// A `HEAD` carrying a valid upgrade: answered as a GET would be everywhere else, but a HEAD
+    /// cannot switch protocols (§4.2.1 point 1: the handshake is a GET).
+    #[error("{}", self.reason())]
+    HeadUpgrade,
 }
 
 impl HandshakeError {
@@ -102,7 +107,7 @@ impl HandshakeError {
         use HandshakeError::*;
         match self {
             Malformed(_) | MissingHost | DuplicateHost | ConnectionNotUpgrade | MissingKey
-            | DuplicateKey | BadKey | BadProtocolHeader | BadExtensionHeader => 400,
+            | DuplicateKey | BadKey | BadProtocolHeader | BadExtensionHeader | HeadUpgrade => 400,
             NotFound => 404,
             MethodNotAllowed => 405,
             // §4.4: "send an appropriate HTTP error code (such as 426 Upgrade Required) and a
@@ -127,7 +132,7 @@ impl HandshakeError {
             HeadTooLarge { .. } => "request headers too large",
             TooManyHeaders { .. } => "too many request headers",
             UnsupportedHttpVersion => "unsupported HTTP version (expected HTTP/1.1)",
-            MethodNotAllowed => "method not allowed (expected GET)",
+            MethodNotAllowed => "method not allowed (expected GET or HEAD)",
             NotFound => "not found",
             MissingHost => "missing Host",
             DuplicateHost => "more than one Host header",
@@ -140,6 +145,7 @@ impl HandshakeError {
             BadKey => "Sec-WebSocket-Key must be base64 of 16 bytes",
             BadProtocolHeader => "malformed Sec-WebSocket-Protocol",
             BadExtensionHeader => "malformed Sec-WebSocket-Extensions",
+            HeadUpgrade => "a WebSocket upgrade must be a GET, not a HEAD",
         }
     }
 
@@ -149,7 +155,7 @@ impl HandshakeError {
         match self.status() {
             // RFC 7231 §6.5.5: "The origin server MUST generate an Allow header field in a 405
             // response containing a list of the target resource's currently supported methods."
-            405 => &["Allow: GET"],
+            405 => &["Allow: GET, HEAD"],
             // §4.4, quoted on `status`.
             426 => &["Sec-WebSocket-Version: 13"],
             _ => &[],
