@@ -103,10 +103,7 @@ impl App {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         App {
-            parser: RefCell::new(Parser::new(EnvelopeLimits {
-                max_room_name_len: config.max_room_name_len,
-                max_payload_len: config.max_payload_size,
-            })),
+            parser: RefCell::new(Parser::new(envelope_limits(config))),
             arena: RefCell::new(BytesMut::new()),
             local: RefCell::new(LocalRooms::new()),
             owned: RefCell::new(OwnedRooms::new(peers.len())),
@@ -128,6 +125,14 @@ impl App {
 
     fn owner(&self, room: &str) -> usize {
         owner_of(room, self.peers.len())
+    }
+}
+
+/// The envelope limits `config` sets.
+pub fn envelope_limits(config: &crate::config::Config) -> EnvelopeLimits {
+    EnvelopeLimits {
+        max_room_name_len: config.max_room_name_len,
+        max_payload_len: config.max_payload_size,
     }
 }
 
