@@ -23,6 +23,12 @@ use crate::table::ConnKey;
 /// is [`ErrorCode::BadVersion`].
 pub const VERSION: u64 = 1;
 
+/// The subprotocol naming this wire format. `/ws` always speaks it (besides any configured
+/// `subprotocols`) and selects it when a client offers it, which is how a browser brings a token
+/// in `Sec-WebSocket-Protocol`: `new WebSocket(url, ["ringcast.v1", "bearer." + jwt])` (see
+/// `docs/security.md`).
+pub const SUBPROTOCOL: &str = "ringcast.v1";
+
 /// Longest `id` a client may attach (it is echoed in the reply).
 pub const MAX_ID_LEN: usize = 128;
 

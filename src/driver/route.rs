@@ -14,6 +14,7 @@ use bytes::BytesMut;
 
 use crate::metrics::{self, Rejection};
 use crate::proto::handshake::{self, HandshakeError, Parse, Request, RequestParser};
+use crate::security::auth::is_token_protocol;
 use crate::security::{Admitted, Refusal};
 
 use super::admission;
@@ -127,7 +128,8 @@ pub fn refusal(err: HandshakeError) -> Route {
 pub fn route(worker: &Worker, request: &Request, peer: IpAddr) -> Route {
     if request.method() == "HEAD" {
         let mut route = match request.path() {
-            "/echo" | "/ws" => refusal(handshake::refuse_head(request, &worker.upgrade_config)),
+            "/echo" => refusal(handshake::refuse_head(request, &worker.upgrade_config)),
+            "/ws" => refusal(handshake::refuse_head(request, &worker.ws_upgrade_config)),
             _ => route_get(worker, request, peer),
         };
         if let Route::Respond { bytes, .. } = &mut route {
@@ -176,10 +178,23 @@ fn route_get(worker: &Worker, request: &Request, peer: IpAddr) -> Route {
 }
 
 fn upgrade(worker: &Worker, request: &Request, peer: IpAddr, endpoint: Endpoint) -> Route {
-    let upgrade = match handshake::validate_upgrade(request, &worker.upgrade_config) {
+    let config = match endpoint {
+        Endpoint::Echo => &worker.upgrade_config,
+        Endpoint::Ws => &worker.ws_upgrade_config,
+    };
+    let upgrade = match handshake::validate_upgrade(request, config) {
         Ok(upgrade) => upgrade,
         Err(err) => return refusal(err),
     };
+    // A `bearer.<jwt>` entry is never selected (the token would be echoed), and a 101 selecting
+    // none of the offered protocols is failed by a browser (RFC 6455 §4.1: the client fails the
+    // connection if the answer "indicates the use of a subprotocol that was not present", and
+    // browsers also fail one that selects none when some were offered). So a token offered this
+    // way needs a protocol the server selects beside it: refused clearly here, not by a 1006 in
+    // the browser later.
+    if upgrade.protocol().is_none() && request.protocols().iter().any(|p| is_token_protocol(p)) {
+        return refusal(HandshakeError::TokenProtocolAlone);
+    }
     if worker.draining() {
         return unavailable(Rejection::Draining, "server is shutting down\n");
     }

@@ -131,8 +131,10 @@ pub struct Worker {
     pub conn_limits: EndpointLimits,
     /// Limits on the upgrade request head.
     pub handshake_limits: HandshakeLimits,
-    /// Subprotocols this server speaks, for the upgrade.
+    /// Subprotocols this server speaks, for the upgrade of `/echo`: the configured ones.
     pub upgrade_config: UpgradeConfig,
+    /// The same for `/ws`: the configured ones, then [`crate::envelope::SUBPROTOCOL`].
+    pub ws_upgrade_config: UpgradeConfig,
     /// Open connections of this worker, by key.
     pub table: RefCell<ConnTable<Rc<ConnShared>>>,
     /// Every connection timer of this worker (1 tick = 1 ms since `epoch`).
@@ -240,6 +242,16 @@ pub fn run(
         max_headers: config.max_headers,
     };
     let upgrade_config = UpgradeConfig::with_protocols(config.subprotocols.iter());
+    let mut ws_upgrade_config = upgrade_config.clone();
+    if !ws_upgrade_config
+        .protocols
+        .iter()
+        .any(|p| p == crate::envelope::SUBPROTOCOL)
+    {
+        ws_upgrade_config
+            .protocols
+            .push(crate::envelope::SUBPROTOCOL.to_owned());
+    }
     let app = App::new(config, inbox.peers);
     let inbox = inbox.rx;
     builder.start(async move {
@@ -252,6 +264,7 @@ pub fn run(
             conn_limits,
             handshake_limits,
             upgrade_config,
+            ws_upgrade_config,
             table: RefCell::new(ConnTable::new()),
             wheel: RefCell::new(TimerWheel::new(0)),
             pool: RefCell::new(BufferPool::new(

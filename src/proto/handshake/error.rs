@@ -99,6 +99,11 @@ pub enum HandshakeError {
     /// cannot switch protocols (§4.2.1 point 1: the handshake is a GET).
     #[error("{}", self.reason())]
     HeadUpgrade,
+    /// A `Sec-WebSocket-Protocol` offer carrying a token (`bearer.<jwt>`) but no subprotocol the
+    /// server speaks: the token entry is never selected, and a 101 selecting nothing is failed
+    /// by browsers. Produced by the driver, which owns the token convention.
+    #[error("{}", self.reason())]
+    TokenProtocolAlone,
 }
 
 impl HandshakeError {
@@ -107,7 +112,8 @@ impl HandshakeError {
         use HandshakeError::*;
         match self {
             Malformed(_) | MissingHost | DuplicateHost | ConnectionNotUpgrade | MissingKey
-            | DuplicateKey | BadKey | BadProtocolHeader | BadExtensionHeader | HeadUpgrade => 400,
+            | DuplicateKey | BadKey | BadProtocolHeader | BadExtensionHeader | HeadUpgrade
+            | TokenProtocolAlone => 400,
             NotFound => 404,
             MethodNotAllowed => 405,
             // §4.4: "send an appropriate HTTP error code (such as 426 Upgrade Required) and a
@@ -146,6 +152,10 @@ impl HandshakeError {
             BadProtocolHeader => "malformed Sec-WebSocket-Protocol",
             BadExtensionHeader => "malformed Sec-WebSocket-Extensions",
             HeadUpgrade => "a WebSocket upgrade must be a GET, not a HEAD",
+            TokenProtocolAlone => {
+                "a bearer. entry in Sec-WebSocket-Protocol needs a subprotocol this server speaks \
+                 beside it (on /ws: ringcast.v1)"
+            }
         }
     }
 

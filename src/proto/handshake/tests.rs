@@ -825,6 +825,7 @@ fn every_error_has_a_status_a_one_line_reason_and_a_matching_content_length() {
         BadProtocolHeader,
         BadExtensionHeader,
         HeadUpgrade,
+        TokenProtocolAlone,
     ];
     for e in all {
         assert!(
