@@ -24,6 +24,12 @@ use crate::table::ConnKey;
 /// is [`ErrorCode::BadVersion`].
 pub const VERSION: u64 = 1;
 
+/// The subprotocol naming this wire format. `/ws` always speaks it (besides any configured
+/// `subprotocols`) and selects it when a client offers it, which is how a browser brings a token
+/// in `Sec-WebSocket-Protocol`: `new WebSocket(url, ["ringcast.v1", "bearer." + jwt])` (see
+/// `docs/security.md`).
+pub const SUBPROTOCOL: &str = "ringcast.v1";
+
 /// Longest `id` a client may attach (it is echoed in the reply).
 pub const MAX_ID_LEN: usize = 128;
 
@@ -40,6 +46,33 @@ const SERVER_HEADER_MAX: usize = 10;
 
 /// Bytes the arena grows by when it runs out: many small replies share one allocation.
 pub const ARENA_CHUNK: usize = 16 * 1024;
+
+/// Deepest nesting of arrays and objects a client envelope may have, the envelope object itself
+/// counting as one level (so a payload may nest 1023 deep). RFC 8259 §9: "An implementation may
+/// set limits on the maximum depth of nesting." Deeper: `bad_json` "nesting deeper than 1024
+/// levels". It bounds the parser's stack, not its time (that is the message size limit's job).
+pub const MAX_DEPTH: usize = 1024;
+
+/// Room a `/ws` message has beside its payload: the envelope's own fields at their limits,
+/// escaped (`type`, `v`, `echo`, `presence`, an `id` of [`MAX_ID_LEN`], a `name` of
+/// [`MAX_NAME_LEN`], a room name of up to 1024 bytes, a `to`, a `refresh` token), and a few
+/// fields a client adds for itself. A `/ws` message larger than `max_payload_size` plus this is
+/// failed with 1009 while it arrives (see [`max_message_len`]): `/echo`'s 16 MiB is far more than
+/// an envelope needs, and a big envelope of tiny values is the parser's worst case.
+pub const ENVELOPE_ROOM: usize = 16 * 1024;
+
+/// The largest `/ws` message the server takes with these limits: the payload limit plus
+/// [`ENVELOPE_ROOM`].
+pub fn max_message_len(limits: &EnvelopeLimits) -> usize {
+    limits.max_payload_len.saturating_add(ENVELOPE_ROOM)
+}
+
+/// What the parser's reusable buffers may keep between messages, estimated in bytes (see
+/// [`Parser::retained_bytes`]). An envelope with a 64 KiB string payload stays under it, so
+/// steady traffic never reallocates; one made of tens of thousands of tiny values (whose tape and
+/// structural indexes cost many times its size) goes over, and its buffers are given back once
+/// it has been handled.
+pub const RETAINED_BYTES: usize = 256 * 1024;
 
 /// A connection id unique within one server: `worker:index.generation` (`0:12.3`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -281,6 +314,12 @@ pub enum EnvelopeError {
     /// `ack` or `receipt` on a `send` to a connection.
     #[error("`ack` and `receipt` apply only to a send with `to_user`")]
     AckWithoutUser,
+    /// Arrays and objects nested deeper than [`MAX_DEPTH`].
+    #[error("nesting deeper than {limit} levels")]
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl EnvelopeError {
@@ -289,7 +328,8 @@ impl EnvelopeError {
         match self {
             EnvelopeError::NotJson
             | EnvelopeError::NotAnObject
-            | EnvelopeError::DuplicateKey(_) => ErrorCode::BadJson,
+            | EnvelopeError::DuplicateKey(_)
+            | EnvelopeError::TooDeep { .. } => ErrorCode::BadJson,
             EnvelopeError::BadVersion => ErrorCode::BadVersion,
             EnvelopeError::MissingType | EnvelopeError::MissingField(_) => ErrorCode::MissingField,
             EnvelopeError::UnknownType => ErrorCode::UnknownType,
@@ -458,12 +498,16 @@ impl Default for EnvelopeLimits {
 }
 
 /// The envelope parser of one worker: scratch copy, simd-json buffers and tape, reused across
-/// messages so parsing allocates nothing once they have grown to the largest message seen.
+/// messages so parsing allocates nothing once they have grown to the largest message seen, up to
+/// [`RETAINED_BYTES`]: past that they are given back ([`Parser::trim`]).
 pub struct Parser {
     limits: EnvelopeLimits,
     /// A copy of the message plus simd-json's padding: simd-json unescapes strings in place, and
     /// the original must stay intact for verbatim payloads.
     scratch: Vec<u8>,
+    /// A second copy, for the rare message holding a number simd-json cannot represent: the same
+    /// text with such numbers rewritten (see [`neutralise_numbers`]). Empty until one arrives.
+    renumbered: Vec<u8>,
     buffers: simd_json::Buffers,
     /// Kept empty between calls (its `'static` lifetime is only nominal: no node outlives a call).
     tape: Option<simd_json::Tape<'static>>,
@@ -481,8 +525,33 @@ impl Parser {
         Parser {
             limits,
             scratch: Vec::new(),
-            buffers: simd_json::Buffers::default(),
+            renumbered: Vec::new(),
+            buffers: simd_json::Buffers::with_max_depth(0, MAX_DEPTH),
             tape: Some(simd_json::Tape::null()),
+        }
+    }
+
+    /// An estimate of the bytes the reusable buffers hold: the two copies, simd-json's string
+    /// buffer (as large as the last message), its structural indexes and stage-2 stack (4 bytes
+    /// and up to 16 per structural character of the last message) and the tape (one node per
+    /// value).
+    pub fn retained_bytes(&self) -> usize {
+        let tape = self.tape.as_ref().map_or(0, |t| t.0.capacity());
+        2 * self.scratch.capacity()
+            + self.renumbered.capacity()
+            + 20 * self.buffers.structural_indexes().len()
+            + tape * std::mem::size_of::<simd_json::Node<'static>>()
+    }
+
+    /// Gives the buffers back when the last message grew them past [`RETAINED_BYTES`] (O(1)
+    /// otherwise). Called at the start of every parse and by the driver once a command has been
+    /// handled, so an outsized message costs its memory only while it is being handled.
+    pub fn trim(&mut self) {
+        if self.retained_bytes() > RETAINED_BYTES {
+            self.scratch = Vec::new();
+            self.renumbered = Vec::new();
+            self.buffers = simd_json::Buffers::with_max_depth(0, MAX_DEPTH);
+            self.tape = Some(simd_json::Tape::null());
         }
     }
 
@@ -492,21 +561,37 @@ impl Parser {
     }
 
     /// Parses one text message. Payload ranges index into `msg`.
+    ///
+    /// The message is parsed once, except when simd-json refuses a number it cannot represent
+    /// (an integer beyond 64 bits, a float beyond `f64`): every RFC 8259 number is valid in a
+    /// payload, which is copied, never interpreted, so the text is parsed a second time with
+    /// such numbers rewritten ([`neutralise_numbers`]). That costs one scan more than a parse.
     pub fn parse<'a>(&'a mut self, msg: &[u8]) -> Result<Command<'a>, Rejected<'a>> {
+        self.trim();
         let Parser {
             limits,
             scratch,
+            renumbered,
             buffers,
             tape: slot,
         } = self;
         let reject = |error| Rejected { id: None, error };
-        scratch.clear();
-        scratch.extend_from_slice(msg);
-        scratch.resize(msg.len() + simd_json::INPUT_PADDING, 0);
+        copy_padded(scratch, msg);
         let mut tape: simd_json::Tape<'a> =
             slot.take().unwrap_or_else(simd_json::Tape::null).reset();
-        let parsed = simd_json::fill_tape_padded(scratch, msg.len(), buffers, &mut tape);
+        let mut parsed = simd_json::fill_tape_padded(scratch, msg.len(), buffers, &mut tape);
+        if parsed
+            .as_ref()
+            .is_err_and(|e| matches!(e.error(), simd_json::ErrorType::InvalidNumber))
+        {
+            copy_padded(renumbered, msg);
+            neutralise_numbers(&mut renumbered[..msg.len()]);
+            parsed = simd_json::fill_tape_padded(renumbered, msg.len(), buffers, &mut tape);
+        }
         let result = match parsed {
+            Err(e) if matches!(e.error(), simd_json::ErrorType::DepthLimitExceeded) => {
+                Err(reject(EnvelopeError::TooDeep { limit: MAX_DEPTH }))
+            }
             Err(_) => Err(reject(EnvelopeError::NotJson)),
             Ok(()) => interpret(&tape.0, msg, buffers.structural_indexes(), limits),
         };
@@ -771,6 +856,97 @@ fn interpret<'a>(
 /// JSON whitespace (RFC 8259 §2: space, horizontal tab, line feed, carriage return).
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Makes `out` a copy of `msg` followed by simd-json's padding.
+fn copy_padded(out: &mut Vec<u8>, msg: &[u8]) {
+    out.clear();
+    // One exact reservation: growing by `extend` then `resize` would double the capacity.
+    out.reserve(msg.len() + simd_json::INPUT_PADDING);
+    out.extend_from_slice(msg);
+    out.resize(msg.len() + simd_json::INPUT_PADDING, 0);
+}
+
+/// Whether `t` is exactly one RFC 8259 §6 number, of any length:
+/// `number = [ minus ] int [ frac ] [ exp ]`, `int = zero / ( digit1-9 *DIGIT )`,
+/// `frac = decimal-point 1*DIGIT`, `exp = e [ minus / plus ] 1*DIGIT`.
+fn is_json_number(t: &[u8]) -> bool {
+    let digits = |at: usize| {
+        t[at.min(t.len())..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    let mut at = usize::from(t.first() == Some(&b'-'));
+    match t.get(at) {
+        Some(b'0') => at += 1,
+        Some(b'1'..=b'9') => at += digits(at),
+        _ => return false,
+    }
+    if t.get(at) == Some(&b'.') {
+        let n = digits(at + 1);
+        if n == 0 {
+            return false;
+        }
+        at += 1 + n;
+    }
+    if matches!(t.get(at), Some(b'e' | b'E')) {
+        at += 1;
+        if matches!(t.get(at), Some(b'+' | b'-')) {
+            at += 1;
+        }
+        let n = digits(at);
+        if n == 0 {
+            return false;
+        }
+        at += n;
+    }
+    at == t.len()
+}
+
+/// Integers of at most this many digits (sign aside) fit in simd-json's `i64`/`u64`, whatever
+/// they are; they are left alone so that `"v":1` keeps its meaning.
+const SAFE_INTEGER_DIGITS: usize = 18;
+
+/// Rewrites, in place, every number of the JSON text `text` that simd-json might refuse to
+/// represent as `0` followed by spaces (same length, so every byte offset stays valid): numbers
+/// with a fraction or an exponent, and integers longer than [`SAFE_INTEGER_DIGITS`]. Only tokens
+/// that are valid RFC 8259 numbers are rewritten; anything else is left for simd-json to refuse.
+///
+/// The parser reads the rewritten text for the structure and the original for payloads, so a
+/// payload keeps its numbers as written. Outside payloads a rewritten number changes no
+/// decision: a number is the wrong type for every field but `v`, and `v` must be the integer 1,
+/// which is never rewritten.
+fn neutralise_numbers(text: &mut [u8]) {
+    let mut at = 0;
+    while at < text.len() {
+        match text[at] {
+            b'"' => {
+                // Skip the string: a backslash escapes the next byte (`\"`, `\\`, `\uXXXX`).
+                at += 1;
+                while at < text.len() && text[at] != b'"' {
+                    at += if text[at] == b'\\' { 2 } else { 1 };
+                }
+                at += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = at;
+                while at < text.len()
+                    && matches!(text[at], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    at += 1;
+                }
+                let token = &mut text[start..at];
+                let plain = token.iter().all(|b| b.is_ascii_digit() || *b == b'-')
+                    && token.iter().filter(|b| b.is_ascii_digit()).count() <= SAFE_INTEGER_DIGITS;
+                if !plain && is_json_number(token) {
+                    token.fill(b' ');
+                    token[0] = b'0';
+                }
+            }
+            _ => at += 1,
+        }
+    }
 }
 
 /// The byte range of the value of top-level member number `member` of a valid JSON object, found
@@ -1908,6 +2084,194 @@ mod tests {
             );
             assert!(seen.insert(s), "{s} twice");
         }
+    }
+
+    /// Parses with the default limits (64 KiB payloads).
+    fn parse_wide(msg: &str) -> Result<Command<'static>, (Option<String>, EnvelopeError)> {
+        let mut p = Parser::new(EnvelopeLimits::default());
+        match p.parse(msg.as_bytes()) {
+            Ok(c) => Ok(leak(c)),
+            Err(r) => Err((r.id.map(str::to_owned), r.error)),
+        }
+    }
+
+    fn wide_payload_of(msg: &str) -> &str {
+        match parse_wide(msg) {
+            Ok(Command::Publish { payload, .. } | Command::Send { payload, .. }) => &msg[payload],
+            other => panic!("{msg}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_rfc_8259_number_in_a_payload_is_copied_verbatim_whatever_its_size() {
+        let huge_mantissa = format!("-{}.{}e-7", "9".repeat(400), "1".repeat(400));
+        let numbers = [
+            "18446744073709551615", // u64::MAX: simd-json's own range
+            "18446744073709551616", // one more: 20 digits beyond 64 bits
+            "-9223372036854775809", // one below i64::MIN
+            "123456789012345678901234567890",
+            "-0",
+            "-0.0e0",
+            "1e309", // beyond f64
+            "1E+400",
+            "-1e-400", // below the smallest subnormal
+            "2.5e-324",
+            huge_mantissa.as_str(),
+        ];
+        for n in numbers {
+            for payload in [
+                n.to_owned(),
+                format!("[{n}, {{\"deep\": [[{n}]], \"s\": \"{n} \\\" ]\"}}, {n}]"),
+            ] {
+                let msg = format!(r#"{{"type":"publish","room":"r","payload":{payload},"v":1}}"#);
+                assert_eq!(wide_payload_of(&msg), payload, "{msg}");
+                let msg = format!(r#"{{"type":"send","payload":{payload} ,"to":"0:1.0"}}"#);
+                assert_eq!(wide_payload_of(&msg), payload, "{msg}");
+            }
+        }
+    }
+
+    #[test]
+    fn big_numbers_outside_the_payload_are_still_the_wrong_type() {
+        for n in ["18446744073709551616", "1e400", "-1e-400", "7"] {
+            assert_eq!(
+                parse_wide(&format!(r#"{{"type":"stats","id":{n}}}"#)).map_err(|(_, e)| e),
+                Err(EnvelopeError::WrongType {
+                    field: "id",
+                    expected: "a string"
+                }),
+                "{n}"
+            );
+            assert_eq!(
+                parse_wide(&format!(r#"{{"type":"join","room":{n},"id":"x"}}"#)).unwrap_err(),
+                (
+                    Some("x".to_owned()),
+                    EnvelopeError::WrongType {
+                        field: "room",
+                        expected: "a string"
+                    }
+                ),
+                "{n}"
+            );
+            assert_eq!(
+                parse_wide(&format!(r#"{{"type":"stats","v":{n}}}"#)).map_err(|(_, e)| e),
+                Err(EnvelopeError::BadVersion),
+                "{n}"
+            );
+        }
+        // `v` keeps its meaning beside a number that forces the second parse.
+        assert!(parse_wide(r#"{"type":"publish","room":"r","payload":1e400,"v":1}"#).is_ok());
+        assert_eq!(
+            parse_wide(r#"{"type":"publish","room":"r","payload":1e400,"v":2}"#)
+                .map_err(|(_, e)| e),
+            Err(EnvelopeError::BadVersion)
+        );
+    }
+
+    #[test]
+    fn text_that_is_not_an_rfc_8259_number_is_still_bad_json() {
+        for bad in [
+            "01", "1.", ".5", "1e", "1e+", "-", "+1", "--1", "1.e5", "0x10", "1e400x", "Infinity",
+            "NaN", "1_000",
+        ] {
+            for msg in [
+                format!(r#"{{"type":"publish","room":"r","payload":{bad}}}"#),
+                format!(r#"{{"type":"publish","room":"r","payload":[1e400,{bad}]}}"#),
+            ] {
+                assert_eq!(
+                    parse_wide(&msg).map_err(|(_, e)| e),
+                    Err(EnvelopeError::NotJson),
+                    "{msg}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_number_grammar_is_rfc_8259s() {
+        for good in [
+            "0", "-0", "1", "-12", "0.5", "1e5", "1E-5", "1e+05", "-0.0e-0", "10.01",
+        ] {
+            assert!(is_json_number(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "", "-", "00", "01", "-01", ".1", "1.", "1e", "1e-", "+1", "1..2", "1e5e5", "1-",
+        ] {
+            assert!(!is_json_number(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn neutralising_keeps_every_offset_and_leaves_strings_and_small_integers_alone() {
+        let mut text =
+            br#"{"a":"1e400 \"2e500","b":[1e400,-7,18446744073709551616],"v":1}"#.to_vec();
+        neutralise_numbers(&mut text);
+        assert_eq!(
+            std::str::from_utf8(&text).unwrap(),
+            r#"{"a":"1e400 \"2e500","b":[0    ,-7,0                   ],"v":1}"#
+        );
+    }
+
+    fn nested(depth: usize) -> String {
+        // The envelope object is one level; the payload adds `depth - 1`.
+        format!(
+            r#"{{"type":"publish","room":"r","payload":{}{}}}"#,
+            "[".repeat(depth - 1),
+            "]".repeat(depth - 1)
+        )
+    }
+
+    #[test]
+    fn nesting_is_limited_to_max_depth_levels_with_a_specific_message() {
+        assert!(parse_wide(&nested(MAX_DEPTH)).is_ok());
+        let (_, error) = parse_wide(&nested(MAX_DEPTH + 1)).unwrap_err();
+        assert_eq!(error, EnvelopeError::TooDeep { limit: MAX_DEPTH });
+        assert_eq!(error.code(), ErrorCode::BadJson);
+        assert_eq!(error.to_string(), "nesting deeper than 1024 levels");
+    }
+
+    #[test]
+    fn an_outsized_message_gives_its_buffers_back() {
+        let mut p = Parser::new(EnvelopeLimits::default());
+        // The worst case per byte: a payload of tiny values, as large as a payload may be.
+        let limits = p.limits();
+        let zeros = (limits.max_payload_len - 3) / 2;
+        let msg = format!(
+            r#"{{"type":"send","to":"0:1.0","payload":[{}0]}}"#,
+            "0,".repeat(zeros)
+        );
+        assert!(msg.len() <= max_message_len(&limits));
+        assert!(matches!(p.parse(msg.as_bytes()), Ok(Command::Send { .. })));
+        assert!(
+            p.retained_bytes() > RETAINED_BYTES,
+            "{}",
+            p.retained_bytes()
+        );
+        p.trim();
+        assert!(p.retained_bytes() <= 1024, "{}", p.retained_bytes());
+        // The next message parses as usual.
+        assert!(p.parse(br#"{"type":"stats"}"#).is_ok());
+    }
+
+    #[test]
+    fn a_big_string_payload_keeps_its_buffers_so_steady_traffic_never_reallocates() {
+        let mut p = Parser::new(EnvelopeLimits::default());
+        let msg = format!(
+            r#"{{"type":"publish","room":"r","payload":"{}"}}"#,
+            "x".repeat(EnvelopeLimits::default().max_payload_len - 2)
+        );
+        assert!(p.parse(msg.as_bytes()).is_ok());
+        assert!(
+            p.retained_bytes() <= RETAINED_BYTES,
+            "{}",
+            p.retained_bytes()
+        );
+        let cap = p.scratch.capacity();
+        for _ in 0..10 {
+            assert!(p.parse(msg.as_bytes()).is_ok());
+            p.trim();
+        }
+        assert_eq!(p.scratch.capacity(), cap);
     }
 
     #[test]

@@ -281,3 +281,65 @@ async fn two_browser_pages_chat_through_the_server_and_see_each_others_presence(
     drop(cdp);
     drop(browser);
 }
+
+/// Opens a WebSocket from the page with `protocols` and reports how it went: the selected
+/// protocol and the first message, or the close code when the browser failed the connection.
+async fn open_ws_from_page(cdp: &mut Cdp, page: &str, url: &str, protocols: &[String]) -> Value {
+    let script = format!(
+        "new Promise((resolve, reject) => {{ \
+           const ws = new WebSocket({url}, {protocols}); \
+           const t = setTimeout(() => reject(new Error('no answer in 20 s')), 20000); \
+           ws.onmessage = (e) => {{ clearTimeout(t); \
+             resolve({{ protocol: ws.protocol, first: JSON.parse(e.data) }}); ws.close(); }}; \
+           ws.onclose = (e) => {{ clearTimeout(t); resolve({{ closed: e.code }}); }}; \
+         }})",
+        url = js(url),
+        protocols = serde_json::to_string(protocols).unwrap(),
+    );
+    cdp.eval(page, &script).await
+}
+
+#[tokio::test]
+async fn a_browser_brings_its_token_beside_ringcast_v1_and_is_welcomed_as_its_user() {
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use ringcast::security::{AuthMode, Secret};
+    const SECRET: &str = "an-hmac-secret-of-at-least-32-bytes!";
+    let server = TestServer::with(|c| {
+        c.security.auth = AuthMode::Required;
+        c.security.auth_jwt_secret = Some(Secret(SECRET.into()));
+    });
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let jwt = encode(
+        &Header::default(),
+        &json!({"sub": "ann", "exp": exp}),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let browser = Browser::launch();
+    let mut cdp = Cdp::connect(&browser.devtools_url).await;
+    // Any page of the server will do; the WebSocket is opened by script.
+    let page = cdp.open(&format!("http://{}/healthz", server.addr)).await;
+    let ws_url = format!("ws://{}/ws", server.addr);
+
+    let got = open_ws_from_page(
+        &mut cdp,
+        &page,
+        &ws_url,
+        &["ringcast.v1".to_owned(), format!("bearer.{jwt}")],
+    )
+    .await;
+    assert_eq!(got["protocol"], "ringcast.v1", "{got}");
+    assert_eq!(got["first"]["type"], "welcome", "{got}");
+    assert_eq!(got["first"]["user"], "ann", "{got}");
+
+    // The token alone cannot work in a browser (the server refuses it with 400 rather than
+    // answering with a 101 the browser would fail): the page sees the connection fail.
+    let got = open_ws_from_page(&mut cdp, &page, &ws_url, &[format!("bearer.{jwt}")]).await;
+    assert_eq!(got["closed"], 1006, "{got}");
+    drop(cdp);
+    drop(browser);
+}

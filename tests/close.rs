@@ -166,6 +166,64 @@ fn a_message_over_the_size_limit_fails_with_1009_without_buffering_it() {
     assert_eq!(read_close(&mut s).close_code(), Some(1009));
 }
 
+/// Reads frames until the one carrying `needle` (a `/ws` reply), skipping the welcome.
+fn read_text_with(s: &mut std::net::TcpStream, needle: &str) -> String {
+    loop {
+        let f = read_frame(s).unwrap();
+        assert_eq!(f.opcode, 1, "{f:?}");
+        let text = String::from_utf8(f.payload).unwrap();
+        if text.contains(needle) {
+            return text;
+        }
+    }
+}
+
+#[test]
+fn a_ws_message_is_limited_to_an_envelope_not_to_max_message_size() {
+    // Defaults: max_payload_size 64 KiB, so `/ws` takes 64 KiB + 16 KiB of envelope room;
+    // `/echo` keeps max_message_size (16 MiB).
+    let limit = 64 * 1024 + ringcast::envelope::ENVELOPE_ROOM;
+    let server = TestServer::start();
+    // A message of exactly the limit is parsed (a 64 KiB payload and a client field of padding).
+    let mut s = ws_connect(server.addr, "/ws");
+    let head = r#"{"type":"publish","room":"r","id":"big","payload":""#;
+    let payload = "x".repeat(64 * 1024 - 2);
+    let mut msg = format!(r#"{head}{payload}","pad":""#);
+    msg.push_str(&"p".repeat(limit - msg.len() - 2));
+    msg.push_str(r#""}"#);
+    assert_eq!(msg.len(), limit);
+    s.write_all(&client_frame(true, 1, msg.as_bytes())).unwrap();
+    assert!(read_text_with(&mut s, r#""id":"big""#).contains(r#""ok":true"#));
+    // One byte more: 1009 naming the limit, on the header alone (nothing else is sent).
+    let frame = client_frame(true, 1, &vec![b' '; limit + 1]);
+    s.write_all(&frame[..14]).unwrap();
+    let close = read_close(&mut s);
+    assert_eq!(close.close_code(), Some(1009));
+    assert_eq!(
+        close.close_reason(),
+        format!("message too big (limit {limit} bytes)")
+    );
+    // Fragments crossing the limit: refused on the fragment that crosses it.
+    let mut s = ws_connect(server.addr, "/ws");
+    s.write_all(&client_frame(false, 1, &vec![b' '; limit - 10]))
+        .unwrap();
+    let frame = client_frame(true, 0, &[b' '; 11]);
+    s.write_all(&frame[..6]).unwrap();
+    let close = loop {
+        let f = read_frame(&mut s).unwrap();
+        if f.opcode == 8 {
+            break f;
+        }
+        assert_eq!(f.opcode, 1, "only the welcome comes first: {f:?}");
+    };
+    assert_eq!(close.close_code(), Some(1009));
+    // `/echo` still takes a message far larger.
+    let mut s = ws_connect(server.addr, "/echo");
+    let big = vec![7u8; 1 << 20];
+    s.write_all(&client_frame(true, 2, &big)).unwrap();
+    assert_eq!(read_frame(&mut s).unwrap().payload, big);
+}
+
 #[test]
 fn a_peer_that_drops_tcp_without_a_close_frees_its_slot() {
     let server = TestServer::start();

@@ -97,7 +97,77 @@ fn a_method_other_than_get_is_405_with_allow() {
         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
         "405",
     );
-    assert!(head.contains("Allow: GET\r\n"), "{head}");
+    assert!(head.contains("Allow: GET, HEAD\r\n"), "{head}");
+}
+
+/// The head and the bytes after it for `method path`, read to the end of the connection.
+fn answer(server: &TestServer, method: &str, path: &str, extra: &str) -> (String, Vec<u8>) {
+    let mut s = connect(server.addr);
+    let head = send_request(
+        &mut s,
+        format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n").as_bytes(),
+    );
+    (head, read_to_end(&mut s))
+}
+
+fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .expect("a Content-Length")
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn head_answers_like_get_with_the_same_head_and_no_body() {
+    let server = TestServer::start();
+    // Same status, same headers, Content-Length of the body GET sends; not one body byte.
+    for path in ["/healthz", "/", "/nope", "/ws", "/echo"] {
+        let (get_head, get_body) = answer(&server, "GET", path, "");
+        let (head_head, head_body) = answer(&server, "HEAD", path, "");
+        assert_eq!(head_head, get_head, "HEAD {path}");
+        assert_eq!(content_length(&head_head), get_body.len(), "HEAD {path}");
+        assert!(
+            head_body.is_empty(),
+            "HEAD {path} sent a body: {head_body:?}"
+        );
+    }
+    let (head, body) = answer(&server, "HEAD", "/healthz", "");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(body.is_empty());
+    // The metrics text changes between two requests; its head still says what GET would send.
+    let (head, body) = answer(&server, "HEAD", "/metrics", "");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    assert!(content_length(&head) > 100, "{head}");
+    assert!(body.is_empty());
+    assert_echo_works(server.addr);
+}
+
+#[test]
+fn a_head_on_a_websocket_path_is_never_upgraded() {
+    let server = TestServer::start();
+    let (head, body) = answer(
+        &server,
+        "HEAD",
+        "/ws",
+        &format!(
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\n\
+             Sec-WebSocket-Version: 13\r\n"
+        ),
+    );
+    assert!(head.starts_with("HTTP/1.1 400 "), "{head}");
+    assert_eq!(
+        content_length(&head),
+        "a WebSocket upgrade must be a GET, not a HEAD\n".len()
+    );
+    assert!(body.is_empty(), "{body:?}");
+    let (head, _) = answer(&server, "HEAD", "/ws", "");
+    assert!(head.starts_with("HTTP/1.1 426 "), "{head}");
+    assert!(head.contains("Sec-WebSocket-Version: 13\r\n"), "{head}");
 }
 
 #[test]

@@ -537,6 +537,66 @@ fn a_token_opens_the_connection_from_the_header_the_query_or_a_bearer_protocol()
 }
 
 #[test]
+fn a_bearer_protocol_rides_beside_ringcast_v1_which_ws_always_selects() {
+    // No configured subprotocols: what a browser user gets with the defaults.
+    let server = auth_server(AuthMode::Required);
+    let jwt = valid_token("ann");
+    let protocols = format!("ringcast.v1, bearer.{jwt}");
+    let (head, mut s) = upgrade_from(
+        "127.0.0.1",
+        server.addr,
+        "/ws",
+        &[("Sec-WebSocket-Protocol", &protocols)],
+    );
+    assert_eq!(status(&head), 101, "{head}");
+    assert!(
+        head.contains("Sec-WebSocket-Protocol: ringcast.v1\r\n"),
+        "{head}"
+    );
+    assert!(!head.contains(&jwt), "the token is never echoed: {head}");
+    assert_eq!(next_json(&mut s)["user"], "ann");
+
+    // The token alone would get a 101 selecting nothing, which a browser fails: refused with a
+    // reason instead, and the token is not even looked at.
+    for (path, offer) in [
+        ("/ws", format!("bearer.{jwt}")),
+        ("/ws", format!("bearer.{jwt}, chat")),
+        // `ringcast.v1` is the `/ws` envelope protocol; `/echo` speaks only configured ones.
+        ("/echo", format!("ringcast.v1, bearer.{jwt}")),
+    ] {
+        let (head, mut s) = upgrade_from(
+            "127.0.0.1",
+            server.addr,
+            path,
+            &[("Sec-WebSocket-Protocol", &offer)],
+        );
+        assert_eq!(status(&head), 400, "{path} {offer}: {head}");
+        let body = String::from_utf8(read_to_end(&mut s)).unwrap();
+        assert_eq!(
+            body,
+            "a bearer. entry in Sec-WebSocket-Protocol needs a subprotocol this server speaks \
+             beside it (on /ws: ringcast.v1)\n"
+        );
+    }
+    assert_eq!(rejected(server.addr, "bad_request"), 3);
+
+    // Without a token, ringcast.v1 is selected too (auth optional or off).
+    let server = auth_server(AuthMode::Optional);
+    let (head, mut s) = upgrade_from(
+        "127.0.0.1",
+        server.addr,
+        "/ws",
+        &[("Sec-WebSocket-Protocol", "ringcast.v1")],
+    );
+    assert_eq!(status(&head), 101, "{head}");
+    assert!(
+        head.contains("Sec-WebSocket-Protocol: ringcast.v1\r\n"),
+        "{head}"
+    );
+    assert_eq!(next_json(&mut s)["user"], Value::Null);
+}
+
+#[test]
 fn optional_auth_admits_anonymous_clients_but_not_bad_tokens() {
     let server = auth_server(AuthMode::Optional);
     let (head, mut anonymous) = upgrade_from("127.0.0.1", server.addr, "/ws", &[]);

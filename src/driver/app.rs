@@ -22,7 +22,7 @@
 //! the same one: a connection's own machine is passed in by `process()`, and other connections are
 //! only reached from the inbox task, never from inside `process()`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
@@ -57,6 +57,30 @@ const FORBIDDEN_ROOM: &str = "the token's rooms claim does not include this room
 /// The message of a `rate_limited` reply.
 const RATE_LIMITED: &str =
     "over the connection's message rate; this message was dropped (staying over closes with 1008)";
+
+/// The worker's parser, borrowed for one message (the command borrows its buffers); gives
+/// outsized buffers back ([`Parser::trim`]) when the borrow ends, so one huge envelope does not
+/// keep its memory until the next one.
+struct TrimOnDrop<'a>(RefMut<'a, Parser>);
+
+impl std::ops::Deref for TrimOnDrop<'_> {
+    type Target = Parser;
+    fn deref(&self) -> &Parser {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for TrimOnDrop<'_> {
+    fn deref_mut(&mut self) -> &mut Parser {
+        &mut self.0
+    }
+}
+
+impl Drop for TrimOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.trim();
+    }
+}
 
 /// Per-connection state of a `/ws` session, kept in [`ConnShared`].
 #[derive(Debug, Default)]
@@ -122,10 +146,7 @@ impl App {
             0,
         );
         App {
-            parser: RefCell::new(Parser::new(EnvelopeLimits {
-                max_room_name_len: config.max_room_name_len,
-                max_payload_len: config.max_payload_size,
-            })),
+            parser: RefCell::new(Parser::new(envelope_limits(config))),
             arena: RefCell::new(BytesMut::new()),
             local: RefCell::new(LocalRooms::new()),
             owned: RefCell::new(OwnedRooms::new(peers.len())),
@@ -154,6 +175,14 @@ impl App {
 
     fn owner(&self, room: &str) -> usize {
         owner_of(room, self.peers.len())
+    }
+}
+
+/// The envelope limits `config` sets.
+pub fn envelope_limits(config: &crate::config::Config) -> EnvelopeLimits {
+    EnvelopeLimits {
+        max_room_name_len: config.max_room_name_len,
+        max_payload_len: config.max_payload_size,
     }
 }
 
@@ -232,7 +261,7 @@ pub fn on_message(
     };
     let app = &worker.app;
     let message = message.freeze();
-    let mut parser = app.parser.borrow_mut();
+    let mut parser = TrimOnDrop(app.parser.borrow_mut());
     let parsed = match kind {
         MessageKind::Binary => Err(Rejected {
             id: None,
@@ -488,7 +517,7 @@ pub fn on_rate_limited(
     message: &[u8],
 ) {
     let app = &worker.app;
-    let mut parser = app.parser.borrow_mut();
+    let mut parser = TrimOnDrop(app.parser.borrow_mut());
     let id = match kind {
         MessageKind::Binary => None,
         MessageKind::Text => match parser.parse(message) {

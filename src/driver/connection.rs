@@ -26,7 +26,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::future::{Fuse, FusedFuture, FutureExt};
 use tokio_uring::net::TcpStream;
 
-use crate::proto::conn::{ConnLimits, Connection, Event, SendError, State};
+use crate::proto::conn::{Connection, Event, SendError, State};
 use crate::proto::error::{self, CLOSE_POLICY_VIOLATION};
 use crate::security::auth::{TOKEN_EXPIRED_CLOSE_CODE, TOKEN_EXPIRED_REASON};
 use crate::security::{Refusal, Verdict};
@@ -37,7 +37,7 @@ use super::admission::{self, ConnSecurity};
 use super::app::{self, Session};
 use super::notify::LocalNotify;
 use super::route::{self, Endpoint, Incoming, Route};
-use super::worker::{millis, Worker};
+use super::worker::{millis, EndpointLimits, Worker};
 
 /// A connection with nothing to read or write for this long gives up its task.
 pub const PARK_AFTER: Duration = Duration::from_secs(1);
@@ -160,12 +160,13 @@ impl ConnShared {
         self.notify.notify();
     }
 
-    /// The machine of an upgraded connection, made anew if it was dropped while parked; `None`
-    /// before the upgrade.
-    pub fn machine(&self, limits: &ConnLimits) -> Option<RefMut<'_, Connection>> {
+    /// The machine of an upgraded connection, made anew (with its endpoint's limits) if it was
+    /// dropped while parked; `None` before the upgrade.
+    pub fn machine(&self, limits: &EndpointLimits) -> Option<RefMut<'_, Connection>> {
         if !self.upgraded.get() {
             return None;
         }
+        let limits = limits.of(self.endpoint.get());
         let guard = self.machine.borrow_mut();
         Some(RefMut::map(guard, |m| {
             &mut **m.get_or_insert_with(|| Box::new(Connection::new(*limits)))
@@ -468,8 +469,9 @@ async fn handshake(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
     let stats = worker.stats();
     stats.handshakes_accepted.add(1);
     stats.connections_open.add(1);
-    conn.upgraded.set(true);
+    // The endpoint first: the machine, made on first use after `upgraded`, takes its limits.
     conn.endpoint.set(endpoint);
+    conn.upgraded.set(true);
     if endpoint == Endpoint::Ws {
         app::on_open(worker, key, conn);
     }
@@ -650,8 +652,13 @@ fn process(worker: &Worker, conn: &ConnShared) {
                         (Verdict::Ok, Endpoint::Echo) => {
                             match machine.send(kind, payload.freeze()) {
                                 Ok(()) => stats.messages_out.add(1),
-                                Err(SendError::Dropped) => stats.slow_consumers.add(1),
-                                Err(SendError::SlowConsumer | SendError::Closed) => {}
+                                // A slow consumer is counted here, when the send overflows
+                                // (as `app::queue` does on `/ws`), not at its event: the event
+                                // is only seen if the peer sends again, the error always.
+                                Err(SendError::Dropped | SendError::SlowConsumer) => {
+                                    stats.slow_consumers.add(1)
+                                }
+                                Err(SendError::Closed) => {}
                             }
                         }
                         (Verdict::Ok, Endpoint::Ws) => {
@@ -684,8 +691,8 @@ fn process(worker: &Worker, conn: &ConnShared) {
                         reason: Cow::Borrowed(err.reason()),
                     }
                 }
+                // Already counted by the send that overflowed (see above).
                 Event::SlowConsumer => {
-                    stats.slow_consumers.add(1);
                     *ending = Ending {
                         code: CLOSE_POLICY_VIOLATION,
                         reason: Cow::Borrowed(error::REASON_SLOW_CONSUMER),

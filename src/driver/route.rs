@@ -14,6 +14,7 @@ use bytes::BytesMut;
 
 use crate::metrics::{self, Rejection};
 use crate::proto::handshake::{self, HandshakeError, Parse, Request, RequestParser};
+use crate::security::auth::is_token_protocol;
 use crate::security::{Admitted, Refusal};
 
 use super::admission;
@@ -120,8 +121,33 @@ pub fn refusal(err: HandshakeError) -> Route {
     }
 }
 
-/// Decides what `request` from `peer` gets.
+/// Decides what `request` from `peer` gets. A `HEAD` gets what a `GET` would, without the body
+/// (RFC 9110 §9.3.2: "the server SHOULD send the same header fields in response to a HEAD
+/// request as it would have sent if the request method had been GET", Content-Length
+/// included), and is never upgraded.
 pub fn route(worker: &Worker, request: &Request, peer: IpAddr) -> Route {
+    if request.method() == "HEAD" {
+        let mut route = match request.path() {
+            "/echo" => refusal(handshake::refuse_head(request, &worker.upgrade_config)),
+            "/ws" => refusal(handshake::refuse_head(request, &worker.ws_upgrade_config)),
+            _ => route_get(worker, request, peer),
+        };
+        if let Route::Respond { bytes, .. } = &mut route {
+            drop_body(bytes);
+        }
+        return route;
+    }
+    route_get(worker, request, peer)
+}
+
+/// Truncates a rendered response after its head.
+fn drop_body(response: &mut Vec<u8>) {
+    if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+        response.truncate(end + 4);
+    }
+}
+
+fn route_get(worker: &Worker, request: &Request, peer: IpAddr) -> Route {
     match request.path() {
         "/echo" => upgrade(worker, request, peer, Endpoint::Echo),
         "/ws" => upgrade(worker, request, peer, Endpoint::Ws),
@@ -152,10 +178,23 @@ pub fn route(worker: &Worker, request: &Request, peer: IpAddr) -> Route {
 }
 
 fn upgrade(worker: &Worker, request: &Request, peer: IpAddr, endpoint: Endpoint) -> Route {
-    let upgrade = match handshake::validate_upgrade(request, &worker.upgrade_config) {
+    let config = match endpoint {
+        Endpoint::Echo => &worker.upgrade_config,
+        Endpoint::Ws => &worker.ws_upgrade_config,
+    };
+    let upgrade = match handshake::validate_upgrade(request, config) {
         Ok(upgrade) => upgrade,
         Err(err) => return refusal(err),
     };
+    // A `bearer.<jwt>` entry is never selected (the token would be echoed), and a 101 selecting
+    // none of the offered protocols is failed by a browser (RFC 6455 §4.1: the client fails the
+    // connection if the answer "indicates the use of a subprotocol that was not present", and
+    // browsers also fail one that selects none when some were offered). So a token offered this
+    // way needs a protocol the server selects beside it: refused clearly here, not by a 1006 in
+    // the browser later.
+    if upgrade.protocol().is_none() && request.protocols().iter().any(|p| is_token_protocol(p)) {
+        return refusal(HandshakeError::TokenProtocolAlone);
+    }
     if worker.draining() {
         return unavailable(Rejection::Draining, "server is shutting down\n");
     }
@@ -198,8 +237,9 @@ fn unavailable(why: Rejection, reason: &str) -> Route {
     }
 }
 
+/// A plain endpoint's response to a GET (or a HEAD, whose body [`route`] drops).
 fn plain(request: &Request, answer: impl FnOnce() -> (u16, &'static str, Vec<u8>)) -> Route {
-    if request.method() != "GET" {
+    if !matches!(request.method(), "GET" | "HEAD") {
         return refusal(HandshakeError::MethodNotAllowed);
     }
     let (status, content_type, body) = answer();

@@ -29,6 +29,7 @@ type Receiver = tokio::sync::mpsc::UnboundedReceiver<MeshMsg>;
 use super::notify::LocalNotify;
 use super::pool::BufferPool;
 use super::reactor::{self, Reactor};
+use super::route::Endpoint;
 
 /// How often a worker advances its timer wheel. The wheel's resolution is 1 ms; the tick bounds how
 /// late a timer can fire.
@@ -78,18 +79,63 @@ impl Shared {
 /// What a connection's timer means when it fires; decided from the connection's own state.
 pub type TimerEntry = ConnKey;
 
+/// The protocol limits of each WebSocket endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EndpointLimits {
+    /// `/echo`: the configured limits as they are.
+    pub echo: ConnLimits,
+    /// `/ws`: the same, but a message may be at most an envelope
+    /// ([`crate::envelope::max_message_len`]: `max_payload_size` plus
+    /// [`crate::envelope::ENVELOPE_ROOM`], if that is below `max_message_size`). Larger fails
+    /// with 1009 on the frame header that crosses the limit, before any of it is buffered.
+    pub ws: ConnLimits,
+}
+
+impl EndpointLimits {
+    /// The limits for `config`.
+    pub fn new(config: &Config) -> EndpointLimits {
+        let echo = ConnLimits {
+            max_frame_len: config.max_frame_size as u64,
+            max_message_len: config.max_message_size,
+            max_backpressure: config.max_backpressure,
+            backpressure_policy: match config.backpressure_policy {
+                crate::config::BackpressurePolicy::Close => BackpressurePolicy::Close,
+                crate::config::BackpressurePolicy::Drop => BackpressurePolicy::DropData,
+            },
+        };
+        let envelope = crate::envelope::max_message_len(&app::envelope_limits(config));
+        EndpointLimits {
+            echo,
+            ws: ConnLimits {
+                max_message_len: echo.max_message_len.min(envelope),
+                ..echo
+            },
+        }
+    }
+
+    /// The limits of `endpoint`.
+    pub fn of(&self, endpoint: Endpoint) -> &ConnLimits {
+        match endpoint {
+            Endpoint::Echo => &self.echo,
+            Endpoint::Ws => &self.ws,
+        }
+    }
+}
+
 /// The per-thread state of one worker.
 pub struct Worker {
     /// This worker's index (also its CPU when pinning).
     pub id: usize,
     /// Config, counters and flags shared with the other workers.
     pub shared: Arc<Shared>,
-    /// Protocol limits handed to every new connection machine.
-    pub conn_limits: ConnLimits,
+    /// Protocol limits handed to every new connection machine, per endpoint.
+    pub conn_limits: EndpointLimits,
     /// Limits on the upgrade request head.
     pub handshake_limits: HandshakeLimits,
-    /// Subprotocols this server speaks, for the upgrade.
+    /// Subprotocols this server speaks, for the upgrade of `/echo`: the configured ones.
     pub upgrade_config: UpgradeConfig,
+    /// The same for `/ws`: the configured ones, then [`crate::envelope::SUBPROTOCOL`].
+    pub ws_upgrade_config: UpgradeConfig,
     /// Open connections of this worker, by key.
     pub table: RefCell<ConnTable<Rc<ConnShared>>>,
     /// Every connection timer of this worker (1 tick = 1 ms since `epoch`).
@@ -193,20 +239,22 @@ pub fn run(
     if let Some(idle_ms) = config.sqpoll_idle_ms() {
         builder.uring_builder(tokio_uring::uring_builder().setup_sqpoll(idle_ms));
     }
-    let conn_limits = ConnLimits {
-        max_frame_len: config.max_frame_size as u64,
-        max_message_len: config.max_message_size,
-        max_backpressure: config.max_backpressure,
-        backpressure_policy: match config.backpressure_policy {
-            crate::config::BackpressurePolicy::Close => BackpressurePolicy::Close,
-            crate::config::BackpressurePolicy::Drop => BackpressurePolicy::DropData,
-        },
-    };
+    let conn_limits = EndpointLimits::new(config);
     let handshake_limits = HandshakeLimits {
         max_head_bytes: config.max_header_bytes,
         max_headers: config.max_headers,
     };
     let upgrade_config = UpgradeConfig::with_protocols(config.subprotocols.iter());
+    let mut ws_upgrade_config = upgrade_config.clone();
+    if !ws_upgrade_config
+        .protocols
+        .iter()
+        .any(|p| p == crate::envelope::SUBPROTOCOL)
+    {
+        ws_upgrade_config
+            .protocols
+            .push(crate::envelope::SUBPROTOCOL.to_owned());
+    }
     let app = App::new(config, id, inbox.peers);
     let inbox = inbox.rx;
     builder.start(async move {
@@ -219,6 +267,7 @@ pub fn run(
             conn_limits,
             handshake_limits,
             upgrade_config,
+            ws_upgrade_config,
             table: RefCell::new(ConnTable::new()),
             wheel: RefCell::new(TimerWheel::new(0)),
             pool: RefCell::new(BufferPool::new(

@@ -21,11 +21,14 @@
 //! what [`Connection::poll_transmit`] hands out and closes TCP; input is discarded.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::assembler::{Assembler, Route};
-use super::close::{is_valid_close_code, parse_close_payload, ClosePayload, CLOSE_NORMAL};
+use super::close::{
+    is_valid_close_code, parse_close_payload, ClosePayload, CLOSE_NORMAL, MAX_CLOSE_REASON,
+};
 use super::error::{ProtocolError, CLOSE_POLICY_VIOLATION};
 use super::frame::{
     decode_header, DecodeLimits, FrameHeader, HeaderStatus, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
@@ -61,6 +64,41 @@ pub enum BackpressurePolicy {
     /// Drop the data message ([`SendError::Dropped`]) and keep the connection. Right for feeds
     /// where the next update supersedes the last. Control frames are never dropped.
     DropData,
+}
+
+/// A close reason formatted on the stack (failing never allocates); what does not fit in a
+/// close frame is dropped.
+struct ReasonBuf {
+    bytes: [u8; MAX_CLOSE_REASON],
+    len: usize,
+}
+
+impl Default for ReasonBuf {
+    fn default() -> Self {
+        ReasonBuf {
+            bytes: [0; MAX_CLOSE_REASON],
+            len: 0,
+        }
+    }
+}
+
+impl ReasonBuf {
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are appended (see `write_str`), so the bytes are UTF-8.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for ReasonBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        if end > self.bytes.len() {
+            return Err(std::fmt::Error);
+        }
+        self.bytes[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 /// Per-connection limits. All defaults are here.
@@ -406,9 +444,23 @@ impl Connection {
     /// reason unless we already sent one, report it, and stop reading.
     fn fail(&mut self, e: ProtocolError) {
         if self.state == State::Open {
+            // A size violation names the limit it broke, so the peer learns what would fit.
+            let limit = match e {
+                ProtocolError::FrameTooBig => Some(self.limits.max_frame_len),
+                ProtocolError::MessageTooBig => Some(self.limits.max_message_len as u64),
+                _ => None,
+            };
+            let mut reason = ReasonBuf::default();
+            let reason = match limit {
+                Some(limit) => {
+                    let _ = write!(reason, "{} (limit {limit} bytes)", e.reason());
+                    reason.as_str()
+                }
+                None => e.reason(),
+            };
             self.queue_control(
                 OpCode::Close,
-                ClosePayload::new(e.close_code(), e.reason()).as_bytes(),
+                ClosePayload::new(e.close_code(), reason).as_bytes(),
             );
         }
         self.state = State::Closed;
@@ -1279,7 +1331,11 @@ mod tests {
         };
         // One frame over the limit: refused on its header, payload never looked at.
         let (_, ev, tx) = feed_cut(limits, &frame(true, BINARY, &[0; 1001]), &[]);
-        let (event, close) = failed_with(ProtocolError::MessageTooBig);
+        let event = Event::Failed(ProtocolError::MessageTooBig);
+        let close = server_frame(
+            CLOSE,
+            &close_payload(1009, "message too big (limit 1000 bytes)"),
+        );
         assert_eq!((ev, tx), (vec![event.clone()], close.clone()));
         // Fragments adding up to more: refused on the header of the fragment that crosses it.
         let wire = [
@@ -1303,8 +1359,15 @@ mod tests {
             ..ConnLimits::default()
         };
         let wire = frame(true, BINARY, &vec![0; 70_001]);
-        let (_, ev, _) = feed_cut(limits, &wire[..10], &[]);
+        let (_, ev, tx) = feed_cut(limits, &wire[..10], &[]);
         assert_eq!(ev, [Event::Failed(ProtocolError::FrameTooBig)]);
+        assert_eq!(
+            tx,
+            server_frame(
+                CLOSE,
+                &close_payload(1009, "frame too big (limit 70000 bytes)")
+            )
+        );
         assert_eq!(
             ProtocolError::FrameTooBig.close_code(),
             CLOSE_MESSAGE_TOO_BIG

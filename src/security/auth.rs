@@ -14,12 +14,14 @@
 //! ## The subprotocol convention
 //!
 //! Browsers cannot set headers on a WebSocket, but they can offer subprotocols:
-//! `new WebSocket(url, ["chat", "bearer." + jwt])`. A JWT is three base64url segments joined by
-//! dots, so `bearer.<jwt>` is an HTTP token, as RFC 6455 §4.1 requires of protocol entries. The
-//! server must never select such an entry, so the token is never echoed back; a browser accepts
-//! a 101 that selects no subprotocol. When auth is wired into the driver, the `subprotocols`
-//! option must refuse entries for which [`is_token_protocol`] holds; it does not yet, since
-//! no token is looked at today.
+//! `new WebSocket(url, ["ringcast.v1", "bearer." + jwt])`. A JWT is three base64url segments
+//! joined by dots, so `bearer.<jwt>` is an HTTP token, as RFC 6455 §4.1 requires of protocol
+//! entries. The server never selects such an entry, so the token is never echoed back (the
+//! `subprotocols` option refuses entries for which [`is_token_protocol`] holds). A browser fails
+//! a 101 that selects none of the protocols it offered, so the token needs a real protocol beside
+//! it: `/ws` always speaks `ringcast.v1` (`crate::envelope::SUBPROTOCOL`) and selects it, and
+//! the driver refuses an offer whose only protocol is the token with 400
+//! (`HandshakeError::TokenProtocolAlone`) instead of a 101 the browser would fail.
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -48,7 +48,8 @@ pub enum HandshakeError {
     /// `HTTP/x.y` other than 1.1 (§4.2.1: "An HTTP/1.1 or higher GET request").
     #[error("{}", self.reason())]
     UnsupportedHttpVersion,
-    /// A method other than GET (§4.2.1: "The method of the request MUST be GET").
+    /// A method other than GET or HEAD. §4.2.1: "The method of the request MUST be GET"; every
+    /// path also answers HEAD as it answers GET, without the body (RFC 9110 §9.3.2).
     #[error("{}", self.reason())]
     MethodNotAllowed,
     /// No endpoint at this path; produced by the driver's router.
@@ -94,6 +95,15 @@ pub enum HandshakeError {
     /// A `Sec-WebSocket-Extensions` value outside the §9.1 grammar.
     #[error("{}", self.reason())]
     BadExtensionHeader,
+    /// A `HEAD` carrying a valid upgrade: answered as a GET would be everywhere else, but a HEAD
+    /// cannot switch protocols (§4.2.1 point 1: the handshake is a GET).
+    #[error("{}", self.reason())]
+    HeadUpgrade,
+    /// A `Sec-WebSocket-Protocol` offer carrying a token (`bearer.<jwt>`) but no subprotocol the
+    /// server speaks: the token entry is never selected, and a 101 selecting nothing is failed
+    /// by browsers. Produced by the driver, which owns the token convention.
+    #[error("{}", self.reason())]
+    TokenProtocolAlone,
 }
 
 impl HandshakeError {
@@ -102,7 +112,8 @@ impl HandshakeError {
         use HandshakeError::*;
         match self {
             Malformed(_) | MissingHost | DuplicateHost | ConnectionNotUpgrade | MissingKey
-            | DuplicateKey | BadKey | BadProtocolHeader | BadExtensionHeader => 400,
+            | DuplicateKey | BadKey | BadProtocolHeader | BadExtensionHeader | HeadUpgrade
+            | TokenProtocolAlone => 400,
             NotFound => 404,
             MethodNotAllowed => 405,
             // §4.4: "send an appropriate HTTP error code (such as 426 Upgrade Required) and a
@@ -127,7 +138,7 @@ impl HandshakeError {
             HeadTooLarge { .. } => "request headers too large",
             TooManyHeaders { .. } => "too many request headers",
             UnsupportedHttpVersion => "unsupported HTTP version (expected HTTP/1.1)",
-            MethodNotAllowed => "method not allowed (expected GET)",
+            MethodNotAllowed => "method not allowed (expected GET or HEAD)",
             NotFound => "not found",
             MissingHost => "missing Host",
             DuplicateHost => "more than one Host header",
@@ -140,6 +151,11 @@ impl HandshakeError {
             BadKey => "Sec-WebSocket-Key must be base64 of 16 bytes",
             BadProtocolHeader => "malformed Sec-WebSocket-Protocol",
             BadExtensionHeader => "malformed Sec-WebSocket-Extensions",
+            HeadUpgrade => "a WebSocket upgrade must be a GET, not a HEAD",
+            TokenProtocolAlone => {
+                "a bearer. entry in Sec-WebSocket-Protocol needs a subprotocol this server speaks \
+                 beside it (on /ws: ringcast.v1)"
+            }
         }
     }
 
@@ -149,7 +165,7 @@ impl HandshakeError {
         match self.status() {
             // RFC 7231 §6.5.5: "The origin server MUST generate an Allow header field in a 405
             // response containing a list of the target resource's currently supported methods."
-            405 => &["Allow: GET"],
+            405 => &["Allow: GET, HEAD"],
             // §4.4, quoted on `status`.
             426 => &["Sec-WebSocket-Version: 13"],
             _ => &[],

@@ -42,7 +42,7 @@ pub use error::{HandshakeError, MalformedKind};
 pub use request::{Request, RequestParser};
 pub use response::{reason_phrase, render_response, InvalidResponseHeader};
 pub use scan::{HeadScanner, ScanStatus};
-pub use upgrade::{validate_upgrade, ExtensionOffer, Upgrade, UpgradeConfig};
+pub use upgrade::{refuse_head, validate_upgrade, ExtensionOffer, Upgrade, UpgradeConfig};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;

@@ -248,6 +248,28 @@ fn a_post_upgrade_fails_with_405() {
 }
 
 #[test]
+fn a_head_gets_the_refusal_a_get_would_get_and_never_an_upgrade() {
+    let config = UpgradeConfig::default();
+    let head = |req: &str| {
+        let req = Request::parse_head(req.as_bytes(), &HandshakeLimits::default()).unwrap();
+        refuse_head(&req, &config)
+    };
+    let valid = upgrade_with(&valid_lines());
+    assert_eq!(
+        head(&valid.replacen("GET", "HEAD", 1)),
+        HandshakeError::HeadUpgrade
+    );
+    assert_eq!(
+        head("HEAD /ws HTTP/1.1\r\nHost: x\r\n\r\n"),
+        HandshakeError::NotWebSocketUpgrade
+    );
+    assert_eq!(
+        head("HEAD /ws HTTP/1.0\r\nHost: x\r\n\r\n"),
+        HandshakeError::UnsupportedHttpVersion
+    );
+}
+
+#[test]
 fn a_lowercase_get_is_a_different_method_and_fails_with_405() {
     let req = upgrade_with(&valid_lines()).replacen("GET", "get", 1);
     assert_eq!(
@@ -706,10 +728,10 @@ fn a_405_carries_allow_get_byte_exact() {
         "HTTP/1.1 405 Method Not Allowed\r\n\
          Connection: close\r\n\
          Content-Type: text/plain\r\n\
-         Content-Length: 34\r\n\
-         Allow: GET\r\n\
+         Content-Length: 42\r\n\
+         Allow: GET, HEAD\r\n\
          \r\n\
-         method not allowed (expected GET)\n"
+         method not allowed (expected GET or HEAD)\n"
     );
 }
 
@@ -802,6 +824,8 @@ fn every_error_has_a_status_a_one_line_reason_and_a_matching_content_length() {
         BadKey,
         BadProtocolHeader,
         BadExtensionHeader,
+        HeadUpgrade,
+        TokenProtocolAlone,
     ];
     for e in all {
         assert!(

@@ -229,6 +229,23 @@ pub fn validate_upgrade(req: &Request, config: &UpgradeConfig) -> Result<Upgrade
     if req.method() != "GET" {
         return Err(HandshakeError::MethodNotAllowed);
     }
+    validate_upgrade_headers(req, config)
+}
+
+/// What a `HEAD` on a WebSocket path earns (RFC 9110 §9.3.2: a server "SHOULD send the same
+/// header fields in response to a HEAD request as it would have sent if the request method had
+/// been GET"): the refusal a `GET` with the same head would get, or
+/// [`HandshakeError::HeadUpgrade`] when that `GET` would have been upgraded, since only a GET
+/// opens a WebSocket (§4.2.1 point 1). The caller sends the response without its body.
+pub fn refuse_head(req: &Request, config: &UpgradeConfig) -> HandshakeError {
+    validate_upgrade_headers(req, config).map_or_else(|e| e, |_| HandshakeError::HeadUpgrade)
+}
+
+/// Every rule of [`validate_upgrade`] after the method's.
+fn validate_upgrade_headers(
+    req: &Request,
+    config: &UpgradeConfig,
+) -> Result<Upgrade, HandshakeError> {
     if req.minor_version() != 1 {
         return Err(HandshakeError::UnsupportedHttpVersion);
     }
