@@ -41,7 +41,10 @@ fn while_draining_healthz_is_503_and_new_upgrades_are_refused() {
 }
 
 fn spawn_server() -> (std::process::Child, std::net::SocketAddr) {
-    let (child, addr, _log) = spawn_binary(&["--workers", "2", "--drain-timeout", "3s"]);
+    let (child, addr, _log) = spawn_binary(
+        env!("CARGO_BIN_EXE_ringcast"),
+        &["--workers", "2", "--drain-timeout", "3s"],
+    );
     (child, addr)
 }
 

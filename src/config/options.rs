@@ -17,14 +17,13 @@ use std::time::Duration;
 
 use super::declare::options;
 use super::kind::Choices;
-use crate::room::stream::HistoryRule;
 use super::units::{KIB, MIB};
 use super::validate::{
     at_least, at_least_1ms, at_least_one, between, greater_than_zero, history_rules_are_valid,
-    longer_than_zero, off_or_whole_ms, power_of_two_up_to, sizes_between,
-    subprotocols_are_tokens,
+    longer_than_zero, off_or_whole_ms, power_of_two_up_to, sizes_between, subprotocols_are_tokens,
 };
 use crate::proto::frame::MAX_HEADER_LEN;
+use crate::room::stream::HistoryRule;
 use crate::security::auth::AuthMode;
 use crate::security::ip::Cidr;
 use crate::security::origin::OriginPattern;

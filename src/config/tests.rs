@@ -240,7 +240,9 @@ fn history_rooms_read_as_file_tables_and_as_flag_text() {
     assert_eq!(from_file[0].ttl, Some(Duration::from_secs(600)));
     assert_eq!(from_file[1].ttl, None);
     // An empty value drops every rule, the demo's default one included.
-    let none = load("", &[], &[(Key::HistoryRooms, "")]).unwrap().history_rooms;
+    let none = load("", &[], &[(Key::HistoryRooms, "")])
+        .unwrap()
+        .history_rooms;
     assert!(none.is_empty());
 }
 

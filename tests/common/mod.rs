@@ -293,11 +293,12 @@ pub fn http_request(addr: SocketAddr, request: &str) -> (String, String) {
     )
 }
 
-/// Starts the `ringcast` binary with `args` (plus `--listen 127.0.0.1:0` unless `args` has a
+/// Starts the `ringcast` binary `exe` (a test passes `env!("CARGO_BIN_EXE_ringcast")`) with `args` (plus `--listen 127.0.0.1:0` unless `args` has a
 /// `--listen`) and returns once it logs that it is listening, with the address it logged: the
 /// test waits for the server's own word, not for a port to start answering. Its stderr keeps being
 /// drained (so logging never blocks it) into the returned buffer.
 pub fn spawn_binary(
+    exe: &str,
     args: &[&str],
 ) -> (
     std::process::Child,
@@ -306,9 +307,6 @@ pub fn spawn_binary(
 ) {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
-    // Set for the server package's tests; the load tool's tests share this module but not this.
-    let exe = option_env!("CARGO_BIN_EXE_ringcast")
-        .expect("spawn_binary is for the server package's tests (they have the ringcast binary)");
     let mut cmd = Command::new(exe);
     cmd.arg("serve");
     if !args.contains(&"--listen") {
