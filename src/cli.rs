@@ -159,6 +159,28 @@ pub struct ServeArgs {
     )]
     pub publish_requires_join: Option<String>,
 
+    /// Messages kept per room for history and resume (0: off) where no history-rooms rule applies.
+    #[arg(long, value_name = "N", help_heading = "Room history")]
+    pub history_size: Option<String>,
+    /// How long after its last publish a room's history is kept.
+    #[arg(long, value_name = "DURATION", help_heading = "Room history")]
+    pub history_ttl: Option<String>,
+    /// Frame bytes all histories may hold; over it the oldest messages of the largest rooms go.
+    #[arg(long, value_name = "SIZE", help_heading = "Room history")]
+    pub history_max_bytes: Option<String>,
+    /// Per-prefix history, longest prefix wins: prefix=size[/ttl], comma-separated (chat:=100/10m,ticker:=0).
+    #[arg(long, value_name = "LIST", help_heading = "Room history")]
+    pub history_rooms: Option<String>,
+    /// Most messages a join with since replays (more: recovered false); also caps history answers.
+    #[arg(long, value_name = "N", help_heading = "Room history")]
+    pub max_recovery_messages: Option<String>,
+    /// How long a publish msg_id is remembered for deduplicating retries.
+    #[arg(long, value_name = "DURATION", help_heading = "Room history")]
+    pub dedup_window: Option<String>,
+    /// Most msg_ids remembered across the server (oldest forgotten first past it).
+    #[arg(long, value_name = "N", help_heading = "Room history")]
+    pub dedup_max_entries: Option<String>,
+
     /// JWT on the upgrade: off (tokens ignored), optional (no token = anonymous, a bad one = 401), required (401 without a valid token).
     #[arg(long, value_name = "off|optional|required", help_heading = "Auth")]
     pub auth: Option<String>,
@@ -250,6 +272,13 @@ impl ServeArgs {
             Key::MaxPayloadSize => &self.max_payload_size,
             Key::MaxEnvelopeErrors => &self.max_envelope_errors,
             Key::PublishRequiresJoin => &self.publish_requires_join,
+            Key::HistorySize => &self.history_size,
+            Key::HistoryTtl => &self.history_ttl,
+            Key::HistoryMaxBytes => &self.history_max_bytes,
+            Key::HistoryRooms => &self.history_rooms,
+            Key::MaxRecoveryMessages => &self.max_recovery_messages,
+            Key::DedupWindow => &self.dedup_window,
+            Key::DedupMaxEntries => &self.dedup_max_entries,
             Key::Auth => &self.auth,
             Key::AuthJwtSecret => &self.auth_jwt_secret,
             Key::AuthJwtPublicKey => &self.auth_jwt_public_key,

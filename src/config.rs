@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::proto::frame::MAX_HEADER_LEN;
+use crate::room::stream::HistoryRule;
 use crate::security::auth::{is_token_protocol, AuthMode};
 use crate::security::ip::{Cidr, CidrError};
 use crate::security::origin::{OriginPattern, OriginPatternError};
@@ -194,6 +195,36 @@ pub struct Config {
     /// Whether `publish` requires membership of the room (`not_joined` otherwise). Default
     /// `false`: any connection may publish to any room, like a webhook. Turn on for chat.
     pub publish_requires_join: bool,
+    /// Messages kept per room for `history` and for resuming with `join` + `since`, in rooms no
+    /// `history_rooms` rule names. Default 0: off (rooms keep offsets, not messages). Each kept
+    /// message holds its frame (shared with the fan-out) until evicted; `history_max_bytes`
+    /// bounds the total. Raise it for chat-like rooms whose clients reconnect.
+    pub history_size: usize,
+    /// How long after its last publish a room's history (and the room, once it has no members)
+    /// is kept. Default 5 min. Also the default `ttl` of `history_rooms` rules. Longer than 0.
+    pub history_ttl: Duration,
+    /// Frame bytes all rooms' histories may hold together (each owner worker gets an equal
+    /// share); over it the oldest messages of the largest rooms are evicted and counted in
+    /// `ringcast_history_evicted_total`. Default 64 MiB. At least 1 KiB.
+    pub history_max_bytes: usize,
+    /// Per-room-prefix overrides of `history_size` / `history_ttl`, the longest matching prefix
+    /// winning: in the file `[[history_rooms]]` tables (`prefix = "chat:"`, `size = 100`,
+    /// optional `ttl = "10m"`); as a flag or variable `chat:=100/10m,ticker:=0`. Default none.
+    /// Prefixes are unique and, in the flag form, contain no `,` or `=`.
+    pub history_rooms: Vec<HistoryRule>,
+    /// Most messages a `join` with `since` replays; a client that missed more gets
+    /// `"recovered": false` and nothing replayed. Also caps a `history` answer. Default 1000.
+    /// The replay is queued on the client's connection, so it counts against
+    /// `max_backpressure`. At least 1.
+    pub max_recovery_messages: usize,
+    /// How long the owner of a room remembers a publish's `msg_id`, so that a retry by the same
+    /// sender is answered with the original reply instead of being delivered again. Default 2
+    /// min: longer than any sane client retry. Longer than 0.
+    pub dedup_window: Duration,
+    /// Most remembered `msg_id`s across the server (each owner worker gets an equal share);
+    /// past it the oldest is forgotten early and counted in `ringcast_dedup_evicted_total`.
+    /// Default 100 000; each costs about 150 B plus its room name and msg_id. At least 1.
+    pub dedup_max_entries: usize,
     /// Authentication, Origin, address and rate rules (`auth`, `allowed_origins`, `allow_cidr`,
     /// `max_connections_per_ip`, `message_rate`, ...): each field of [`SecurityConfig`] is a key
     /// of the same name, documented there with its default and when to change it.
@@ -230,6 +261,13 @@ impl Default for Config {
             max_payload_size: 64 * KIB,
             max_envelope_errors: 16,
             publish_requires_join: false,
+            history_size: 0,
+            history_ttl: Duration::from_secs(5 * 60),
+            history_max_bytes: 64 * MIB,
+            history_rooms: Vec::new(),
+            max_recovery_messages: 1000,
+            dedup_window: Duration::from_secs(2 * 60),
+            dedup_max_entries: 100_000,
             security: SecurityConfig::default(),
         }
     }
@@ -275,6 +313,13 @@ pub enum Key {
     MaxPayloadSize,
     MaxEnvelopeErrors,
     PublishRequiresJoin,
+    HistorySize,
+    HistoryTtl,
+    HistoryMaxBytes,
+    HistoryRooms,
+    MaxRecoveryMessages,
+    DedupWindow,
+    DedupMaxEntries,
     Auth,
     AuthJwtSecret,
     AuthJwtPublicKey,
@@ -296,7 +341,7 @@ pub enum Key {
 
 impl Key {
     /// Every key, in the order `--print-config` writes them.
-    pub const ALL: [Key; 44] = [
+    pub const ALL: [Key; 51] = [
         Key::Listen,
         Key::Workers,
         Key::Pin,
@@ -324,6 +369,13 @@ impl Key {
         Key::MaxPayloadSize,
         Key::MaxEnvelopeErrors,
         Key::PublishRequiresJoin,
+        Key::HistorySize,
+        Key::HistoryTtl,
+        Key::HistoryMaxBytes,
+        Key::HistoryRooms,
+        Key::MaxRecoveryMessages,
+        Key::DedupWindow,
+        Key::DedupMaxEntries,
         Key::Auth,
         Key::AuthJwtSecret,
         Key::AuthJwtPublicKey,
@@ -373,6 +425,13 @@ impl Key {
             Key::MaxPayloadSize => "max_payload_size",
             Key::MaxEnvelopeErrors => "max_envelope_errors",
             Key::PublishRequiresJoin => "publish_requires_join",
+            Key::HistorySize => "history_size",
+            Key::HistoryTtl => "history_ttl",
+            Key::HistoryMaxBytes => "history_max_bytes",
+            Key::HistoryRooms => "history_rooms",
+            Key::MaxRecoveryMessages => "max_recovery_messages",
+            Key::DedupWindow => "dedup_window",
+            Key::DedupMaxEntries => "dedup_max_entries",
             Key::Auth => "auth",
             Key::AuthJwtSecret => "auth_jwt_secret",
             Key::AuthJwtPublicKey => "auth_jwt_public_key",
@@ -524,6 +583,15 @@ pub enum ValueError {
         entry: String,
         /// Why.
         problem: CidrError,
+    },
+    /// A `history_rooms` entry that does not read `prefix=size` or `prefix=size/ttl` (or, in the
+    /// file, a table `{prefix, size, ttl}`).
+    #[error("{entry:?} is not a history rule such as chat:=100/10m or ticker:=0 ({problem})")]
+    HistoryRule {
+        /// The entry.
+        entry: String,
+        /// Why.
+        problem: String,
     },
     /// A list entry that is not an origin pattern.
     #[error("{entry:?} is not an origin pattern such as https://app.example.com, *.example.com or * ({problem})")]
@@ -979,6 +1047,91 @@ impl Reader<'_> {
         self.parsed_list(raw, |entry, problem| ValueError::Origin { entry, problem })
     }
 
+    /// `history_rooms`: comma-separated `prefix=size[/ttl]` as text, an array of
+    /// `{prefix, size, ttl}` tables in the file.
+    fn history_rules(&self, raw: Raw<'_>) -> Result<Vec<HistoryRule>, ConfigError> {
+        let bad = |entry: &str, problem: String| {
+            self.bad(
+                entry,
+                ValueError::HistoryRule {
+                    entry: entry.to_owned(),
+                    problem,
+                },
+            )
+        };
+        match raw {
+            Raw::Text(s) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(|entry| {
+                    let (prefix, rest) = entry
+                        .rsplit_once('=')
+                        .ok_or_else(|| bad(entry, "no `=`".to_owned()))?;
+                    let (size, ttl) = match rest.split_once('/') {
+                        Some((size, ttl)) => (size, Some(ttl)),
+                        None => (rest, None),
+                    };
+                    let size = size
+                        .trim()
+                        .parse()
+                        .map_err(|e: ParseIntError| bad(entry, format!("size: {e}")))?;
+                    let ttl = ttl
+                        .map(parse_duration)
+                        .transpose()
+                        .map_err(|e| bad(entry, format!("ttl: {e}")))?;
+                    Ok(HistoryRule {
+                        prefix: prefix.to_owned(),
+                        size,
+                        ttl,
+                    })
+                })
+                .collect(),
+            Raw::Toml(toml::Value::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    let toml::Value::Table(t) = item else {
+                        return Err(self.wrong_type("an array of {prefix, size, ttl} tables", item));
+                    };
+                    let entry = item.to_string();
+                    if let Some(k) = t
+                        .keys()
+                        .find(|k| !["prefix", "size", "ttl"].contains(&k.as_str()))
+                    {
+                        return Err(bad(&entry, format!("unknown key `{k}`")));
+                    }
+                    let prefix = match t.get("prefix") {
+                        Some(toml::Value::String(p)) => p.clone(),
+                        _ => return Err(bad(&entry, "`prefix` must be a string".to_owned())),
+                    };
+                    let size = match t.get("size") {
+                        Some(toml::Value::Integer(n)) => usize::try_from(*n)
+                            .map_err(|_| bad(&entry, "`size` must be zero or more".to_owned()))?,
+                        _ => return Err(bad(&entry, "`size` must be an integer".to_owned())),
+                    };
+                    let ttl = match t.get("ttl") {
+                        None => None,
+                        Some(toml::Value::String(d)) => {
+                            Some(parse_duration(d).map_err(|e| bad(&entry, format!("ttl: {e}")))?)
+                        }
+                        Some(toml::Value::Integer(n)) => {
+                            Some(Duration::from_secs(u64::try_from(*n).map_err(|_| {
+                                bad(&entry, "`ttl` must be zero or more".to_owned())
+                            })?))
+                        }
+                        Some(_) => {
+                            return Err(bad(&entry, "`ttl` must be a duration string".to_owned()))
+                        }
+                    };
+                    Ok(HistoryRule { prefix, size, ttl })
+                })
+                .collect(),
+            Raw::Toml(other) => {
+                Err(self.wrong_type("an array of {prefix, size, ttl} tables", other))
+            }
+        }
+    }
+
     /// Text where an empty string means "not set".
     fn optional_text(&self, raw: Raw<'_>) -> Result<Option<String>, ConfigError> {
         let s = self.text(&raw)?;
@@ -1056,6 +1209,13 @@ impl Config {
             Key::MaxPayloadSize => self.max_payload_size = r.size(raw)?,
             Key::MaxEnvelopeErrors => self.max_envelope_errors = r.count(raw)?,
             Key::PublishRequiresJoin => self.publish_requires_join = r.boolean(raw)?,
+            Key::HistorySize => self.history_size = r.count(raw)?,
+            Key::HistoryTtl => self.history_ttl = r.duration(raw)?,
+            Key::HistoryMaxBytes => self.history_max_bytes = r.size(raw)?,
+            Key::HistoryRooms => self.history_rooms = r.history_rules(raw)?,
+            Key::MaxRecoveryMessages => self.max_recovery_messages = r.count(raw)?,
+            Key::DedupWindow => self.dedup_window = r.duration(raw)?,
+            Key::DedupMaxEntries => self.dedup_max_entries = r.count(raw)?,
             Key::Auth => {
                 self.security.auth = r.choice(
                     raw,
@@ -1122,6 +1282,13 @@ impl Config {
             Key::MaxPayloadSize => format_size(self.max_payload_size),
             Key::MaxEnvelopeErrors => self.max_envelope_errors.to_string(),
             Key::PublishRequiresJoin => self.publish_requires_join.to_string(),
+            Key::HistorySize => self.history_size.to_string(),
+            Key::HistoryTtl => format_duration(self.history_ttl),
+            Key::HistoryMaxBytes => format_size(self.history_max_bytes),
+            Key::HistoryRooms => join(&self.history_rooms),
+            Key::MaxRecoveryMessages => self.max_recovery_messages.to_string(),
+            Key::DedupWindow => format_duration(self.dedup_window),
+            Key::DedupMaxEntries => self.dedup_max_entries.to_string(),
             Key::Auth => self.security.auth.as_str().to_owned(),
             Key::AuthJwtSecret => self
                 .security
@@ -1179,6 +1346,23 @@ impl Config {
                 Key::MaxRoomNameLen => int(self.max_room_name_len as u64),
                 Key::MaxEnvelopeErrors => int(u64::from(self.max_envelope_errors)),
                 Key::PublishRequiresJoin => toml::Value::Boolean(self.publish_requires_join),
+                Key::HistorySize => int(self.history_size as u64),
+                Key::MaxRecoveryMessages => int(self.max_recovery_messages as u64),
+                Key::DedupMaxEntries => int(self.dedup_max_entries as u64),
+                Key::HistoryRooms => toml::Value::Array(
+                    self.history_rooms
+                        .iter()
+                        .map(|r| {
+                            let mut t = toml::Table::new();
+                            t.insert("prefix".into(), toml::Value::String(r.prefix.clone()));
+                            t.insert("size".into(), int(r.size as u64));
+                            if let Some(ttl) = r.ttl {
+                                t.insert("ttl".into(), toml::Value::String(format_duration(ttl)));
+                            }
+                            toml::Value::Table(t)
+                        })
+                        .collect(),
+                ),
                 Key::Subprotocols => strings(self.subprotocols.clone()),
                 Key::AuthJwtSecret if sec.auth_jwt_secret.is_some() && !with_secrets => {
                     out.push_str("# auth_jwt_secret is set (never printed)\n");
@@ -1373,6 +1557,18 @@ impl Config {
         at_least_one(Key::MaxRoomsPerConnection, self.max_rooms_per_connection)?;
         at_least_one(Key::MaxRoomMembers, self.max_room_members)?;
         at_least_one(Key::MaxEnvelopeErrors, self.max_envelope_errors as usize)?;
+        at_least_one(Key::MaxRecoveryMessages, self.max_recovery_messages)?;
+        at_least_one(Key::DedupMaxEntries, self.dedup_max_entries)?;
+        positive_duration(Key::HistoryTtl, self.history_ttl)?;
+        positive_duration(Key::DedupWindow, self.dedup_window)?;
+        if self.history_max_bytes < KIB {
+            return Err(range(
+                Key::HistoryMaxBytes,
+                format_size(self.history_max_bytes),
+                format!("at least {}", format_size(KIB)),
+            ));
+        }
+        self.check_history_rooms(at(Key::HistoryRooms))?;
         if !(1..=MAX_ROOM_NAME_LEN).contains(&self.max_room_name_len) {
             return Err(range(
                 Key::MaxRoomNameLen,
@@ -1390,6 +1586,29 @@ impl Config {
                     format_size(self.max_message_size)
                 ),
             ));
+        }
+        Ok(())
+    }
+
+    fn check_history_rooms(&self, at: Provenance) -> Result<(), ConfigError> {
+        for (i, rule) in self.history_rooms.iter().enumerate() {
+            if rule.ttl.is_some_and(|t| t.is_zero()) {
+                return Err(ConfigError::OutOfRange {
+                    at,
+                    value: rule.to_string(),
+                    allowed: "a ttl longer than 0s".to_owned(),
+                });
+            }
+            if self.history_rooms[..i]
+                .iter()
+                .any(|r| r.prefix == rule.prefix)
+            {
+                return Err(ConfigError::OutOfRange {
+                    at,
+                    value: rule.to_string(),
+                    allowed: "one rule per prefix".to_owned(),
+                });
+            }
         }
         Ok(())
     }
@@ -1811,6 +2030,52 @@ mod tests {
         assert_eq!(c.backlog, 1024);
         assert_eq!(c.render(Key::LogFormat), "text");
         assert!(!c.pin && c.subprotocols.is_empty());
+        assert_eq!(c.history_size, 0);
+        assert_eq!(c.render(Key::HistoryTtl), "5m");
+        assert_eq!(c.render(Key::HistoryMaxBytes), "64MiB");
+        assert!(c.history_rooms.is_empty());
+        assert_eq!(c.max_recovery_messages, 1000);
+        assert_eq!(c.render(Key::DedupWindow), "2m");
+        assert_eq!(c.dedup_max_entries, 100_000);
+    }
+
+    #[test]
+    fn history_rooms_read_as_file_tables_and_as_flag_text() {
+        let file = "[[history_rooms]]\nprefix = \"chat:\"\nsize = 100\nttl = \"10m\"\n\n\
+                    [[history_rooms]]\nprefix = \"ticker:\"\nsize = 0\n";
+        let from_file = load(file, &[], &[]).unwrap().history_rooms;
+        let from_flag = load("", &[], &[(Key::HistoryRooms, "chat:=100/10m, ticker:=0")])
+            .unwrap()
+            .history_rooms;
+        assert_eq!(from_file, from_flag);
+        assert_eq!(from_file[0].prefix, "chat:");
+        assert_eq!(from_file[0].ttl, Some(Duration::from_secs(600)));
+        assert_eq!(from_file[1].ttl, None);
+    }
+
+    #[test]
+    fn bad_history_rules_say_why() {
+        for (flag, why) in [
+            ("chat:", "no `=`"),
+            ("chat:=x", "size"),
+            ("chat:=1/forever", "ttl"),
+        ] {
+            let e = load_err("", &[], &[(Key::HistoryRooms, flag)]);
+            assert!(
+                e.contains(why) && e.contains("history_rooms"),
+                "{flag}: {e}"
+            );
+        }
+        let e = load_err(
+            "[[history_rooms]]\nprefix = \"a\"\nsize = 1\nsise = 2\n",
+            &[],
+            &[],
+        );
+        assert!(e.contains("unknown key `sise`"), "{e}");
+        let e = load_err("", &[], &[(Key::HistoryRooms, "a=1,a=2")]);
+        assert!(e.contains("one rule per prefix"), "{e}");
+        let e = load_err("", &[], &[(Key::HistoryRooms, "a=1/0s")]);
+        assert!(e.contains("longer than 0s"), "{e}");
     }
 
     #[test]
@@ -1887,6 +2152,24 @@ mod tests {
             max_payload_size: 8 * KIB,
             max_envelope_errors: 4,
             publish_requires_join: true,
+            history_size: 10,
+            history_ttl: Duration::from_secs(90),
+            history_max_bytes: 2 * MIB,
+            history_rooms: vec![
+                HistoryRule {
+                    prefix: "chat:".into(),
+                    size: 100,
+                    ttl: Some(Duration::from_secs(600)),
+                },
+                HistoryRule {
+                    prefix: "ticker:".into(),
+                    size: 0,
+                    ttl: None,
+                },
+            ],
+            max_recovery_messages: 50,
+            dedup_window: Duration::from_secs(30),
+            dedup_max_entries: 7,
             security: SecurityConfig {
                 auth: AuthMode::Required,
                 auth_jwt_secret: Some(Secret("0123456789abcdef0123456789abcdef!".into())),
