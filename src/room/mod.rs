@@ -22,6 +22,7 @@
 //! Nothing here does I/O, reads a clock, or knows about sockets; fan-out hands each recipient a
 //! clone of one [`bytes::Bytes`] (a reference count, never a copy of the frame).
 
+pub mod dedup;
 mod local;
 mod owner;
 pub mod stream;
