@@ -17,6 +17,7 @@ use std::ops::Range;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::proto::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::room::stream::{Position, Since};
 use crate::table::ConnKey;
 
 /// The only protocol version: a client envelope may carry `"v":1` (or omit it); any other value
@@ -28,6 +29,9 @@ pub const MAX_ID_LEN: usize = 128;
 
 /// Longest display `name` a client may give when joining.
 pub const MAX_NAME_LEN: usize = 64;
+
+/// Longest `msg_id` a client may attach to a publish.
+pub const MAX_MSG_ID_LEN: usize = 64;
 
 /// The largest header a server data frame needs: 2 bytes + a 64-bit length (no mask).
 const SERVER_HEADER_MAX: usize = 10;
@@ -201,7 +205,9 @@ pub enum EnvelopeError {
     #[error("missing field `type`")]
     MissingType,
     /// A `"type"` this server does not know.
-    #[error("unknown type (expected join, leave, publish, send, presence, stats or refresh)")]
+    #[error(
+        "unknown type (expected join, leave, publish, send, presence, history, stats or refresh)"
+    )]
     UnknownType,
     /// A required field is absent.
     #[error("missing field `{0}`")]
@@ -226,6 +232,9 @@ pub enum EnvelopeError {
     /// A `name` longer than [`MAX_NAME_LEN`].
     #[error("field `name` is longer than 64 bytes")]
     NameTooLong,
+    /// A `msg_id` that is empty or longer than [`MAX_MSG_ID_LEN`].
+    #[error("field `msg_id` must be 1 to 64 bytes")]
+    BadMsgId,
     /// A room name over the configured limit.
     #[error("room name is longer than {limit} bytes")]
     RoomNameTooLong {
@@ -257,7 +266,8 @@ impl EnvelopeError {
             | EnvelopeError::EmptyRoom
             | EnvelopeError::EmptyToken
             | EnvelopeError::IdTooLong
-            | EnvelopeError::NameTooLong => ErrorCode::BadField,
+            | EnvelopeError::NameTooLong
+            | EnvelopeError::BadMsgId => ErrorCode::BadField,
             EnvelopeError::RoomNameTooLong { .. } => ErrorCode::RoomNameTooLong,
             EnvelopeError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             EnvelopeError::Binary => ErrorCode::BinaryMessage,
@@ -289,6 +299,8 @@ pub enum Command<'a> {
         /// Whether the member receives the room's `joined`/`left` events (default `true`).
         /// `false` keeps a big broadcast room at O(1) frames per join.
         presence: bool,
+        /// `"since":{"offset":…,"epoch":…}`: resume after this message (replay, then live).
+        since: Option<Since<'a>>,
     },
     /// `{"type":"leave","room":…}`.
     Leave {
@@ -307,6 +319,8 @@ pub enum Command<'a> {
         payload: Range<usize>,
         /// Whether the publisher receives its own message (default `true`).
         echo: bool,
+        /// The client's message id: a retry with the same one is accepted once.
+        msg_id: Option<&'a str>,
     },
     /// `{"type":"send","to":…,"payload":…}`: a direct message to one connection.
     Send {
@@ -323,6 +337,18 @@ pub enum Command<'a> {
         room: &'a str,
         /// The client's id for the reply.
         id: Option<&'a str>,
+    },
+    /// `{"type":"history","room":…,"limit":…}` or `…,"since":{…}`: the last `limit` messages of
+    /// `room` still held, or those after `since`, with the room's current offset and epoch.
+    History {
+        /// The room.
+        room: &'a str,
+        /// The client's id for the reply.
+        id: Option<&'a str>,
+        /// How many of the last messages (capped by the server); `None`: as many as allowed.
+        limit: Option<u64>,
+        /// Only those after this point (all or nothing, as a resume).
+        since: Option<Since<'a>>,
     },
     /// `{"type":"stats"}`: server-wide connection and message counters (for the demo page).
     Stats {
@@ -348,6 +374,7 @@ impl<'a> Command<'a> {
             | Command::Publish { id, .. }
             | Command::Send { id, .. }
             | Command::Presence { id, .. }
+            | Command::History { id, .. }
             | Command::Stats { id }
             | Command::Refresh { id, .. } => id,
         }
@@ -385,8 +412,9 @@ pub struct Parser {
 }
 
 /// The known keys of a client envelope, in the order their slots are kept.
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 14] = [
     "v", "type", "id", "room", "payload", "echo", "to", "name", "user", "token", "presence",
+    "since", "msg_id", "limit",
 ];
 
 impl Parser {
@@ -538,6 +566,46 @@ fn interpret<'a>(
         }
         Ok(span)
     };
+    // `"since":{"offset":<u64>,"epoch":<string>}`; other keys inside are ignored.
+    let since = || -> Result<Option<Since<'a>>, Rejected<'a>> {
+        let Some(slot) = slots[11] else {
+            return Ok(None);
+        };
+        let wrong = || {
+            fail(EnvelopeError::WrongType {
+                field: "since",
+                expected: "an object {\"offset\": <integer>, \"epoch\": <string>}",
+            })
+        };
+        let Node::Object { len, .. } = nodes[slot.node] else {
+            return Err(wrong());
+        };
+        let (mut offset, mut epoch) = (None, None);
+        let mut at = slot.node + 1;
+        for _ in 0..len {
+            let Some(Node::String(key)) = nodes.get(at) else {
+                return Err(wrong());
+            };
+            let value = at + 1;
+            let width = match nodes.get(value) {
+                Some(Node::Object { count, .. } | Node::Array { count, .. }) => count + 1,
+                Some(_) => 1,
+                None => return Err(wrong()),
+            };
+            match (*key, nodes[value]) {
+                ("offset", Node::Static(StaticNode::U64(n))) => offset = Some(n),
+                ("offset", Node::Static(StaticNode::I64(n))) if n >= 0 => offset = Some(n as u64),
+                ("epoch", Node::String(e)) => epoch = Some(e),
+                ("offset" | "epoch", _) => return Err(wrong()),
+                _ => {}
+            }
+            at = value + width;
+        }
+        match (offset, epoch) {
+            (Some(offset), Some(epoch)) => Ok(Some(Since { offset, epoch })),
+            _ => Err(wrong()),
+        }
+    };
     match kind {
         "join" => {
             let room = room()?;
@@ -550,17 +618,23 @@ fn interpret<'a>(
                 id,
                 name,
                 presence: boolean(10, true)?,
+                since: since()?,
             })
         }
         "leave" => Ok(Command::Leave { room: room()?, id }),
         "publish" => {
             let room = room()?;
             let echo = boolean(5, true)?;
+            let msg_id = string(12).map_err(fail)?;
+            if msg_id.is_some_and(|m| m.is_empty() || m.len() > MAX_MSG_ID_LEN) {
+                return Err(fail(EnvelopeError::BadMsgId));
+            }
             Ok(Command::Publish {
                 room,
                 id,
                 payload: payload()?,
                 echo,
+                msg_id,
             })
         }
         "send" => {
@@ -574,6 +648,26 @@ fn interpret<'a>(
             })
         }
         "presence" => Ok(Command::Presence { room: room()?, id }),
+        "history" => {
+            let room = room()?;
+            let limit = match slots[13].map(|s| nodes[s.node]) {
+                None => None,
+                Some(Node::Static(StaticNode::U64(n))) => Some(n),
+                Some(Node::Static(StaticNode::I64(n))) if n >= 0 => Some(n as u64),
+                Some(_) => {
+                    return Err(fail(EnvelopeError::WrongType {
+                        field: "limit",
+                        expected: "an integer of 0 or more",
+                    }))
+                }
+            };
+            Ok(Command::History {
+                room,
+                id,
+                limit,
+                since: since()?,
+            })
+        }
         "stats" => Ok(Command::Stats { id }),
         "refresh" => {
             let token = string(9)
@@ -793,6 +887,101 @@ pub mod render {
         f.finish()
     }
 
+    /// `,"offset":…,"epoch":…` (both `null` without a position).
+    fn position(f: &mut Frame<'_>, at: Option<Position>) {
+        match at {
+            Some(p) => {
+                f.raw(br#","offset":"#)
+                    .number(p.offset)
+                    .raw(br#","epoch":""#)
+                    .raw(&p.epoch.text())
+                    .raw(b"\"");
+            }
+            None => {
+                f.raw(br#","offset":null,"epoch":null"#);
+            }
+        }
+    }
+
+    /// The ok reply to a `join`: `{"v":1,"type":"reply","id":…,"ok":true,"offset":…,"epoch":…}`
+    /// plus `"recovered":…` when the join asked to resume.
+    pub fn reply_joined(
+        out: &mut BytesMut,
+        id: Option<&str>,
+        at: Position,
+        recovered: Option<bool>,
+    ) -> Bytes {
+        let mut f = Frame::begin(out, 120 + id.map_or(0, str::len) * 6);
+        f.raw(br#"{"v":1,"type":"reply","id":"#)
+            .opt_string(id)
+            .raw(br#","ok":true"#);
+        position(&mut f, Some(at));
+        if let Some(recovered) = recovered {
+            f.raw(if recovered {
+                br#","recovered":true"#
+            } else {
+                br#","recovered":false"#
+            });
+        }
+        f.raw(b"}");
+        f.finish()
+    }
+
+    /// The ok reply to a `publish`: `{"v":1,"type":"reply","id":…,"ok":true,"offset":…,
+    /// "epoch":…}`, both `null` when the room had neither members nor history.
+    pub fn reply_published(out: &mut BytesMut, id: Option<&str>, at: Option<Position>) -> Bytes {
+        let mut f = Frame::begin(out, 120 + id.map_or(0, str::len) * 6);
+        f.raw(br#"{"v":1,"type":"reply","id":"#)
+            .opt_string(id)
+            .raw(br#","ok":true"#);
+        position(&mut f, at);
+        f.raw(b"}");
+        f.finish()
+    }
+
+    /// The JSON text of a server frame rendered here (its header skipped).
+    pub fn frame_text(frame: &[u8]) -> &[u8] {
+        let at = match frame[1] & 0x7F {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        };
+        &frame[at..]
+    }
+
+    /// `{"v":1,"type":"history","id":…,"room":…,"offset":…,"epoch":…,"recovered":…,
+    /// "messages":[<message envelope>,…]}`: each message is the text of its stored frame, as
+    /// members received it. `recovered` only when the query had a `since`.
+    pub fn history(
+        out: &mut BytesMut,
+        id: Option<&str>,
+        room: &str,
+        at: Option<Position>,
+        recovered: Option<bool>,
+        frames: &[Bytes],
+    ) -> Bytes {
+        let texts: usize = frames.iter().map(|f| f.len() + 1).sum();
+        let mut f = Frame::begin(out, 160 + (id.map_or(0, str::len) + room.len()) * 6 + texts);
+        f.raw(br#"{"v":1,"type":"history","id":"#)
+            .opt_string(id)
+            .raw(br#","room":"#)
+            .string(room);
+        position(&mut f, at);
+        if let Some(recovered) = recovered {
+            f.raw(br#","recovered":"#)
+                .raw(if recovered { b"true" } else { b"false" });
+        }
+        f.raw(br#","messages":["#);
+        for (i, frame) in frames.iter().enumerate() {
+            if i > 0 {
+                f.raw(b",");
+            }
+            f.raw(frame_text(frame));
+        }
+        f.raw(b"]}");
+        f.finish()
+    }
+
     /// `{"v":1,"type":"reply","id":…,"ok":false,"error":{"code":…,"message":…}}`.
     pub fn reply_err(
         out: &mut BytesMut,
@@ -811,16 +1000,16 @@ pub mod render {
         f.finish()
     }
 
-    /// `{"v":1,"type":"message","room":…,"seq":…,"from":…,"ts":…,"payload":<verbatim>}`.
+    /// `{"v":1,"type":"message","room":…,"offset":…,"from":…,"ts":…,"payload":<verbatim>}`.
     pub fn message(
         out: &mut BytesMut,
         room: &str,
-        seq: u64,
+        offset: u64,
         from: ConnId,
         ts: u64,
         payload: &[u8],
     ) -> Bytes {
-        message_by(out, room, seq, from, None, ts, payload)
+        message_by(out, room, offset, from, None, ts, payload)
     }
 
     /// [`message`] from an authenticated publisher: `"user"` (the token's `sub`) follows
@@ -828,22 +1017,30 @@ pub mod render {
     pub fn message_by(
         out: &mut BytesMut,
         room: &str,
-        seq: u64,
+        offset: u64,
         from: ConnId,
         user: Option<&str>,
         ts: u64,
         payload: &[u8],
     ) -> Bytes {
-        let user_len = user.map_or(0, |u| 10 + u.len() * 6);
-        let mut f = Frame::begin(out, 128 + room.len() * 6 + user_len + payload.len());
+        let text = message_capacity(room, user, payload) - SERVER_HEADER_MAX;
+        let mut f = Frame::begin(out, text);
         f.raw(br#"{"v":1,"type":"message","room":"#)
             .string(room)
-            .raw(br#","seq":"#)
-            .number(seq)
+            .raw(br#","offset":"#)
+            .number(offset)
             .raw(b",")
             .sender(from, user)
             .stamped_payload(ts, payload);
         f.finish()
+    }
+
+    /// An upper bound of the bytes [`message_by`] writes (header included): rendering into a
+    /// `BytesMut::with_capacity(message_capacity(…))` gives the frame an allocation of its own,
+    /// with no more slack than this bound's.
+    pub fn message_capacity(room: &str, user: Option<&str>, payload: &[u8]) -> usize {
+        let user_len = user.map_or(0, |u| 10 + u.len() * 6);
+        SERVER_HEADER_MAX + 128 + room.len() * 6 + user_len + payload.len()
     }
 
     /// `{"v":1,"type":"direct","from":…,"ts":…,"payload":<verbatim>}`.
@@ -976,11 +1173,16 @@ mod tests {
                 id,
                 name,
                 presence,
+                since,
             } => Command::Join {
                 room: s(room),
                 id: o(id),
                 name: o(name),
                 presence,
+                since: since.map(|x| Since {
+                    offset: x.offset,
+                    epoch: s(x.epoch),
+                }),
             },
             Command::Leave { room, id } => Command::Leave {
                 room: s(room),
@@ -991,11 +1193,27 @@ mod tests {
                 id,
                 payload,
                 echo,
+                msg_id,
             } => Command::Publish {
                 room: s(room),
                 id: o(id),
                 payload,
                 echo,
+                msg_id: o(msg_id),
+            },
+            Command::History {
+                room,
+                id,
+                limit,
+                since,
+            } => Command::History {
+                room: s(room),
+                id: o(id),
+                limit,
+                since: since.map(|x| Since {
+                    offset: x.offset,
+                    epoch: s(x.epoch),
+                }),
             },
             Command::Send { to, id, payload } => Command::Send {
                 to: s(to),
@@ -1080,8 +1298,107 @@ mod tests {
                 id: Some("1"),
                 name: Some("ann"),
                 presence: true,
+                since: None,
             })
         );
+    }
+
+    #[test]
+    fn a_join_may_resume_since_an_offset_in_an_epoch() {
+        let since = |m: &str| match parse(m) {
+            Ok(Command::Join { since, .. }) => since,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            since(r#"{"type":"join","room":"r","since":{"epoch":"ab","offset":41,"x":[1]}}"#),
+            Some(Since {
+                offset: 41,
+                epoch: "ab"
+            })
+        );
+        for bad in [
+            r#"{"type":"join","room":"r","since":41}"#,
+            r#"{"type":"join","room":"r","since":{"offset":41}}"#,
+            r#"{"type":"join","room":"r","since":{"offset":-1,"epoch":"a"}}"#,
+            r#"{"type":"join","room":"r","since":{"offset":1.5,"epoch":"a"}}"#,
+            r#"{"type":"join","room":"r","since":{"offset":1,"epoch":2}}"#,
+        ] {
+            assert_eq!(code_of(bad), ErrorCode::BadField, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_publish_may_carry_a_msg_id_of_1_to_64_bytes() {
+        let msg_id = |m: &str| match parse(m) {
+            Ok(Command::Publish { msg_id, .. }) => msg_id,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            msg_id(r#"{"type":"publish","room":"r","payload":1,"msg_id":"m-1"}"#),
+            Some("m-1")
+        );
+        assert_eq!(msg_id(r#"{"type":"publish","room":"r","payload":1}"#), None);
+        let long = format!(
+            r#"{{"type":"publish","room":"r","payload":1,"msg_id":"{}"}}"#,
+            "x".repeat(65)
+        );
+        assert_eq!(code_of(&long), ErrorCode::BadField);
+        assert_eq!(
+            code_of(r#"{"type":"publish","room":"r","payload":1,"msg_id":""}"#),
+            ErrorCode::BadField
+        );
+    }
+
+    #[test]
+    fn history_takes_a_limit_or_a_since() {
+        assert_eq!(
+            parse(r#"{"type":"history","room":"r","limit":5}"#),
+            Ok(Command::History {
+                room: "r",
+                id: None,
+                limit: Some(5),
+                since: None
+            })
+        );
+        assert_eq!(
+            code_of(r#"{"type":"history","room":"r","limit":"5"}"#),
+            ErrorCode::BadField
+        );
+        assert_eq!(code_of(r#"{"type":"history"}"#), ErrorCode::MissingField);
+    }
+
+    #[test]
+    fn the_history_envelope_embeds_stored_message_texts_verbatim() {
+        let mut arena = BytesMut::new();
+        let from = ConnId {
+            worker: 0,
+            key: ConnKey::from_u64(1),
+        };
+        let big = format!("\"{}\"", "y".repeat(300));
+        let frames = vec![
+            render::message(&mut arena, "r", 1, from, 5, b"[1]"),
+            render::message(&mut arena, "r", 2, from, 6, big.as_bytes()),
+        ];
+        let at = Position {
+            offset: 2,
+            epoch: crate::room::stream::EpochSource::new(3).next_epoch(),
+        };
+        let v = text_of(&render::history(
+            &mut arena,
+            Some("h"),
+            "r",
+            Some(at),
+            Some(true),
+            &frames,
+        ));
+        assert_eq!(v["offset"], 2);
+        assert_eq!(v["epoch"], at.epoch.to_string());
+        assert_eq!(v["recovered"], true);
+        assert_eq!(v["messages"][0]["offset"], 1);
+        assert_eq!(v["messages"][0]["payload"], serde_json::json!([1]));
+        assert_eq!(v["messages"][1]["payload"].as_str().unwrap().len(), 300);
+        let none = text_of(&render::history(&mut arena, None, "r", None, None, &[]));
+        assert!(none["epoch"].is_null() && none.get("recovered").is_none());
     }
 
     #[test]
@@ -1260,7 +1577,7 @@ mod tests {
         let frame = render::message(&mut arena, room, 17, from, 99, br#"{"k": [1, 2]}"#);
         let v = text_of(&frame);
         assert_eq!(v["room"], room);
-        assert_eq!(v["seq"], 17);
+        assert_eq!(v["offset"], 17);
         assert_eq!(v["from"], "1:5.0");
         assert_eq!(v["payload"], serde_json::json!({"k": [1, 2]}));
         assert!(frame.ends_with(br#""payload":{"k": [1, 2]}}"#));

@@ -209,6 +209,14 @@ pub struct WorkerStats {
     pub timers_armed: Counter,
     /// Pings sent by the heartbeat.
     pub pings_sent: Counter,
+    /// Gauge: frame bytes held in the histories of the rooms this worker owns.
+    pub history_bytes: Counter,
+    /// History messages evicted to stay within `history_max_bytes`.
+    pub history_evicted: Counter,
+    /// Remembered `msg_id`s forgotten before their window for lack of room (`dedup_max_entries`).
+    pub dedup_evicted: Counter,
+    /// Publishes recognised as retries of an earlier `msg_id` (answered, not delivered again).
+    pub publishes_deduplicated: Counter,
 }
 
 impl WorkerStats {
@@ -236,7 +244,7 @@ type CounterOf = fn(&WorkerStats) -> &Counter;
 /// (version 0.0.4).
 pub fn render(workers: &[WorkerStats], draining: bool) -> String {
     let mut out = String::with_capacity(4096);
-    let simple: [(&str, &str, &str, CounterOf); 11] = [
+    let simple: [(&str, &str, &str, CounterOf); 15] = [
         (
             "connections_open",
             "gauge",
@@ -302,6 +310,30 @@ pub fn render(workers: &[WorkerStats], draining: bool) -> String {
             "counter",
             "Heartbeat pings sent.",
             |w| &w.pings_sent,
+        ),
+        (
+            "history_bytes",
+            "gauge",
+            "Frame bytes held in room histories.",
+            |w| &w.history_bytes,
+        ),
+        (
+            "history_evicted_total",
+            "counter",
+            "History messages evicted to stay within history_max_bytes.",
+            |w| &w.history_evicted,
+        ),
+        (
+            "dedup_evicted_total",
+            "counter",
+            "Remembered publish msg_ids forgotten early for lack of room.",
+            |w| &w.dedup_evicted,
+        ),
+        (
+            "publishes_deduplicated_total",
+            "counter",
+            "Publishes recognised as retries of an earlier msg_id.",
+            |w| &w.publishes_deduplicated,
         ),
     ];
     for (name, kind, help, get) in simple {

@@ -20,7 +20,7 @@ async fn the_welcome_names_the_connection_and_a_null_user() {
 }
 
 #[tokio::test]
-async fn a_publish_reaches_every_member_with_seq_from_ts_and_the_payload_verbatim() {
+async fn a_publish_reaches_every_member_with_offset_from_ts_and_the_payload_verbatim() {
     let server = TestServer::start();
     let mut a = Client::connect(&server.url("/ws")).await;
     let mut b = Client::connect(&server.url("/ws")).await;
@@ -34,7 +34,7 @@ async fn a_publish_reaches_every_member_with_seq_from_ts_and_the_payload_verbati
     for client in [&mut a, &mut b] {
         let m = client.next_of("message").await;
         assert_eq!(m["room"], "lobby");
-        assert_eq!(m["seq"], 1);
+        assert_eq!(m["offset"], 1);
         assert_eq!(m["v"], 1);
         assert!(m["ts"].as_u64().unwrap() > 1_600_000_000_000);
         assert_eq!(m["payload"], json!({"text": "hé \"x\"", "n": [1, 2.50]}));
@@ -46,7 +46,7 @@ async fn a_publish_reaches_every_member_with_seq_from_ts_and_the_payload_verbati
     let mut text = None;
     while text.is_none() {
         match b.ws.next().await.unwrap().unwrap() {
-            Message::Text(t) if t.contains("\"seq\":3") => text = Some(t.to_string()),
+            Message::Text(t) if t.contains("\"offset\":3") => text = Some(t.to_string()),
             _ => {}
         }
     }
@@ -70,7 +70,7 @@ async fn echo_false_keeps_the_publisher_out_of_its_own_delivery() {
     assert_eq!(b.next_of("message").await["payload"], "loud");
     let first = a.next_of("message").await;
     assert_eq!(
-        (first["payload"].clone(), first["seq"].clone()),
+        (first["payload"].clone(), first["offset"].clone()),
         (json!("loud"), json!(2))
     );
 }

@@ -1,4 +1,4 @@
-//! Fan-out across workers: ordering per publisher, `seq` per room, delivery only to members, and
+//! Fan-out across workers: ordering per publisher, `offset` per room, delivery only to members, and
 //! leaving every room on disconnect.
 
 mod common;
@@ -9,7 +9,7 @@ use rooms_client::{one_per_worker, Client};
 use serde_json::json;
 
 #[tokio::test]
-async fn one_publishers_messages_reach_members_on_every_worker_in_order_with_consecutive_seq() {
+async fn one_publishers_messages_reach_members_on_every_worker_in_order_with_consecutive_offsets() {
     let server = TestServer::with(|c| c.workers = 2);
     let url = server.url("/ws");
     let mut members = one_per_worker(&url, 2).await;
@@ -37,16 +37,16 @@ async fn one_publishers_messages_reach_members_on_every_worker_in_order_with_con
                 m.worker()
             );
             assert_eq!(msg["from"], publisher.conn.as_str());
-            let seq = msg["seq"].as_u64().unwrap();
+            let seq = msg["offset"].as_u64().unwrap();
             let first = *first_seq.get_or_insert(seq);
-            assert_eq!(seq, first + i, "seq grows by one per message");
+            assert_eq!(seq, first + i, "offset grows by one per message");
         }
         assert_eq!(first_seq, Some(1));
     }
 }
 
 #[tokio::test]
-async fn two_publishers_interleave_but_each_stays_in_order_and_seq_never_goes_back() {
+async fn two_publishers_interleave_but_each_stays_in_order_and_offset_never_goes_back() {
     let server = TestServer::with(|c| c.workers = 2);
     let url = server.url("/ws");
     let mut pubs = one_per_worker(&url, 2).await;
@@ -64,7 +64,7 @@ async fn two_publishers_interleave_but_each_stays_in_order_and_seq_never_goes_ba
     let mut last_seq = 0;
     for _ in 0..2 * N {
         let msg = member.next_of("message").await;
-        let seq = msg["seq"].as_u64().unwrap();
+        let seq = msg["offset"].as_u64().unwrap();
         assert_eq!(seq, last_seq + 1);
         last_seq = seq;
         let p = msg["payload"][0].as_u64().unwrap() as usize;

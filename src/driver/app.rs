@@ -6,10 +6,14 @@
 //!
 //! - a command from a local connection goes to the room's owner worker (itself included, through
 //!   its own inbox, so there is one path and one order for every room);
-//! - the owner assigns `seq` and `ts`, renders the frame **once** and sends that same `Bytes` to each
-//!   worker with members; each worker queues a clone on every local member
+//! - the owner assigns `offset` (through its [`RoomStore`]) and `ts`, answers the publisher with
+//!   the offset, renders the frame **once**, keeps it in the room's history (the same `Bytes`)
+//!   and sends it to each worker with members; each worker queues a clone on every local member
 //!   ([`Connection::send_encoded`]) and wakes it. A slow member only fills its own queue; the
 //!   machine's backpressure policy applies to it alone.
+//! - a join with `since` is answered by the owner in one step: the member is registered and the
+//!   frames it missed are read from history together, and travel in the join's result, ahead of
+//!   every later frame of the room on the same FIFO channel: nothing missed, nothing twice.
 //!
 //! It never blocks, never awaits, and never holds a `RefCell` borrow across a call that could take
 //! the same one: a connection's own machine is passed in by `process()`, and other connections are
@@ -27,12 +31,17 @@ use crate::envelope::{
 use crate::proto::conn::{Connection, SendError};
 use crate::proto::error::CLOSE_POLICY_VIOLATION;
 use crate::proto::MessageKind;
+use crate::room::dedup::{Dedup, DedupKey, Sender};
+use crate::room::stream::{
+    Entry, EpochSource, HistoryPolicy, HistoryRules, MemoryStore, Recovery, RoomStore, Since,
+};
 use crate::room::{owner_of, Audience, LocalRooms, MemberInfo, OwnedRooms, RoomLimits};
 use crate::table::ConnKey;
 
 use super::admission;
 use super::connection::ConnShared;
-use super::mesh::{MeshMsg, Outbox};
+use super::mesh::{MeshMsg, Outbox, Resume};
+use super::worker::millis;
 use super::worker::Worker;
 
 /// The close reason after `max_envelope_errors` malformed envelopes in a row.
@@ -64,6 +73,12 @@ pub struct App {
     local: RefCell<LocalRooms>,
     /// Rooms this worker owns.
     owned: RefCell<OwnedRooms>,
+    /// The streams (offset, epoch, history) of the rooms this worker owns.
+    store: RefCell<MemoryStore>,
+    /// Recent publish `msg_id`s of the rooms this worker owns.
+    dedup: RefCell<Dedup>,
+    /// Most messages one resume or history answer carries.
+    max_recovery: usize,
     /// Inbox of every worker (this one included), by worker id.
     peers: Vec<Outbox>,
     limits: RoomLimits,
@@ -73,11 +88,33 @@ pub struct App {
 }
 
 impl App {
-    /// The application state of one worker.
-    pub fn new(config: &crate::config::Config, peers: Vec<Outbox>) -> App {
+    /// The application state of worker `id`.
+    pub fn new(config: &crate::config::Config, id: usize, peers: Vec<Outbox>) -> App {
         let unix_at_epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let workers = peers.len().max(1);
+        let rules = HistoryRules::new(
+            HistoryPolicy {
+                size: config.history_size,
+                ttl: millis(config.history_ttl),
+            },
+            &config.history_rooms,
+        );
+        // Epochs: randomness of this process (std's per-process random hash keys) and the worker
+        // id, so no restart and no other worker hands out an epoch seen before.
+        let seed = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_usize(id);
+            h.finish()
+        };
+        let store = MemoryStore::new(
+            rules,
+            config.history_max_bytes.div_ceil(workers),
+            EpochSource::new(seed),
+            0,
+        );
         App {
             parser: RefCell::new(Parser::new(EnvelopeLimits {
                 max_room_name_len: config.max_room_name_len,
@@ -86,6 +123,12 @@ impl App {
             arena: RefCell::new(BytesMut::new()),
             local: RefCell::new(LocalRooms::new()),
             owned: RefCell::new(OwnedRooms::new(peers.len())),
+            store: RefCell::new(store),
+            dedup: RefCell::new(Dedup::new(
+                millis(config.dedup_window),
+                config.dedup_max_entries.div_ceil(workers),
+            )),
+            max_recovery: config.max_recovery_messages,
             limits: RoomLimits {
                 max_rooms_per_connection: config.max_rooms_per_connection,
                 max_members_per_room: config.max_room_members,
@@ -221,6 +264,7 @@ pub fn on_message(
             id,
             name,
             presence,
+            since,
         } => {
             if !admission::may_use_room(conn, room) {
                 return reply(machine, id, Err((ErrorCode::Forbidden, &FORBIDDEN_ROOM)));
@@ -239,6 +283,7 @@ pub fn on_message(
                     },
                     id: id.map(Into::into),
                     watch: presence,
+                    since: since.map(resume),
                 },
             );
         }
@@ -260,6 +305,7 @@ pub fn on_message(
             id,
             payload,
             echo,
+            msg_id,
         } => {
             if !admission::may_use_room(conn, room) {
                 return reply(machine, id, Err((ErrorCode::Forbidden, &FORBIDDEN_ROOM)));
@@ -282,9 +328,31 @@ pub fn on_message(
                     // A view of the received message: no copy until the owner renders the frame.
                     payload: message.slice(payload),
                     echo,
+                    id: id.map(Into::into),
+                    msg_id: msg_id.map(Into::into),
                 },
             );
-            reply(machine, id, Ok(()));
+            // The owner replies once it has assigned the offset.
+        }
+        Command::History {
+            room,
+            id,
+            limit,
+            since,
+        } => {
+            if !admission::may_use_room(conn, room) {
+                return reply(machine, id, Err((ErrorCode::Forbidden, &FORBIDDEN_ROOM)));
+            }
+            app.send(
+                app.owner(room),
+                MeshMsg::History {
+                    room: room.into(),
+                    conn: me,
+                    id: id.map(Into::into),
+                    limit,
+                    since: since.map(resume),
+                },
+            );
         }
         Command::Send { to, id, payload } => {
             let Some(target) = ConnId::parse(to).filter(|t| (t.worker as usize) < app.peers.len())
@@ -351,6 +419,34 @@ pub fn on_message(
             queue(worker, machine, frame);
         }
     }
+}
+
+fn resume(since: Since<'_>) -> Resume {
+    Resume {
+        offset: since.offset,
+        epoch: since.epoch.into(),
+    }
+}
+
+fn since(resume: &Resume) -> Since<'_> {
+    Since {
+        offset: resume.offset,
+        epoch: &resume.epoch,
+    }
+}
+
+/// The owner worker's periodic work: history TTLs, forgotten `msg_id`s, their gauges.
+pub fn on_tick(worker: &Worker, now: u64) {
+    let app = &worker.app;
+    let mut store = app.store.borrow_mut();
+    store.expire(now);
+    let mut dedup = app.dedup.borrow_mut();
+    dedup.expire(now);
+    let stats = worker.stats();
+    let s = store.stats();
+    stats.history_bytes.set(s.bytes as u64);
+    stats.history_evicted.set(s.evicted);
+    stats.dedup_evicted.set(dedup.evicted());
 }
 
 /// Answers a message refused for going over the connection's message rate: an error reply
@@ -453,20 +549,35 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             info,
             id,
             watch,
+            since: resume,
         } => {
             let joined = app
                 .owned
                 .borrow_mut()
                 .join(&room, conn, info.clone(), watch, &app.limits);
-            let mut arena = app.arena.borrow_mut();
+            let now = worker.now();
+            let mut replay = Vec::new();
             let (ok, reply) = match joined {
-                Ok(_) => (true, render::reply_ok(&mut arena, id.as_deref())),
+                Ok(_) => {
+                    // Registering the member and reading what it missed happen in this one step:
+                    // every later message of the room is fanned out after this result.
+                    let mut store = app.store.borrow_mut();
+                    let at = store.open(&room, now);
+                    let recovered = resume.as_ref().map(|r| {
+                        store.replay(&room, since(r), app.max_recovery, now, &mut replay)
+                            == Recovery::Recovered
+                    });
+                    let mut arena = app.arena.borrow_mut();
+                    (
+                        true,
+                        render::reply_joined(&mut arena, id.as_deref(), at, recovered),
+                    )
+                }
                 Err(e) => (
                     false,
-                    render::reply_err(&mut arena, id.as_deref(), e.code(), e),
+                    render::reply_err(&mut app.arena.borrow_mut(), id.as_deref(), e.code(), e),
                 ),
             };
-            drop(arena);
             // The result goes out before the `joined` event and any later message of the room, on
             // the same FIFO channel: the joiner is a local member before they arrive.
             app.send(
@@ -477,6 +588,7 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
                     ok,
                     watch,
                     reply,
+                    replay,
                 },
             );
             if ok {
@@ -485,6 +597,9 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
         }
         MeshMsg::Leave { room, conn, reply } => {
             let left = app.owned.borrow_mut().leave(&room, conn);
+            if left.is_ok() && !app.owned.borrow().contains(&room) {
+                app.store.borrow_mut().release(&room, worker.now());
+            }
             if let Some(id) = reply {
                 let mut arena = app.arena.borrow_mut();
                 let frame = match &left {
@@ -510,20 +625,85 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             user,
             payload,
             echo,
+            id,
+            msg_id,
         } => {
             let name = room_str(&room);
-            let Some(seq) = app.owned.borrow_mut().next_seq(name) else {
-                return;
+            let ts = unix_now(worker);
+            let now = worker.now();
+            let answer = |at| {
+                let frame = render::reply_published(&mut app.arena.borrow_mut(), id.as_deref(), at);
+                app.send(
+                    from.worker as usize,
+                    MeshMsg::ToConn {
+                        key: from.key,
+                        frame,
+                    },
+                );
             };
-            let frame = render::message_by(
-                &mut app.arena.borrow_mut(),
+            let key = msg_id.as_deref().map(|m| {
+                let sender = user.clone().map_or(Sender::Conn(from), Sender::User);
+                DedupKey::new(name, sender, m)
+            });
+            if let Some(seen) = key.as_ref().and_then(|k| app.dedup.borrow().seen(k, now)) {
+                // A retry: the original answer, nothing delivered again.
+                worker.stats().publishes_deduplicated.add(1);
+                return answer(seen);
+            }
+            let mut store = app.store.borrow_mut();
+            let keep = store.keeps_history(name);
+            if !keep && !app.owned.borrow().contains(name) {
+                // Nobody to deliver to and nothing to keep: no offset is taken.
+                drop(store);
+                answer(None);
+                if let Some(key) = key {
+                    app.dedup.borrow_mut().remember(key, None, now);
+                }
+                return;
+            }
+            let at = store.append(name, now);
+            let frame = if keep {
+                // A kept frame gets an allocation of its own, so holding it pins no other frame.
+                let mut own = BytesMut::with_capacity(render::message_capacity(
+                    name,
+                    user.as_deref(),
+                    &payload,
+                ));
+                render::message_by(
+                    &mut own,
+                    name,
+                    at.offset,
+                    from,
+                    user.as_deref(),
+                    ts,
+                    &payload,
+                )
+            } else {
+                render::message_by(
+                    &mut app.arena.borrow_mut(),
+                    name,
+                    at.offset,
+                    from,
+                    user.as_deref(),
+                    ts,
+                    &payload,
+                )
+            };
+            store.record(
                 name,
-                seq,
-                from,
-                user.as_deref(),
-                unix_now(worker),
-                &payload,
+                Entry {
+                    offset: at.offset,
+                    frame: frame.clone(),
+                },
+                now,
             );
+            drop(store);
+            if let Some(key) = key {
+                app.dedup.borrow_mut().remember(key, Some(at), now);
+            }
+            // The reply goes before the frame on the same channel: the publisher reads its offset,
+            // then (with echo) the message.
+            answer(Some(at));
             // Encoded once; each member worker gets the same buffer (reference count only).
             for w in app.owned.borrow().workers_of(name, Audience::Members) {
                 let skip = (!echo && from.worker as usize == w).then_some(from.key);
@@ -568,15 +748,63 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             ok,
             watch,
             reply,
+            replay,
         } => {
-            if ok {
-                // `false`: the connection left (or went away) meanwhile; its leave follows ours to
-                // the owner, which undoes the join.
-                app.local.borrow_mut().confirm_join(key, &room, watch);
-            } else {
+            // `false` when refused, or when the connection left (or went away) meanwhile; its
+            // leave follows ours to the owner, which undoes the join.
+            let member = ok && app.local.borrow_mut().confirm_join(key, &room, watch);
+            if !ok {
                 app.local.borrow_mut().abort_join(key, &room);
             }
             push(worker, key, reply);
+            if member {
+                // Before any live frame of the room: those follow this result on the channel.
+                for frame in replay {
+                    push(worker, key, frame);
+                }
+            }
+        }
+        MeshMsg::History {
+            room,
+            conn,
+            id,
+            limit,
+            since: resume,
+        } => {
+            let store = app.store.borrow();
+            let now = worker.now();
+            let mut frames = Vec::new();
+            let recovered = match &resume {
+                Some(r) => Some(
+                    store.replay(&room, since(r), app.max_recovery, now, &mut frames)
+                        == Recovery::Recovered,
+                ),
+                None => {
+                    let n = limit.map_or(app.max_recovery, |l| {
+                        usize::try_from(l)
+                            .unwrap_or(usize::MAX)
+                            .min(app.max_recovery)
+                    });
+                    store.last(&room, n, now, &mut frames);
+                    None
+                }
+            };
+            let frame = render::history(
+                &mut app.arena.borrow_mut(),
+                id.as_deref(),
+                &room,
+                store.position(&room),
+                recovered,
+                &frames,
+            );
+            drop(store);
+            app.send(
+                conn.worker as usize,
+                MeshMsg::ToConn {
+                    key: conn.key,
+                    frame,
+                },
+            );
         }
         MeshMsg::Deliver {
             room,

@@ -16,6 +16,15 @@ use crate::envelope::ConnId;
 use crate::room::{Audience, MemberInfo};
 use crate::table::ConnKey;
 
+/// A client's resume point, carried to a room's owner.
+#[derive(Debug)]
+pub struct Resume {
+    /// The last offset the client saw.
+    pub offset: u64,
+    /// The epoch it saw it in, as the client wrote it.
+    pub epoch: Box<str>,
+}
+
 /// A message delivered to one worker.
 #[derive(Debug)]
 pub enum MeshMsg {
@@ -34,6 +43,8 @@ pub enum MeshMsg {
         id: Option<Box<str>>,
         /// It also receives the room's `joined`/`left` events (the join's `presence`).
         watch: bool,
+        /// Resume after this point: replay what the joiner missed, then live.
+        since: Option<Resume>,
     },
     /// To a room's owner: `conn` left `room` (its worker already stopped delivering to it).
     Leave {
@@ -56,6 +67,23 @@ pub enum MeshMsg {
         payload: Bytes,
         /// Whether the publisher gets its own message.
         echo: bool,
+        /// The client's id, for the reply (sent by the owner once the offset is assigned).
+        id: Option<Box<str>>,
+        /// The client's message id: a retry with the same one is answered, not delivered.
+        msg_id: Option<Box<str>>,
+    },
+    /// To a room's owner: `conn` asks for the room's history.
+    History {
+        /// The room.
+        room: Box<str>,
+        /// Who asks.
+        conn: ConnId,
+        /// The client's id, for the answer.
+        id: Option<Box<str>>,
+        /// The last `limit` messages (capped by `max_recovery_messages`).
+        limit: Option<u64>,
+        /// Or those after this point, all or nothing.
+        since: Option<Resume>,
     },
     /// To a room's owner: `conn` asks who is in `room`.
     Presence {
@@ -80,6 +108,9 @@ pub enum MeshMsg {
         watch: bool,
         /// The reply frame.
         reply: Bytes,
+        /// The frames of the messages the joiner missed (a resume), queued right after the
+        /// reply and before any live frame of the room.
+        replay: Vec<Bytes>,
     },
     /// From a room's owner to every worker with members of `audience`: one frame for each of
     /// those local members of `room`, except `skip` (a publisher that asked for no echo).

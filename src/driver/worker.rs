@@ -204,7 +204,7 @@ pub fn run(
         max_headers: config.max_headers,
     };
     let upgrade_config = UpgradeConfig::with_protocols(config.subprotocols.iter());
-    let app = App::new(config, inbox.peers);
+    let app = App::new(config, id, inbox.peers);
     let inbox = inbox.rx;
     builder.start(async move {
         let (reactor, poll) = Reactor::new()?;
@@ -274,6 +274,7 @@ async fn tick_loop(worker: Rc<Worker>) {
             .stats()
             .timers_armed
             .set(worker.wheel.borrow().len() as u64);
+        app::on_tick(&worker, now);
     }
 }
 

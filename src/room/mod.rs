@@ -6,8 +6,11 @@
 //!   connection → its rooms, so a disconnect leaves every room in O(rooms of that connection).
 //!   It is what a worker fans a room's frame out over.
 //! - [`OwnedRooms`] (one per worker, for the rooms it owns): the authoritative member list of each
-//!   room (connection ids, users, names), its `seq` counter, and which workers have members and
-//!   which have *watchers*.
+//!   room (connection ids, users, names) and which workers have members and which have
+//!   *watchers*.
+//! - [`stream`] (one store per worker, for the rooms it owns): each room's `offset` counter,
+//!   `epoch` and bounded history behind the [`stream::RoomStore`] trait; [`dedup`]: the
+//!   `msg_id`s of recent publishes, so a retried publish is accepted once.
 //!
 //! Every member receives the room's messages; only **watchers** (members that joined with
 //! presence on, the default) also receive its `joined`/`left` events. Both registries keep the
@@ -16,8 +19,10 @@
 //!
 //! Every room has exactly one **owner worker**, [`owner_of`]`(room, workers)`: a fixed hash of the
 //! name, the same on every worker. Joins, leaves, publishes and presence queries go to the owner
-//! through the mesh (FIFO per pair of workers), which is what makes `seq` a single counter per
-//! room and the member list consistent without locks.
+//! through the mesh (FIFO per pair of workers), which is what makes `offset` a single counter per
+//! room, the member list consistent without locks, and a resume exact: the owner registers a
+//! joiner and computes its replay in one step, and every later message reaches the joiner's
+//! worker after that replay on the same FIFO channel.
 //!
 //! Nothing here does I/O, reads a clock, or knows about sockets; fan-out hands each recipient a
 //! clone of one [`bytes::Bytes`] (a reference count, never a copy of the frame).

@@ -1,14 +1,14 @@
-//! The owner side of the rooms a worker owns: authoritative members, `seq`, member workers.
+//! The owner side of the rooms a worker owns: authoritative members and member workers.
 //!
 //! Owns, per room: the member list (connection id → user, display name and whether it watches
-//! membership, ordered by connection id so presence lists are stable), the `seq` counter, and a
-//! count of members and of watchers per worker, so a message goes only to workers that have
-//! members and a `joined`/`left` event only to workers that have watchers. It must never send
-//! anything: it answers what the driver should send and to which workers.
+//! membership, ordered by connection id so presence lists are stable) and a count of members and
+//! of watchers per worker, so a message goes only to workers that have members and a
+//! `joined`/`left` event only to workers that have watchers. It must never send anything: it
+//! answers what the driver should send and to which workers.
 //!
-//! `seq` starts at 1 for the first message published to a room and grows by one per message. A
-//! room exists while it has members; an emptied room is dropped, and a room created again later
-//! starts over at 1 (a publish to a room without members is delivered to nobody and takes no seq).
+//! A room exists here while it has members; an emptied room is dropped. Offsets, epochs and
+//! history are the room's *stream*, kept apart in a [`super::stream::RoomStore`] (a stream may
+//! outlive its members).
 //!
 //! Costs: join and leave are O(log members) plus O(workers) to list the workers of an audience;
 //! nothing here is O(members) except [`OwnedRooms::members`], which presence replies walk.
@@ -62,8 +62,6 @@ impl OnWorker {
 
 #[derive(Debug)]
 struct RoomState {
-    /// The last seq assigned (0: none yet).
-    seq: u64,
     members: BTreeMap<ConnId, Member>,
     /// Invariant: `per_worker[w].members` counts exactly the members whose `ConnId::worker == w`
     /// (so they sum to `members.len()`), and `per_worker[w].watchers` those of them with `watch`.
@@ -101,7 +99,6 @@ impl OwnedRooms {
         assert!(worker < self.workers, "connection of an unknown worker");
         let workers = self.workers;
         let state = self.rooms.entry(room.into()).or_insert_with(|| RoomState {
-            seq: 0,
             members: BTreeMap::new(),
             per_worker: vec![OnWorker::default(); workers].into_boxed_slice(),
         });
@@ -139,12 +136,9 @@ impl OwnedRooms {
         })
     }
 
-    /// Assigns the next seq of `room`; `None` when the room has no members (nothing to deliver,
-    /// no seq taken). The frame then goes to [`OwnedRooms::workers_of`] the members.
-    pub fn next_seq(&mut self, room: &str) -> Option<u64> {
-        let state = self.rooms.get_mut(room)?;
-        state.seq += 1;
-        Some(state.seq)
+    /// Whether `room` has members.
+    pub fn contains(&self, room: &str) -> bool {
+        self.rooms.contains_key(room)
     }
 
     /// Workers with at least one member of `room` in `audience`. O(workers).
@@ -166,11 +160,6 @@ impl OwnedRooms {
             .map(|s| s.members.iter())
             .unwrap_or_default()
             .map(|(&c, m)| (c, &m.info))
-    }
-
-    /// The last seq assigned in `room` (0 when none, or when the room does not exist).
-    pub fn seq(&self, room: &str) -> u64 {
-        self.rooms.get(room).map_or(0, |s| s.seq)
     }
 
     /// Rooms with members.
@@ -196,9 +185,8 @@ mod tests {
         }
     }
 
-    fn publish(rooms: &mut OwnedRooms, room: &str) -> Option<(u64, Vec<usize>)> {
-        let seq = rooms.next_seq(room)?;
-        Some((seq, rooms.workers_of(room, Audience::Members).collect()))
+    fn publish(rooms: &OwnedRooms, room: &str) -> Vec<usize> {
+        rooms.workers_of(room, Audience::Members).collect()
     }
 
     fn anon() -> MemberInfo {
@@ -209,22 +197,10 @@ mod tests {
     }
 
     #[test]
-    fn seq_starts_at_one_and_grows_by_one_per_publish() {
-        let mut rooms = OwnedRooms::new(2);
-        rooms
-            .join("r", conn(0, 1), anon(), true, &RoomLimits::default())
-            .unwrap();
-        let seqs: Vec<u64> = (0..3)
-            .map(|_| publish(&mut rooms, "r").unwrap().0)
-            .collect();
-        assert_eq!(seqs, vec![1, 2, 3]);
-    }
-
-    #[test]
-    fn a_publish_to_a_room_without_members_takes_no_seq() {
-        let mut rooms = OwnedRooms::new(1);
-        assert!(publish(&mut rooms, "nobody").is_none());
-        assert_eq!(rooms.seq("nobody"), 0);
+    fn a_publish_to_a_room_without_members_goes_to_no_worker() {
+        let rooms = OwnedRooms::new(1);
+        assert!(publish(&rooms, "nobody").is_empty());
+        assert!(!rooms.contains("nobody"));
     }
 
     #[test]
@@ -234,13 +210,12 @@ mod tests {
         assert!(rooms.join("r", conn(1, 1), anon(), true, &l).unwrap());
         assert!(!rooms.join("r", conn(1, 2), anon(), true, &l).unwrap());
         assert!(rooms.join("r", conn(3, 1), anon(), true, &l).unwrap());
-        assert_eq!(publish(&mut rooms, "r").unwrap().1, vec![1, 3]);
+        assert_eq!(publish(&rooms, "r"), vec![1, 3]);
         rooms.leave("r", conn(3, 1)).unwrap();
         assert_eq!(
             rooms.workers_of("r", Audience::Members).collect::<Vec<_>>(),
             vec![1]
         );
-        assert_eq!(rooms.next_seq("r"), Some(2));
     }
 
     #[test]
@@ -318,11 +293,11 @@ mod tests {
     }
 
     #[test]
-    fn the_last_leave_drops_the_room_and_a_new_room_restarts_seq() {
+    fn the_last_leave_drops_the_room() {
         let mut rooms = OwnedRooms::new(1);
         let l = RoomLimits::default();
         rooms.join("r", conn(0, 1), anon(), true, &l).unwrap();
-        publish(&mut rooms, "r");
+        assert!(rooms.contains("r"));
         assert_eq!(
             rooms.leave("r", conn(0, 1)),
             Ok(Departed {
@@ -330,9 +305,7 @@ mod tests {
                 watched: true
             })
         );
-        assert!(rooms.is_empty());
+        assert!(rooms.is_empty() && !rooms.contains("r"));
         assert_eq!(rooms.leave("r", conn(0, 1)), Err(RoomError::NotJoined));
-        rooms.join("r", conn(0, 1), anon(), true, &l).unwrap();
-        assert_eq!(publish(&mut rooms, "r").unwrap().0, 1);
     }
 }

@@ -22,8 +22,14 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `url` and reads the welcome.
+    /// Connects to `url` and reads the welcome (an anonymous one).
     pub async fn connect(url: &str) -> Client {
+        Self::connect_as(url, None).await
+    }
+
+    /// Connects to `url` (with `?token=…` for a user) and reads the welcome, which must name
+    /// `user`.
+    pub async fn connect_as(url: &str, user: Option<&str>) -> Client {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("connect");
@@ -35,9 +41,20 @@ impl Client {
         let welcome = client.recv().await;
         assert_eq!(welcome["type"], "welcome", "{welcome}");
         assert_eq!(welcome["v"], 1);
-        assert!(welcome["user"].is_null());
+        assert_eq!(welcome["user"].as_str(), user, "{welcome}");
         client.conn = welcome["conn"].as_str().expect("conn id").to_owned();
         client
+    }
+
+    /// Ends the TCP connection abruptly (a reset, no close frame): a network cut as the server
+    /// sees it.
+    pub fn cut(self) {
+        if let MaybeTlsStream::Plain(tcp) = self.ws.get_ref() {
+            socket2::SockRef::from(tcp)
+                .set_linger(Some(Duration::ZERO))
+                .expect("linger");
+        }
+        drop(self);
     }
 
     /// The worker this client landed on (from its connection id).
