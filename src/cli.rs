@@ -181,6 +181,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", help_heading = "Room history")]
     pub dedup_max_entries: Option<String>,
 
+    /// Redis of the cluster (redis://HOST:PORT): rooms, offsets, history and msg_id dedup shared by every node; unset: one node, no Redis.
+    #[arg(long, value_name = "URL", help_heading = "Cluster")]
+    pub cluster: Option<String>,
+
     /// JWT on the upgrade: off (tokens ignored), optional (no token = anonymous, a bad one = 401), required (401 without a valid token).
     #[arg(long, value_name = "off|optional|required", help_heading = "Auth")]
     pub auth: Option<String>,
@@ -279,6 +283,7 @@ impl ServeArgs {
             Key::MaxRecoveryMessages => &self.max_recovery_messages,
             Key::DedupWindow => &self.dedup_window,
             Key::DedupMaxEntries => &self.dedup_max_entries,
+            Key::Cluster => &self.cluster,
             Key::Auth => &self.auth,
             Key::AuthJwtSecret => &self.auth_jwt_secret,
             Key::AuthJwtPublicKey => &self.auth_jwt_public_key,

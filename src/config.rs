@@ -225,6 +225,12 @@ pub struct Config {
     /// past it the oldest is forgotten early and counted in `ringcast_dedup_evicted_total`.
     /// Default 100 000; each costs about 150 B plus its room name and msg_id. At least 1.
     pub dedup_max_entries: usize,
+    /// The Redis that makes several ringcast nodes one cluster, as `redis://HOST:PORT` (see
+    /// [`crate::cluster`]). Default unset: one node, no Redis, nothing changes. When set, room
+    /// offsets, epochs, history and `msg_id` deduplication live in Redis and a room's messages
+    /// reach every node with members; while Redis is unreachable publishes and joins answer
+    /// `unavailable`. Must start with `redis://`.
+    pub cluster: Option<String>,
     /// Authentication, Origin, address and rate rules (`auth`, `allowed_origins`, `allow_cidr`,
     /// `max_connections_per_ip`, `message_rate`, ...): each field of [`SecurityConfig`] is a key
     /// of the same name, documented there with its default and when to change it.
@@ -268,6 +274,7 @@ impl Default for Config {
             max_recovery_messages: 1000,
             dedup_window: Duration::from_secs(2 * 60),
             dedup_max_entries: 100_000,
+            cluster: None,
             security: SecurityConfig::default(),
         }
     }
@@ -320,6 +327,7 @@ pub enum Key {
     MaxRecoveryMessages,
     DedupWindow,
     DedupMaxEntries,
+    Cluster,
     Auth,
     AuthJwtSecret,
     AuthJwtPublicKey,
@@ -341,7 +349,7 @@ pub enum Key {
 
 impl Key {
     /// Every key, in the order `--print-config` writes them.
-    pub const ALL: [Key; 51] = [
+    pub const ALL: [Key; 52] = [
         Key::Listen,
         Key::Workers,
         Key::Pin,
@@ -376,6 +384,7 @@ impl Key {
         Key::MaxRecoveryMessages,
         Key::DedupWindow,
         Key::DedupMaxEntries,
+        Key::Cluster,
         Key::Auth,
         Key::AuthJwtSecret,
         Key::AuthJwtPublicKey,
@@ -432,6 +441,7 @@ impl Key {
             Key::MaxRecoveryMessages => "max_recovery_messages",
             Key::DedupWindow => "dedup_window",
             Key::DedupMaxEntries => "dedup_max_entries",
+            Key::Cluster => "cluster",
             Key::Auth => "auth",
             Key::AuthJwtSecret => "auth_jwt_secret",
             Key::AuthJwtPublicKey => "auth_jwt_public_key",
@@ -1216,6 +1226,7 @@ impl Config {
             Key::MaxRecoveryMessages => self.max_recovery_messages = r.count(raw)?,
             Key::DedupWindow => self.dedup_window = r.duration(raw)?,
             Key::DedupMaxEntries => self.dedup_max_entries = r.count(raw)?,
+            Key::Cluster => self.cluster = r.optional_text(raw)?,
             Key::Auth => {
                 self.security.auth = r.choice(
                     raw,
@@ -1289,6 +1300,7 @@ impl Config {
             Key::MaxRecoveryMessages => self.max_recovery_messages.to_string(),
             Key::DedupWindow => format_duration(self.dedup_window),
             Key::DedupMaxEntries => self.dedup_max_entries.to_string(),
+            Key::Cluster => self.cluster.clone().unwrap_or_default(),
             Key::Auth => self.security.auth.as_str().to_owned(),
             Key::AuthJwtSecret => self
                 .security
@@ -1559,6 +1571,15 @@ impl Config {
         at_least_one(Key::MaxEnvelopeErrors, self.max_envelope_errors as usize)?;
         at_least_one(Key::MaxRecoveryMessages, self.max_recovery_messages)?;
         at_least_one(Key::DedupMaxEntries, self.dedup_max_entries)?;
+        if let Some(url) = &self.cluster {
+            if !url.starts_with("redis://") || url.len() == "redis://".len() {
+                return Err(range(
+                    Key::Cluster,
+                    url.clone(),
+                    "a redis://HOST:PORT address".to_owned(),
+                ));
+            }
+        }
         positive_duration(Key::HistoryTtl, self.history_ttl)?;
         positive_duration(Key::DedupWindow, self.dedup_window)?;
         if self.history_max_bytes < KIB {
@@ -2037,6 +2058,7 @@ mod tests {
         assert_eq!(c.max_recovery_messages, 1000);
         assert_eq!(c.render(Key::DedupWindow), "2m");
         assert_eq!(c.dedup_max_entries, 100_000);
+        assert_eq!(c.cluster, None);
     }
 
     #[test]
@@ -2170,6 +2192,7 @@ mod tests {
             max_recovery_messages: 50,
             dedup_window: Duration::from_secs(30),
             dedup_max_entries: 7,
+            cluster: Some("redis://127.0.0.1:7001".into()),
             security: SecurityConfig {
                 auth: AuthMode::Required,
                 auth_jwt_secret: Some(Secret("0123456789abcdef0123456789abcdef!".into())),

@@ -193,6 +193,7 @@ fn every_invalid_value_exits_2_naming_the_key_and_where_it_came_from() {
         (Flag, Key::MaxPayloadSize, "32MiB"),
         (Env, Key::MaxEnvelopeErrors, "0"),
         (Flag, Key::PublishRequiresJoin, "sometimes"),
+        (Env, Key::Cluster, "localhost:6379"),
         (Flag, Key::Auth, "maybe"),
         (Env, Key::AuthJwtSecret, "short"),
         (
