@@ -115,11 +115,15 @@ pub enum ErrorCode {
     TokenExpired,
     /// A `refresh` on a server (or connection) without authentication.
     AuthDisabled,
+    /// Clustered (`cluster`): the cluster's Redis is unreachable (or the bridge to it is
+    /// saturated), so a publish, join or history request cannot be served without risking
+    /// offsets that collide later. Nothing was done; retry.
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, in documentation order.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::BadJson,
         ErrorCode::BadVersion,
         ErrorCode::UnknownType,
@@ -138,6 +142,7 @@ impl ErrorCode {
         ErrorCode::Unauthorized,
         ErrorCode::TokenExpired,
         ErrorCode::AuthDisabled,
+        ErrorCode::Unavailable,
     ];
 
     /// The wire spelling (`"not_joined"`).
@@ -161,6 +166,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::TokenExpired => "token_expired",
             ErrorCode::AuthDisabled => "auth_disabled",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 

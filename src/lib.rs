@@ -23,18 +23,22 @@
 //!   table and the per-connection message guard, gathered in one [`security::Policy`] built from
 //!   a [`security::SecurityConfig`]. A tested library only for now: the driver does not call it
 //!   and none of its settings is an option yet.
+//! - [`cluster`]: several nodes as one through Redis (`--cluster`): room offsets, history and
+//!   `msg_id` dedup in Redis, cross-node fan-out; its bridge (one thread per node) is, with
+//!   `driver`, the only code doing I/O.
 //! - [`driver`]: the only I/O. One thread per worker, each with its own tokio-uring runtime,
 //!   `SO_REUSEPORT` listener, connection table, timer wheel and buffer pool; the graceful drain.
 //! - [`loadgen`]: `ringcast bench`, the load tool: echo, latency, connect and idle scenarios
 //!   against a WebSocket (or raw TCP echo) server on loopback; table, JSON and SVG reports.
 //!
-//! Nothing outside `driver`, `loadgen` (a client, not part of the server) and the binary performs
+//! Nothing outside `driver`, `cluster::bridge`, `loadgen` (a client, not part of the server) and the binary performs
 //! I/O or reads a clock.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod driver;
 pub mod envelope;

@@ -54,6 +54,8 @@ pub struct Shared {
     /// The security rules, built once from `config.security` (its per-IP table is the only
     /// state workers share behind a lock, taken once per accept and close, never per message).
     pub policy: Policy,
+    /// The link to the cluster's Redis, when clustered (read by `/healthz` and `/metrics`).
+    pub cluster: Option<Arc<crate::cluster::ClusterStatus>>,
 }
 
 impl Shared {
@@ -204,7 +206,7 @@ pub fn run(
         max_headers: config.max_headers,
     };
     let upgrade_config = UpgradeConfig::with_protocols(config.subprotocols.iter());
-    let app = App::new(config, id, inbox.peers);
+    let app = App::new(config, id, inbox.peers, inbox.cluster);
     let inbox = inbox.rx;
     builder.start(async move {
         let (reactor, poll) = Reactor::new()?;

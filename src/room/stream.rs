@@ -53,6 +53,24 @@ impl Epoch {
         out
     }
 
+    /// The epoch a wire text names: exactly 16 lowercase hex digits, else `None`. (A cluster
+    /// keeps a room's epoch in Redis as this text.)
+    pub fn from_text(text: &[u8]) -> Option<Epoch> {
+        if text.len() != 16 {
+            return None;
+        }
+        let mut v = 0u64;
+        for &b in text {
+            let d = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                _ => return None,
+            };
+            v = (v << 4) | u64::from(d);
+        }
+        Some(Epoch(v))
+    }
+
     /// Whether a client's epoch string names this epoch.
     pub fn is(self, text: &str) -> bool {
         text.as_bytes() == self.text()
