@@ -16,8 +16,10 @@
 //! - [`metrics`]: per-worker counters (single writer each) and their Prometheus rendering.
 //! - [`envelope`]: the JSON envelope of `GET /ws` (simd-json): client text → typed commands with
 //!   stable error codes; server envelopes rendered straight into frames, payloads copied verbatim.
-//! - [`room`]: the per-worker room registry (room ↔ local members, conn → rooms) and the owner
-//!   side of a room (member list, `seq`, which workers have members), sans-IO.
+//! - [`room`]: the per-worker room registry (room ↔ local members, conn → rooms), the owner
+//!   side of a room (member list, which workers have members), its stream (`offset`, `epoch`,
+//!   bounded history behind the `RoomStore` trait) and the `msg_id` table of idempotent
+//!   publishes, sans-IO.
 //! - [`security`]: sans-IO abuse and access rules: CIDR allow/deny and `X-Forwarded-For`, the
 //!   Origin policy, JWT verification and room permissions, token buckets, the bounded per-IP
 //!   table and the per-connection message guard, gathered in one [`security::Policy`] built from

@@ -215,6 +215,13 @@ fn every_invalid_value_exits_2_naming_the_key_and_where_it_came_from() {
         (File, Key::MessageBytesRate, "\"1 parsec\""),
         (Flag, Key::MessageRateStrikes, "0"),
         (Env, Key::MessageRateGrace, "0s"),
+        (File, Key::HistorySize, "-3"),
+        (Flag, Key::HistoryTtl, "0s"),
+        (Env, Key::HistoryMaxBytes, "100"),
+        (Flag, Key::HistoryRooms, "chat:"),
+        (File, Key::MaxRecoveryMessages, "0"),
+        (Env, Key::DedupWindow, "forever"),
+        (Flag, Key::DedupMaxEntries, "0"),
     ];
     for key in Key::ALL {
         assert!(

@@ -319,25 +319,46 @@ async fn a_gap_larger_than_history_or_the_replay_bound_is_not_recovered() {
 const SECRET: &str = "a-test-secret-that-is-long-enough-for-hs256!";
 
 fn token(sub: &str) -> String {
+    token_with(json!({"sub": sub}))
+}
+
+fn token_with(mut claims: Value) -> String {
     let exp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
         + 3600;
+    claims["exp"] = json!(exp);
     encode(
         &Header::new(Algorithm::HS256),
-        &json!({"sub": sub, "exp": exp}),
+        &claims,
         &EncodingKey::from_secret(SECRET.as_bytes()),
     )
     .unwrap()
 }
 
-#[tokio::test]
-async fn a_publish_retried_with_the_same_msg_id_after_a_lost_reply_is_delivered_once() {
-    let server = TestServer::with(|c| {
+fn auth_server() -> TestServer {
+    TestServer::with(|c| {
         c.security.auth = AuthMode::Optional;
         c.security.auth_jwt_secret = Some(Secret(SECRET.into()));
-    });
+    })
+}
+
+#[tokio::test]
+async fn history_is_subject_to_the_tokens_rooms_claim() {
+    let server = auth_server();
+    let jwt = token_with(json!({"sub": "bo", "rooms": ["chat:*"]}));
+    let url = format!("{}?token={jwt}", server.url("/ws"));
+    let mut bo = Client::connect_as(&url, Some("bo")).await;
+    bo.fails(json!({"type":"history","room":"admin"}), "forbidden")
+        .await;
+    bo.send(json!({"type":"history","room":"chat:1"})).await;
+    assert_eq!(bo.next_of("history").await["room"], "chat:1");
+}
+
+#[tokio::test]
+async fn a_publish_retried_with_the_same_msg_id_after_a_lost_reply_is_delivered_once() {
+    let server = auth_server();
     let url = server.url("/ws");
     let as_ann = format!("{url}?token={}", token("ann"));
     let mut member = Client::connect(&url).await;

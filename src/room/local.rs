@@ -43,15 +43,17 @@ struct Membership {
 #[derive(Debug, Default)]
 struct Local {
     members: Slab<ConnKey>,
-    /// Invariant: a subset of `members` (the same keys, in slots of their own).
-    watchers: Slab<ConnKey>,
+    /// Invariant: a subset of `members` (the same keys, in slots of their own). Boxed, and
+    /// created on the first watcher: most rooms by count (one-member rooms, broadcast rooms joined
+    /// with presence off) have none, and pay one pointer instead of a slab.
+    watchers: Option<Box<Slab<ConnKey>>>,
 }
 
 impl Local {
-    fn audience(&self, audience: Audience) -> &Slab<ConnKey> {
+    fn audience(&self, audience: Audience) -> Option<&Slab<ConnKey>> {
         match audience {
-            Audience::Members => &self.members,
-            Audience::Watchers => &self.watchers,
+            Audience::Members => Some(&self.members),
+            Audience::Watchers => self.watchers.as_deref(),
         }
     }
 }
@@ -82,7 +84,11 @@ impl LocalRooms {
         room: &str,
         limits: &RoomLimits,
     ) -> Result<(), RoomError> {
-        let list = self.conns.entry(conn).or_default();
+        // Most connections are in one room: room for exactly one membership to start with.
+        let list = self
+            .conns
+            .entry(conn)
+            .or_insert_with(|| Vec::with_capacity(1));
         if list.iter().any(|m| &*m.room == room) {
             return Err(RoomError::AlreadyJoined);
         }
@@ -111,10 +117,15 @@ impl LocalRooms {
         }) else {
             return false;
         };
-        let local = self.rooms.entry(room.into()).or_default();
+        let local = self.rooms.entry(room.into()).or_insert_with(|| Local {
+            // Room for the one member a new room has (the watchers' slab allocates on its first
+            // watcher only).
+            members: Slab::with_capacity(1),
+            watchers: None,
+        });
         m.slots = Some(Slots {
             member: local.members.insert(conn),
-            watcher: watch.then(|| local.watchers.insert(conn)),
+            watcher: watch.then(|| local.watchers.get_or_insert_with(Box::default).insert(conn)),
         });
         true
     }
@@ -165,8 +176,8 @@ impl LocalRooms {
         if let Some(slots) = m.slots {
             if let Some(local) = self.rooms.get_mut(&*m.room) {
                 local.members.remove(slots.member);
-                if let Some(w) = slots.watcher {
-                    local.watchers.remove(w);
+                if let (Some(w), Some(watchers)) = (slots.watcher, &mut local.watchers) {
+                    watchers.remove(w);
                 }
                 if local.members.is_empty() {
                     self.rooms.remove(&*m.room);
@@ -208,11 +219,11 @@ impl LocalRooms {
         skip: Option<ConnKey>,
         mut deliver: impl FnMut(ConnKey, Bytes),
     ) -> usize {
-        let Some(local) = self.rooms.get(room) else {
+        let Some(slab) = self.rooms.get(room).and_then(|l| l.audience(audience)) else {
             return 0;
         };
         let mut n = 0;
-        for (_, &conn) in local.audience(audience) {
+        for (_, &conn) in slab {
             if Some(conn) != skip {
                 deliver(conn, frame.clone());
                 n += 1;

@@ -10,8 +10,11 @@
 //! history are the room's *stream*, kept apart in a [`super::stream::RoomStore`] (a stream may
 //! outlive its members).
 //!
-//! Costs: join and leave are O(log members) plus O(workers) to list the workers of an audience;
-//! nothing here is O(members) except [`OwnedRooms::members`], which presence replies walk.
+//! Costs: join and leave are O(log members) plus O(workers) to list the workers of an audience
+//! (a room of at most [`FEW`] members keeps them in a sorted vector: O(members) moves of at most
+//! [`FEW`] entries, and one allocation of exactly one entry for a one-member room, instead of a
+//! B-tree node of eleven); nothing here is O(members) except [`OwnedRooms::members`], which
+//! presence replies walk.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -60,9 +63,106 @@ impl OnWorker {
     }
 }
 
+/// Members up to which a room keeps them in a sorted vector rather than a B-tree.
+pub const FEW: usize = 16;
+
+/// A room's members by connection id: a sorted vector while few (one-member rooms, direct
+/// messages: the common case by count), a B-tree past [`FEW`].
+#[derive(Debug)]
+enum Members {
+    /// Invariant: sorted by `ConnId`, no duplicates, `len() <= FEW`.
+    Few(Vec<(ConnId, Member)>),
+    Many(BTreeMap<ConnId, Member>),
+}
+
+impl Members {
+    fn len(&self) -> usize {
+        match self {
+            Members::Few(v) => v.len(),
+            Members::Many(m) => m.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn contains(&self, conn: &ConnId) -> bool {
+        match self {
+            Members::Few(v) => v.binary_search_by_key(conn, |(c, _)| *c).is_ok(),
+            Members::Many(m) => m.contains_key(conn),
+        }
+    }
+
+    /// Inserts a member not yet present.
+    fn insert(&mut self, conn: ConnId, member: Member) {
+        match self {
+            Members::Few(v) if v.len() < FEW => {
+                let at = v.binary_search_by_key(&conn, |(c, _)| *c).unwrap_err();
+                if v.capacity() == 0 {
+                    // A room starts with one member: room for exactly one.
+                    v.reserve_exact(1);
+                }
+                v.insert(at, (conn, member));
+            }
+            Members::Few(v) => {
+                let mut map: BTreeMap<ConnId, Member> = std::mem::take(v).into_iter().collect();
+                map.insert(conn, member);
+                *self = Members::Many(map);
+            }
+            Members::Many(m) => {
+                m.insert(conn, member);
+            }
+        }
+    }
+
+    fn remove(&mut self, conn: &ConnId) -> Option<Member> {
+        match self {
+            Members::Few(v) => {
+                let at = v.binary_search_by_key(conn, |(c, _)| *c).ok()?;
+                Some(v.remove(at).1)
+            }
+            Members::Many(m) => m.remove(conn),
+        }
+    }
+
+    fn iter(&self) -> MembersIter<'_> {
+        match self {
+            Members::Few(v) => MembersIter::Few(v.iter()),
+            Members::Many(m) => MembersIter::Many(m.iter()),
+        }
+    }
+}
+
+/// The members of a room in connection-id order.
+enum MembersIter<'a> {
+    Few(std::slice::Iter<'a, (ConnId, Member)>),
+    Many(std::collections::btree_map::Iter<'a, ConnId, Member>),
+}
+
+impl<'a> Iterator for MembersIter<'a> {
+    type Item = (ConnId, &'a Member);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            MembersIter::Few(i) => i.next().map(|(c, m)| (*c, m)),
+            MembersIter::Many(i) => i.next().map(|(c, m)| (*c, m)),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            MembersIter::Few(i) => i.size_hint(),
+            MembersIter::Many(i) => i.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for MembersIter<'_> {}
+
 #[derive(Debug)]
 struct RoomState {
-    members: BTreeMap<ConnId, Member>,
+    members: Members,
     /// Invariant: `per_worker[w].members` counts exactly the members whose `ConnId::worker == w`
     /// (so they sum to `members.len()`), and `per_worker[w].watchers` those of them with `watch`.
     per_worker: Box<[OnWorker]>,
@@ -99,10 +199,10 @@ impl OwnedRooms {
         assert!(worker < self.workers, "connection of an unknown worker");
         let workers = self.workers;
         let state = self.rooms.entry(room.into()).or_insert_with(|| RoomState {
-            members: BTreeMap::new(),
+            members: Members::Few(Vec::new()),
             per_worker: vec![OnWorker::default(); workers].into_boxed_slice(),
         });
-        if state.members.contains_key(&conn) {
+        if state.members.contains(&conn) {
             return Err(RoomError::AlreadyJoined);
         }
         if state.members.len() >= limits.max_members_per_room {
@@ -157,9 +257,8 @@ impl OwnedRooms {
     pub fn members(&self, room: &str) -> impl ExactSizeIterator<Item = (ConnId, &MemberInfo)> + '_ {
         self.rooms
             .get(room)
-            .map(|s| s.members.iter())
-            .unwrap_or_default()
-            .map(|(&c, m)| (c, &m.info))
+            .map_or(MembersIter::Few([].iter()), |s| s.members.iter())
+            .map(|(c, m)| (c, &m.info))
     }
 
     /// Rooms with members.
@@ -256,6 +355,32 @@ mod tests {
         rooms.join("r", conn(0, 2), anon(), true, &l).unwrap();
         let listed: Vec<ConnId> = rooms.members("r").map(|(c, _)| c).collect();
         assert_eq!(listed, vec![conn(0, 1), conn(0, 2)]);
+    }
+
+    #[test]
+    fn members_stay_ordered_and_counted_across_the_switch_to_a_tree_and_back() {
+        let mut rooms = OwnedRooms::new(2);
+        let l = RoomLimits::default();
+        let n = 3 * FEW as u64;
+        for i in (0..n).rev() {
+            rooms
+                .join("r", conn((i % 2) as u32, i), anon(), i % 3 == 0, &l)
+                .unwrap();
+            assert_eq!(
+                rooms.join("r", conn((i % 2) as u32, i), anon(), true, &l),
+                Err(RoomError::AlreadyJoined)
+            );
+        }
+        let listed: Vec<ConnId> = rooms.members("r").map(|(c, _)| c).collect();
+        let mut sorted = listed.clone();
+        sorted.sort();
+        assert_eq!((listed.len(), &listed), (n as usize, &sorted));
+        for i in 0..n {
+            let gone = rooms.leave("r", conn((i % 2) as u32, i)).unwrap();
+            assert_eq!(gone.watched, i % 3 == 0);
+            assert_eq!(rooms.members("r").len(), (n - i - 1) as usize);
+        }
+        assert!(!rooms.contains("r"));
     }
 
     #[test]

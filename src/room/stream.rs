@@ -318,7 +318,7 @@ pub trait RoomStore {
     fn stats(&self) -> StoreStats;
 }
 
-/// One room's stream in memory.
+/// One room's stream in memory: 48 bytes, plus its [`History`] once the room keeps one.
 #[derive(Debug)]
 struct Stream {
     offset: u64,
@@ -326,12 +326,20 @@ struct Stream {
     policy: HistoryPolicy,
     /// Whether the room has members (told by `open` / `release`).
     members: bool,
-    /// Invariant: offsets consecutive, the last one `<= offset`; `len() <= policy.size`.
+    /// `Some` only when `policy.keeps()`, from the first publish or ttl on (a room without
+    /// history pays one pointer for it).
+    history: Option<Box<History>>,
+}
+
+/// The kept messages of one room.
+#[derive(Debug, Default)]
+struct History {
+    /// Invariant: offsets consecutive, the last one `<=` the stream's offset; `len() <=
+    /// policy.size`.
     entries: VecDeque<Entry>,
     /// Sum of `entries`' costs.
     bytes: usize,
-    /// The ttl timer, armed while the policy keeps history and the stream has had a publish or
-    /// lost its members.
+    /// The ttl timer, armed once the stream has had a publish or lost its members.
     timer: Option<TimerKey>,
 }
 
@@ -343,6 +351,14 @@ impl Stream {
         }
     }
 
+    fn bytes(&self) -> usize {
+        self.history.as_ref().map_or(0, |h| h.bytes)
+    }
+
+    fn timer(&self) -> Option<TimerKey> {
+        self.history.as_ref().and_then(|h| h.timer)
+    }
+
     /// Entries still valid at `now` (none once the ttl has passed, even before the sweep).
     fn live_entries<'s>(
         &'s self,
@@ -350,18 +366,24 @@ impl Stream {
         now: Millis,
     ) -> &'s VecDeque<Entry> {
         static EMPTY: VecDeque<Entry> = VecDeque::new();
-        match self.timer.and_then(|t| wheel.deadline(t)) {
+        let Some(h) = &self.history else {
+            return &EMPTY;
+        };
+        match h.timer.and_then(|t| wheel.deadline(t)) {
             Some(deadline) if deadline <= now => &EMPTY,
-            _ => &self.entries,
+            _ => &h.entries,
         }
     }
 }
 
 /// The in-memory [`RoomStore`] of one owner worker.
 ///
-/// Memory: per stream a map entry (name + about 120 B); per entry 40 B plus its frame (shared
-/// with the fan-out; a room that keeps history has its frames rendered into their own
-/// allocation, so a held frame pins nothing else). Frames count against `max_bytes`.
+/// Memory: per stream a map entry (its name, 16 B of key and 48 B of [`Stream`], plus hash-table
+/// slack); a room that keeps history adds a [`History`] (64 B), a timer (its name again and a
+/// wheel entry) and 40 B per entry plus its frame (shared with the fan-out; a room that keeps
+/// history has its frames rendered into their own allocation, so a held frame pins nothing
+/// else). Frames count against `max_bytes`; the rest does not (`tests/rooms_memory.rs` measures
+/// it).
 #[derive(Debug)]
 pub struct MemoryStore {
     rules: HistoryRules,
@@ -403,9 +425,7 @@ impl MemoryStore {
                 epoch: self.epochs.next_epoch(),
                 policy: self.rules.policy(room),
                 members: false,
-                entries: VecDeque::new(),
-                bytes: 0,
-                timer: None,
+                history: None,
             };
             self.streams.insert(room.into(), stream);
         }
@@ -421,27 +441,26 @@ impl MemoryStore {
             return;
         }
         let deadline = now.saturating_add(stream.policy.ttl);
-        match stream.timer {
+        let h = stream.history.get_or_insert_with(Box::default);
+        match h.timer {
             Some(t) if self.expiry.reset(t, deadline) => {}
-            _ => stream.timer = Some(self.expiry.insert(deadline, room.into())),
+            _ => h.timer = Some(self.expiry.insert(deadline, room.into())),
         }
     }
 
     fn drop_entries(&mut self, room: &str) {
-        if let Some(s) = self.streams.get_mut(room) {
-            self.bytes -= s.bytes;
-            self.entries -= s.entries.len();
-            s.bytes = 0;
-            s.entries = VecDeque::new();
+        if let Some(h) = self.streams.get_mut(room).and_then(|s| s.history.as_mut()) {
+            self.bytes -= h.bytes;
+            self.entries -= h.entries.len();
+            h.bytes = 0;
+            h.entries = VecDeque::new();
         }
     }
 
     fn remove(&mut self, room: &str) {
         self.drop_entries(room);
-        if let Some(s) = self.streams.remove(room) {
-            if let Some(t) = s.timer {
-                self.expiry.cancel(t);
-            }
+        if let Some(t) = self.streams.remove(room).and_then(|s| s.timer()) {
+            self.expiry.cancel(t);
         }
     }
 
@@ -456,25 +475,29 @@ impl MemoryStore {
         let mut heap: BinaryHeap<(usize, Box<str>)> = self
             .streams
             .iter()
-            .filter(|(_, s)| s.bytes > 0)
-            .map(|(name, s)| (s.bytes, name.clone()))
+            .filter(|(_, s)| s.bytes() > 0)
+            .map(|(name, s)| (s.bytes(), name.clone()))
             .collect();
         while self.bytes > target {
             let Some((_, name)) = heap.pop() else { break };
             let next = heap.peek().map_or(0, |(b, _)| *b);
-            let s = self.streams.get_mut(&name).expect("listed above");
+            let h = self
+                .streams
+                .get_mut(&name)
+                .and_then(|s| s.history.as_mut())
+                .expect("listed above with bytes");
             // The largest room gives entries until it is no longer the largest.
-            while self.bytes > target && s.bytes >= next {
-                let Some(e) = s.entries.pop_front() else {
+            while self.bytes > target && h.bytes >= next {
+                let Some(e) = h.entries.pop_front() else {
                     break;
                 };
-                s.bytes -= e.cost();
+                h.bytes -= e.cost();
                 self.bytes -= e.cost();
                 self.entries -= 1;
                 self.evicted += 1;
             }
-            if s.bytes > 0 {
-                heap.push((s.bytes, name));
+            if h.bytes > 0 {
+                heap.push((h.bytes, name));
             }
         }
     }
@@ -494,7 +517,7 @@ impl RoomStore for MemoryStore {
         stream.members = false;
         if !stream.policy.keeps() {
             self.remove(room);
-        } else if stream.timer.is_none() {
+        } else if stream.timer().is_none() {
             // Never published to (or its history already expired): keep it for one ttl.
             self.touch(room, now);
         }
@@ -523,13 +546,19 @@ impl RoomStore for MemoryStore {
             return;
         }
         debug_assert_eq!(entry.offset, s.offset, "record follows its append");
-        s.bytes += entry.cost();
+        let size = s.policy.size;
+        let h = s.history.get_or_insert_with(Box::default);
+        if h.entries.capacity() == 0 {
+            // Small histories get exactly their size, not the next power of two.
+            h.entries.reserve_exact(size.min(64));
+        }
+        h.bytes += entry.cost();
         self.bytes += entry.cost();
         self.entries += 1;
-        s.entries.push_back(entry);
-        while s.entries.len() > s.policy.size {
-            let e = s.entries.pop_front().expect("longer than size");
-            s.bytes -= e.cost();
+        h.entries.push_back(entry);
+        while h.entries.len() > size {
+            let e = h.entries.pop_front().expect("longer than size");
+            h.bytes -= e.cost();
             self.bytes -= e.cost();
             self.entries -= 1;
         }
@@ -591,7 +620,9 @@ impl RoomStore for MemoryStore {
             let Some(s) = self.streams.get_mut(&room) else {
                 continue;
             };
-            s.timer = None;
+            if let Some(h) = &mut s.history {
+                h.timer = None;
+            }
             if s.members {
                 // Members keep the stream alive (offset and epoch); its history is gone.
                 self.drop_entries(&room);
