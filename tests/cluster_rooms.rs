@@ -414,3 +414,37 @@ async fn a_node_killed_mid_stream_loses_no_acknowledged_message() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_read_from_the_stream_on_any_node() {
+    let redis = Redis::start();
+    let nodes = [node(&redis), node(&redis)];
+    let mut p = Client::connect(&nodes[0].url("/ws")).await;
+    let mut epoch = Value::Null;
+    for i in 1..=5u64 {
+        let r = p
+            .call(json!({"type":"publish","room":"chat:hist","payload":i}))
+            .await;
+        assert_eq!(r["offset"], i, "{r}");
+        epoch = r["epoch"].clone();
+    }
+    let mut q = Client::connect(&nodes[1].url("/ws")).await;
+    let id = q
+        .send(json!({"type":"history","room":"chat:hist","limit":2}))
+        .await;
+    let h = q.next_of("history").await;
+    assert_eq!(h["id"], id.as_str());
+    assert_eq!((&h["offset"], &h["epoch"]), (&json!(5), &epoch), "{h}");
+    let offsets: Vec<_> = h["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["offset"].clone(), m["payload"].clone()))
+        .collect();
+    assert_eq!(offsets, vec![(json!(4), json!(4)), (json!(5), json!(5))]);
+    q.send(json!({"type":"history","room":"chat:hist","since":{"offset":1,"epoch":epoch}}))
+        .await;
+    let h = q.next_of("history").await;
+    assert_eq!(h["recovered"], true, "{h}");
+    assert_eq!(h["messages"].as_array().unwrap().len(), 4);
+}
