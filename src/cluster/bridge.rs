@@ -3,8 +3,8 @@
 //! Owns the I/O with Redis and the order in which Redis traffic reaches the workers. Workers
 //! talk to it only through a bounded channel of [`BridgeCmd`]s (`try_send`: a worker never
 //! waits, a full channel is answered `unavailable`) and it answers through the mesh
-//! ([`MeshMsg::ToConn`] to a connection's worker, [`MeshMsg::ClusterJoined`] and
-//! [`MeshMsg::ClusterDeliver`] to the room's owner worker, which fans out as for a local
+//! (`MeshMsg::ToConn` to a connection's worker, `MeshMsg::ClusterJoined` and
+//! `MeshMsg::ClusterDeliver` to the room's owner worker, which fans out as for a local
 //! publish).
 //!
 //! # One connection, and why it orders delivery
