@@ -14,7 +14,7 @@
 //! order it executed them, and the client hands pub/sub messages to the push channel as it reads
 //! them, before resolving any later reply. So when the `OPEN` script of a join (which reads the
 //! room's position `L`) answers, every message `≤ L` is already in the push channel, and the
-//! join's result, queued on the same channel ([`Event`]), is handled after them.
+//! join's result, queued on the same channel (`Event`), is handled after them.
 //!
 //! **Delivery comes only from the subscription**: a node's own publishes reach its members the
 //! same way as another node's (the publish script's reply only answers the publisher). One
