@@ -9,11 +9,12 @@
 #   3nodes     3 nodes, 1 worker each, --cluster, all listening on the same port (SO_REUSEPORT
 #              spreads the subscribers and the publisher over the three processes)
 # Per run: deliveries/s, p50/p99 publish-to-delivery latency, CPU of the first node (the tool's
-# --server-pid) and of redis-server per published message (from /proc, before and after).
+# --server-pid) and the time Redis spent executing commands per published message (INFO
+# commandstats, reset before each run; it includes the subscribers' joins).
 #
 # Environment: DURATION (default 5s), SUBS (default 1000), RATE (default 100), PORT (default
 # 19441), BIN (default <target>/release/ringcast), SKIP_BUILD=1 to use the binary already built.
-# Needs redis-server (./test.sh installs it) and python3. Bounded: 3 runs of $DURATION plus
+# Needs redis-server and redis-cli (./test.sh installs them) and python3. Bounded: 3 runs of $DURATION plus
 # joins and drains, about half a minute.
 set -euo pipefail
 
@@ -27,6 +28,7 @@ PORT=${PORT:-19441}
 OUT=$ROOT/bench-results/cluster-$(date -u +%Y%m%dT%H%M%SZ)
 
 command -v redis-server >/dev/null || { echo "cluster.sh: redis-server is needed" >&2; exit 1; }
+command -v redis-cli >/dev/null || { echo "cluster.sh: redis-cli is needed" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "cluster.sh: python3 is needed" >&2; exit 1; }
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     (cd "$ROOT" && cargo build --release --bin ringcast)
@@ -50,7 +52,12 @@ wait_for_port() {
     return 1
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Microseconds Redis spent in the commands ringcast sends (scripts, subscriptions) since the last
+# CONFIG RESETSTAT (INFO commandstats; the commands a script runs are inside its own time).
+redis_usec() {
+    redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' |
+        awk -F'usec=' '/^cmdstat_(evalsha|subscribe|unsubscribe):/ {split($2, a, ","); sum += a[1]} END {print sum + 0}'
+}
 
 REDIS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$OUT/redis.log" 2>&1 &
@@ -70,23 +77,21 @@ for run in "${RUNS[@]}"; do
     done
     wait_for_port "$PORT" || { echo "node did not start: $OUT/$name.node1.log" >&2; exit 1; }
     sleep 0.5 # let every node's bridge connect (their /healthz says so; the first publish needs it)
-    redis_before=$(cpu_ticks "$redis_pid")
+    redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
     "$BIN" bench fanout --url "ws://127.0.0.1:$PORT/ws" -c "$SUBS" --rate "$RATE" \
         --duration "$DURATION" --no-baseline --quiet --server-pid "${pids[0]}" --json >"$OUT/$name.json"
-    redis_after=$(cpu_ticks "$redis_pid")
-    echo "$((redis_after - redis_before))" >"$OUT/$name.redis-ticks"
+    redis_usec >"$OUT/$name.redis-usec"
     stop_all
 done
 
-python3 - "$OUT" "$RATE" "$DURATION" "$(getconf CLK_TCK)" <<'PY'
+python3 - "$OUT" "$RATE" "$DURATION" <<'PY'
 import json, sys, os
-out, rate, duration, hz = sys.argv[1], float(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+out, rate, duration = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 secs = float(duration.rstrip("s"))
 rows = {}
 for name in ["memory", "redis", "3nodes"]:
     r = json.load(open(os.path.join(out, name + ".json")))
-    ticks = int(open(os.path.join(out, name + ".redis-ticks")).read())
-    redis_us = ticks / hz * 1e6 / (rate * secs)
+    redis_us = float(open(os.path.join(out, name + ".redis-usec")).read()) / (rate * secs)
     rows[name] = r
     p = r["latency_us"]
     print(f"{name:7} {r['per_second']:>10.0f} deliveries/s  p50 {p['p50']:>8.1f} us  p99 {p['p99']:>8.1f} us"
