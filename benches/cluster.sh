@@ -14,7 +14,7 @@
 #
 # Environment: DURATION (default 5s), SUBS (default 1000), RATE (default 100), PORT (default
 # 19441), BIN (default <target>/release/ringcast), SKIP_BUILD=1 to use the binary already built.
-# Needs redis-server and redis-cli (./test.sh installs them) and python3. Bounded: 3 runs of $DURATION plus
+# Needs redis-server and redis-cli (Debian package redis-server) and python3. Bounded: 3 runs of $DURATION plus
 # joins and drains, about half a minute.
 set -euo pipefail
 

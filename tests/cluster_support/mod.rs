@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 /// Guards against a broken setup hanging the run; never part of an assertion.
 const DEADLINE: Duration = Duration::from_secs(15);
 
-/// The redis-server binary (`./test.sh` installs it on a fresh machine).
+/// The redis-server binary (Debian package `redis-server`; the CI script must install it).
 fn redis_server() -> &'static str {
     if std::path::Path::new("/usr/bin/redis-server").exists() {
         "/usr/bin/redis-server"
@@ -71,7 +71,9 @@ impl Redis {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server runs (./test.sh installs it)");
+            .expect(
+                "redis-server runs (Debian package redis-server; the CI script must install it)",
+            );
         self.child = Some(child);
         let until = Instant::now() + DEADLINE;
         loop {
