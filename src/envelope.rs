@@ -160,11 +160,15 @@ pub enum ErrorCode {
     /// An `ack` from an anonymous connection: only connections authenticated as a user receive
     /// user-addressed messages.
     Anonymous,
+    /// Clustered (`cluster`): the cluster's Redis is unreachable (or the bridge to it is
+    /// saturated), so a publish, join or history request cannot be served without risking
+    /// offsets that collide later. Nothing was done; retry.
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, in documentation order.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::BadJson,
         ErrorCode::BadVersion,
         ErrorCode::UnknownType,
@@ -186,6 +190,7 @@ impl ErrorCode {
         ErrorCode::InboxFull,
         ErrorCode::UnknownMessage,
         ErrorCode::Anonymous,
+        ErrorCode::Unavailable,
     ];
 
     /// The wire spelling (`"not_joined"`).
@@ -212,6 +217,7 @@ impl ErrorCode {
             ErrorCode::InboxFull => "inbox_full",
             ErrorCode::UnknownMessage => "unknown_message",
             ErrorCode::Anonymous => "anonymous",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 

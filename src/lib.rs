@@ -30,10 +30,13 @@
 //!   table and the per-connection message guard, gathered in one [`security::Policy`] built from
 //!   a [`security::SecurityConfig`]. The driver asks it at four points (`driver/admission.rs`):
 //!   at accept, on the upgrade request, per message, and at token expiry.
+//! - [`cluster`]: several nodes as one through Redis (`--cluster`): room offsets, history and
+//!   `msg_id` dedup in Redis, cross-node fan-out; its bridge (one thread per node) is, with
+//!   `driver`, the only code doing I/O.
 //! - [`driver`]: the only I/O. One thread per worker, each with its own tokio-uring runtime,
 //!   `SO_REUSEPORT` listener, connection table, timer wheel and buffer pool; the graceful drain.
 //!
-//! Nothing outside `driver` and the binary performs I/O or reads a clock.
+//! Nothing outside `driver`, `cluster::bridge` and the binary performs I/O or reads a clock.
 //!
 //! The load tool is not part of this crate: it is the workspace member `load/` (package
 //! `ringcast-load`, binary `ringcast-bench`), which uses `proto`'s client side and `envelope`,
@@ -43,6 +46,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod driver;
 pub mod envelope;

@@ -194,6 +194,7 @@ fn every_invalid_value_exits_2_naming_the_key_and_where_it_came_from() {
         (Env, Key::MaxEnvelopeErrors, "0"),
         (Flag, Key::PublishRequiresJoin, "sometimes"),
         (File, Key::ReusePort, "\"yes\""),
+        (Env, Key::Cluster, "localhost:6379"),
         (Flag, Key::Auth, "maybe"),
         (Env, Key::AuthJwtSecret, "short"),
         (

@@ -558,3 +558,18 @@ impl Kind<Vec<HistoryRule>> for HistoryRules {
         ))
     }
 }
+
+/// A URL as text; empty means not set. Its scheme is the option's own rule.
+pub(super) struct Url;
+
+impl Kind<Option<String>> for Url {
+    fn value_name() -> String {
+        "URL".to_owned()
+    }
+    fn read(r: &Reader<'_>, raw: Raw<'_>) -> Result<Option<String>, ConfigError> {
+        r.optional_text(raw)
+    }
+    fn render(value: &Option<String>) -> String {
+        value.clone().unwrap_or_default()
+    }
+}

@@ -20,7 +20,7 @@ use super::kind::Choices;
 use super::units::{KIB, MIB};
 use super::validate::{
     at_least, at_least_1ms, at_least_one, between, greater_than_zero, history_rules_are_valid,
-    longer_than_zero, off_or_whole_ms, power_of_two_up_to, sizes_between, subprotocols_are_tokens,
+    longer_than_zero, off_or_whole_ms, power_of_two_up_to, redis_url, sizes_between, subprotocols_are_tokens,
 };
 use crate::proto::frame::MAX_HEADER_LEN;
 use crate::room::stream::HistoryRule;
@@ -189,7 +189,7 @@ impl Choices for AuthMode {
 //         [, shown |config| text];     // only when the rendered default would mislead in --help
 //
 // Kinds (super::kind): Addr, Count, Bool, Size, Time, OffOrTime, OneOf, Words, Cidrs, Origins,
-// HistoryRules, Secret, File. The entry order is the `--print-config` order (and, within a group, the help
+// HistoryRules, Secret, File, Url. The entry order is the `--print-config` order (and, within a group, the help
 // order): add a new option at the end of its section.
 options! {
     /// Everything a `ringcast serve` process is told. Build it with [`Loader`](super::Loader) (or
@@ -513,6 +513,16 @@ options! {
             help "Most deliveries of an unacknowledged message while its user stays connected",
             example "9", bad "0",
             check |v| at_least_one(*v);
+        /// The Redis that makes several ringcast nodes one cluster, as `redis://HOST:PORT` (see
+        /// [`crate::cluster`]). Default unset: one node, no Redis, nothing changes. When set, room
+        /// offsets, epochs, history and `msg_id` deduplication live in Redis and a room's
+        /// messages reach every node with members; while Redis is unreachable publishes and joins
+        /// answer `unavailable`. Must start with `redis://`.
+        Cluster cluster: Option<String> as Url = None,
+            group "Cluster",
+            help "Redis of the cluster (redis://HOST:PORT): rooms, offsets, history and msg_id dedup shared by every node; unset: one node, no Redis",
+            example "redis://127.0.0.1:7001", bad "localhost:6379",
+            check |v| redis_url(v);
         /// Let other processes listen on the same address (`SO_REUSEPORT` across processes).
         /// Default `false`: a second server on an address this one serves is refused with
         /// "address already in use", and this one refuses to start on an address another process

@@ -223,6 +223,7 @@ fn the_defaults_match_the_documented_values() {
     assert_eq!(c.max_recovery_messages, 1000);
     assert_eq!(c.render(Key::DedupWindow), "2m");
     assert_eq!(c.dedup_max_entries, 100_000);
+    assert_eq!(c.cluster, None);
 }
 
 // --- room history rules ----------------------------------------------------------------
@@ -371,6 +372,7 @@ fn every_key_can_be_set_from_each_layer() {
         ack_backoff_factor: 3,
         ack_backoff_cap: Duration::from_secs(20),
         ack_max_attempts: 9,
+        cluster: Some("redis://127.0.0.1:7001".into()),
         reuse_port: true,
         security: SecurityConfig {
             auth: AuthMode::Required,

@@ -94,6 +94,16 @@ pub(super) fn off_or_whole_ms(value: Option<Duration>, max: Duration) -> Result<
     Ok(())
 }
 
+/// Unset, or a `redis://HOST:PORT` address.
+pub(super) fn redis_url(value: &Option<String>) -> Result<(), Refusal> {
+    match value {
+        Some(url) if !url.starts_with("redis://") || url.len() == "redis://".len() => Err(
+            Refusal::MustBe("a redis://HOST:PORT address".to_owned()),
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// History rules: one per prefix, each ttl (when given) longer than 0.
 pub(super) fn history_rules_are_valid(rules: &[HistoryRule]) -> Result<(), Refusal> {
     for (i, rule) in rules.iter().enumerate() {

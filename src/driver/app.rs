@@ -43,10 +43,11 @@ use crate::table::ConnKey;
 
 use super::admission;
 use super::connection::ConnShared;
-use super::mesh::{MeshMsg, Outbox, Resume};
+use super::mesh::{ClusterOpen, MeshMsg, Outbox, Resume};
 use super::users::{self, Users};
 use super::worker::millis;
 use super::worker::Worker;
+use crate::cluster::bridge::{BridgeCmd, Link, UNAVAILABLE};
 
 /// The close reason after `max_envelope_errors` malformed envelopes in a row.
 pub const ABUSE_REASON: &str = crate::proto::error::REASON_MALFORMED_ENVELOPES;
@@ -115,11 +116,19 @@ pub struct App {
     unix_at_epoch: u64,
     /// The users this worker owns: their live connections and inboxes ([`users`]).
     pub(super) users: Users,
+    /// Clustered: the bridge to Redis, which then holds the streams of the rooms this worker
+    /// owns (offsets, history, `msg_id`s) instead of `store` and `dedup`.
+    cluster: Option<Link>,
 }
 
 impl App {
     /// The application state of worker `id`.
-    pub fn new(config: &crate::config::Config, id: usize, peers: Vec<Outbox>) -> App {
+    pub fn new(
+        config: &crate::config::Config,
+        id: usize,
+        peers: Vec<Outbox>,
+        cluster: Option<Link>,
+    ) -> App {
         let unix_at_epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -165,6 +174,7 @@ impl App {
             users: Users::new(config, id, peers.len()),
             peers,
             unix_at_epoch,
+            cluster,
         }
     }
 
@@ -619,6 +629,41 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
                 .join(&room, conn, info.clone(), watch, &app.limits);
             let now = worker.now();
             let mut replay = Vec::new();
+            if let (Ok(_), Some(link)) = (&joined, &app.cluster) {
+                // Clustered: the position and what the joiner missed are read in Redis; the
+                // result comes back as `ClusterJoined`.
+                let cmd = BridgeCmd::Join {
+                    room: room.clone(),
+                    conn,
+                    info,
+                    id,
+                    watch,
+                    since: resume,
+                };
+                if let Err(BridgeCmd::Join { room, id, .. }) = link.try_send(cmd).map_err(|c| *c) {
+                    // The bridge never saw this join: undo it here, with no `Leave` for the bridge.
+                    app.owned.borrow_mut().leave(&room, conn).ok();
+                    link.status.count_unavailable();
+                    let reply = render::reply_err(
+                        &mut app.arena.borrow_mut(),
+                        id.as_deref(),
+                        ErrorCode::Unavailable,
+                        UNAVAILABLE,
+                    );
+                    app.send(
+                        conn.worker as usize,
+                        MeshMsg::JoinResult {
+                            room,
+                            key: conn.key,
+                            ok: false,
+                            watch,
+                            reply,
+                            replay: Vec::new(),
+                        },
+                    );
+                }
+                return;
+            }
             let (ok, reply) = match joined {
                 Ok(_) => {
                     // Registering the member and reading what it missed happen in this one step:
@@ -659,7 +704,9 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
         }
         MeshMsg::Leave { room, conn, reply } => {
             let left = app.owned.borrow_mut().leave(&room, conn);
-            if left.is_ok() && !app.owned.borrow().contains(&room) {
+            if let (Ok(_), Some(link)) = (&left, &app.cluster) {
+                let _ = link.try_send(BridgeCmd::Leave { room: room.clone() });
+            } else if left.is_ok() && !app.owned.borrow().contains(&room) {
                 app.store.borrow_mut().release(&room, worker.now());
             }
             if let Some(id) = reply {
@@ -690,8 +737,27 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             id,
             msg_id,
         } => {
-            let name = room_str(&room);
             let ts = unix_now(worker);
+            if let Some(link) = &app.cluster {
+                // Clustered: Redis assigns the offset; the bridge answers the publisher and the
+                // message comes back to every node with members through its subscription.
+                let cmd = BridgeCmd::Publish {
+                    room,
+                    from,
+                    user,
+                    payload,
+                    echo,
+                    id,
+                    msg_id,
+                    ts,
+                };
+                if let Err(BridgeCmd::Publish { from, id, .. }) = link.try_send(cmd).map_err(|c| *c)
+                {
+                    unavailable(worker, link, from, id.as_deref());
+                }
+                return;
+            }
+            let name = room_str(&room);
             let now = worker.now();
             let answer = |at| {
                 let frame = render::reply_published(&mut app.arena.borrow_mut(), id.as_deref(), at);
@@ -833,6 +899,20 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             limit,
             since: resume,
         } => {
+            if let Some(link) = &app.cluster {
+                let cmd = BridgeCmd::History {
+                    room,
+                    conn,
+                    id,
+                    limit,
+                    since: resume,
+                };
+                if let Err(BridgeCmd::History { conn, id, .. }) = link.try_send(cmd).map_err(|c| *c)
+                {
+                    unavailable(worker, link, conn, id.as_deref());
+                }
+                return;
+            }
             let store = app.store.borrow();
             let now = worker.now();
             let mut frames = Vec::new();
@@ -882,6 +962,33 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
         MeshMsg::ToConn { key, frame } => {
             push(worker, key, frame);
         }
+        MeshMsg::ClusterJoined {
+            room,
+            conn,
+            info,
+            id,
+            watch,
+            result,
+        } => cluster_joined(worker, room, conn, info, id, watch, result),
+        MeshMsg::ClusterDeliver { room, frame, skip } => {
+            // Encoded once on this node; each member worker gets the same buffer.
+            for w in app
+                .owned
+                .borrow()
+                .workers_of(room_str(&room), Audience::Members)
+            {
+                let skip = skip.filter(|s| s.worker as usize == w).map(|s| s.key);
+                app.send(
+                    w,
+                    MeshMsg::Deliver {
+                        room: room.clone(),
+                        audience: Audience::Members,
+                        frame: frame.clone(),
+                        skip,
+                    },
+                );
+            }
+        }
         MeshMsg::Direct {
             to,
             from,
@@ -909,5 +1016,80 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
                 },
             );
         }
+    }
+}
+
+/// Answers `conn` with `unavailable` (the cluster's Redis is unreachable or the bridge is full).
+fn unavailable(worker: &Worker, link: &Link, conn: ConnId, id: Option<&str>) {
+    link.status.count_unavailable();
+    let frame = render::reply_err(
+        &mut worker.app.arena.borrow_mut(),
+        id,
+        ErrorCode::Unavailable,
+        UNAVAILABLE,
+    );
+    worker.app.send(
+        conn.worker as usize,
+        MeshMsg::ToConn {
+            key: conn.key,
+            frame,
+        },
+    );
+}
+
+/// Clustered: finishes a join the bridge opened in Redis (`Some`), or undoes it (`None`).
+/// The result goes to the joiner's worker ahead of every later frame of the room, which the
+/// bridge hands to this owner on the same FIFO channel (see [`crate::cluster::bridge`]).
+fn cluster_joined(
+    worker: &Worker,
+    room: Box<str>,
+    conn: ConnId,
+    info: MemberInfo,
+    id: Option<Box<str>>,
+    watch: bool,
+    result: Option<ClusterOpen>,
+) {
+    let app = &worker.app;
+    let (ok, reply, replay) = match result {
+        Some(open) => (
+            true,
+            render::reply_joined(
+                &mut app.arena.borrow_mut(),
+                id.as_deref(),
+                open.at,
+                open.recovered,
+            ),
+            open.replay,
+        ),
+        None => {
+            // The bridge counted this member: it is told of the undo, unless the joiner's own
+            // leave already did.
+            if app.owned.borrow_mut().leave(&room, conn).is_ok() {
+                if let Some(link) = &app.cluster {
+                    let _ = link.try_send(BridgeCmd::Leave { room: room.clone() });
+                }
+            }
+            let reply = render::reply_err(
+                &mut app.arena.borrow_mut(),
+                id.as_deref(),
+                ErrorCode::Unavailable,
+                UNAVAILABLE,
+            );
+            (false, reply, Vec::new())
+        }
+    };
+    app.send(
+        conn.worker as usize,
+        MeshMsg::JoinResult {
+            room: room.clone(),
+            key: conn.key,
+            ok,
+            watch,
+            reply,
+            replay,
+        },
+    );
+    if ok {
+        announce(worker, true, &room, conn, &info);
     }
 }

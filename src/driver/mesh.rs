@@ -13,6 +13,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::envelope::ConnId;
+use crate::room::stream::Position;
 use crate::room::{Audience, MemberInfo};
 use crate::table::ConnKey;
 
@@ -23,6 +24,17 @@ pub struct Resume {
     pub offset: u64,
     /// The epoch it saw it in, as the client wrote it.
     pub epoch: Box<str>,
+}
+
+/// What a clustered join read from Redis (see [`crate::cluster::bridge`]).
+#[derive(Debug)]
+pub struct ClusterOpen {
+    /// The room's position when the joiner starts receiving live messages.
+    pub at: Position,
+    /// For a resume: whether every missed message is in `replay`.
+    pub recovered: Option<bool>,
+    /// The frames the joiner missed, in order.
+    pub replay: Vec<Bytes>,
 }
 
 /// A message delivered to one worker.
@@ -124,6 +136,33 @@ pub enum MeshMsg {
         /// A local connection not to deliver to.
         skip: Option<ConnKey>,
     },
+    /// Clustered, from the bridge to a room's owner: a join the owner registered was opened in
+    /// Redis (`Some`), or Redis is unreachable (`None`: the owner undoes the join and answers
+    /// `unavailable`).
+    ClusterJoined {
+        /// The room.
+        room: Box<str>,
+        /// Who joins.
+        conn: ConnId,
+        /// Its user and name, for the `joined` event.
+        info: MemberInfo,
+        /// The client's id.
+        id: Option<Box<str>>,
+        /// It watches presence.
+        watch: bool,
+        /// What Redis answered.
+        result: Option<ClusterOpen>,
+    },
+    /// Clustered, from the bridge to a room's owner: a message of the room (from any node),
+    /// rendered once for this node, in offset order. The owner fans it out as a local publish.
+    ClusterDeliver {
+        /// The room name (UTF-8).
+        room: Bytes,
+        /// The encoded frame.
+        frame: Bytes,
+        /// The publisher, when it is on this node and asked for no echo.
+        skip: Option<ConnId>,
+    },
     /// A rendered frame for one connection of this worker (a reply decided elsewhere).
     ToConn {
         /// The connection.
@@ -196,6 +235,8 @@ pub struct Inbox {
     pub rx: mpsc::UnboundedReceiver<MeshMsg>,
     /// Outbox of worker `i` at index `i`.
     pub peers: Vec<Outbox>,
+    /// The cluster bridge, when the server runs clustered.
+    pub cluster: Option<crate::cluster::bridge::Link>,
 }
 
 /// One inbox per worker: the senders (cloneable, for every other party) and the receivers (one per
@@ -208,6 +249,7 @@ pub fn mesh(workers: usize) -> (Vec<Outbox>, Vec<Inbox>) {
         .map(|rx| Inbox {
             rx,
             peers: outboxes.clone(),
+            cluster: None,
         })
         .collect();
     (outboxes, inboxes)

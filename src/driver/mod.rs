@@ -12,7 +12,7 @@ mod admission;
 mod app;
 mod connection;
 mod listener;
-mod mesh;
+pub(crate) mod mesh;
 mod notify;
 mod pool;
 mod reactor;
@@ -62,9 +62,34 @@ impl Server {
             open_connections: AtomicUsize::new(0),
             workers_drained: AtomicUsize::new(0),
             policy,
+            cluster: config
+                .cluster
+                .is_some()
+                .then(|| Arc::new(crate::cluster::ClusterStatus::default())),
             config,
         });
-        let (outboxes, inboxes) = mesh::mesh(workers);
+        let (outboxes, mut inboxes) = mesh::mesh(workers);
+        if let Some(url) = &shared.config.cluster {
+            let link = crate::cluster::bridge::start(
+                crate::cluster::bridge::BridgeConfig {
+                    url: url.clone(),
+                    rules: crate::room::stream::HistoryRules::new(
+                        crate::room::stream::HistoryPolicy {
+                            size: shared.config.history_size,
+                            ttl: worker::millis(shared.config.history_ttl),
+                        },
+                        &shared.config.history_rooms,
+                    ),
+                    max_recovery: shared.config.max_recovery_messages,
+                    dedup_ms: worker::millis(shared.config.dedup_window),
+                },
+                outboxes.clone(),
+                shared.cluster.clone().expect("set when cluster is"),
+            )?;
+            for inbox in &mut inboxes {
+                inbox.cluster = Some(link.clone());
+            }
+        }
         let cores = if pin {
             core_affinity::get_core_ids().unwrap_or_default()
         } else {

@@ -162,11 +162,18 @@ fn route_get(worker: &Worker, request: &Request, peer: IpAddr) -> Route {
             if worker.draining() {
                 (503, "text/plain; charset=utf-8", b"draining\n".to_vec())
             } else {
-                (200, "text/plain; charset=utf-8", b"ok\n".to_vec())
+                let mut body = String::from("ok\n");
+                if let Some(cluster) = &worker.shared.cluster {
+                    body.push_str(&cluster.health_line());
+                }
+                (200, "text/plain; charset=utf-8", body.into_bytes())
             }
         }),
         "/metrics" => plain(request, || {
-            let text = metrics::render(&worker.shared.stats, worker.draining());
+            let mut text = metrics::render(&worker.shared.stats, worker.draining());
+            if let Some(cluster) = &worker.shared.cluster {
+                cluster.render_metrics(&mut text);
+            }
             (
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",

@@ -56,6 +56,8 @@ pub struct Shared {
     /// The security rules, built once from `config.security` (its per-IP table is the only
     /// state workers share behind a lock, taken once per accept and close, never per message).
     pub policy: Policy,
+    /// The link to the cluster's Redis, when clustered (read by `/healthz` and `/metrics`).
+    pub cluster: Option<Arc<crate::cluster::ClusterStatus>>,
 }
 
 impl Shared {
@@ -255,7 +257,7 @@ pub fn run(
             .protocols
             .push(crate::envelope::SUBPROTOCOL.to_owned());
     }
-    let app = App::new(config, id, inbox.peers);
+    let app = App::new(config, id, inbox.peers, inbox.cluster);
     let inbox = inbox.rx;
     builder.start(async move {
         let (reactor, poll) = Reactor::new()?;

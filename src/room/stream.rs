@@ -53,6 +53,24 @@ impl Epoch {
         out
     }
 
+    /// The epoch a wire text names: exactly 16 lowercase hex digits, else `None`. (A cluster
+    /// keeps a room's epoch in Redis as this text.)
+    pub fn from_text(text: &[u8]) -> Option<Epoch> {
+        if text.len() != 16 {
+            return None;
+        }
+        let mut v = 0u64;
+        for &b in text {
+            let d = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                _ => return None,
+            };
+            v = (v << 4) | u64::from(d);
+        }
+        Some(Epoch(v))
+    }
+
     /// Whether a client's epoch string names this epoch.
     pub fn is(self, text: &str) -> bool {
         text.as_bytes() == self.text()
@@ -238,18 +256,15 @@ pub struct StoreStats {
 /// the publisher's reply) in one continuation after `append`, so a store that answers later
 /// changes when that continuation runs, not what it does.
 ///
-/// # Intended Redis mapping (a later issue: streams shared by the nodes of a cluster)
+/// # Clustered: the Redis side (see [`crate::cluster`])
 ///
-/// - `append`: a Lua function `INCR {room}:offset` (creating `{room}:epoch` with a fresh epoch
-///   when absent) returning `(offset, epoch)`; the call becomes a completion the owner awaits
-///   before its continuation, and the owner keeps later publishes of the room queued behind it
-///   so offsets still reach members in order.
-/// - `record`: `XADD {room}:stream <offset>-0 frame <bytes>` with `MAXLEN ~ size`, and
-///   `PEXPIRE` of the three keys to `ttl` (the TTL sweep is Redis's own expiry).
-/// - `replay` / `last`: `XRANGE {room}:stream (<offset>-0 + COUNT max` / `XREVRANGE … COUNT n`,
-///   after checking the epoch key; a missing first id means the offset fell out: [`Recovery::Lost`].
-/// - `open` / `release`: membership is node-local; only the TTL refresh reaches Redis.
-/// - The byte budget is Redis's `maxmemory` with `volatile-lru`; eviction is counted by Redis.
+/// With `cluster` set, an owner worker does not use a `RoomStore`: it hands publishes, joins and
+/// history requests to the node's bridge, whose scripts do in Redis what this trait does here —
+/// `append` + `record` are one `PUBLISH` script (`INCR`, epoch by `SET NX`, `XADD … MAXLEN size`,
+/// expiries, the `msg_id` check), `open` + `replay` one `OPEN` script (all or nothing, the same
+/// [`Recovery`] rule), `last` an `XREVRANGE`. The answer comes back later through the mesh; a
+/// room's order holds because its owner hands its publishes to the bridge in order and the
+/// bridge pipelines them to Redis in that order. The byte budget is Redis's `maxmemory`.
 pub trait RoomStore {
     /// A member joined `room`: its stream exists from now on (created with a new epoch when the
     /// room had none) at least until [`RoomStore::release`]. Returns its position.
