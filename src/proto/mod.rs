@@ -7,6 +7,7 @@
 pub mod assembler;
 pub mod close;
 pub mod conn;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;
