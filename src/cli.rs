@@ -159,6 +159,23 @@ pub struct ServeArgs {
     )]
     pub publish_requires_join: Option<String>,
 
+    /// permessage-deflate: off, shared (one context per worker, reset per message; a room message is compressed once), dedicated (a context per connection).
+    #[arg(
+        long,
+        value_name = "off|shared|dedicated",
+        help_heading = "Compression"
+    )]
+    pub compression: Option<String>,
+    /// Messages shorter than this are sent uncompressed.
+    #[arg(long, value_name = "SIZE", help_heading = "Compression")]
+    pub compression_min_size: Option<String>,
+    /// DEFLATE level, 0 (stored) to 9 (smallest).
+    #[arg(long, value_name = "N", help_heading = "Compression")]
+    pub compression_level: Option<String>,
+    /// LZ77 window of our compressor in bits, 9 to 15.
+    #[arg(long, value_name = "N", help_heading = "Compression")]
+    pub compression_window_bits: Option<String>,
+
     /// JWT on the upgrade: off (tokens ignored), optional (no token = anonymous, a bad one = 401), required (401 without a valid token).
     #[arg(long, value_name = "off|optional|required", help_heading = "Auth")]
     pub auth: Option<String>,
@@ -250,6 +267,10 @@ impl ServeArgs {
             Key::MaxPayloadSize => &self.max_payload_size,
             Key::MaxEnvelopeErrors => &self.max_envelope_errors,
             Key::PublishRequiresJoin => &self.publish_requires_join,
+            Key::Compression => &self.compression,
+            Key::CompressionMinSize => &self.compression_min_size,
+            Key::CompressionLevel => &self.compression_level,
+            Key::CompressionWindowBits => &self.compression_window_bits,
             Key::Auth => &self.auth,
             Key::AuthJwtSecret => &self.auth_jwt_secret,
             Key::AuthJwtPublicKey => &self.auth_jwt_public_key,

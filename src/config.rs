@@ -72,6 +72,42 @@ impl BackpressurePolicy {
     }
 }
 
+/// Whether and how permessage-deflate (RFC 7692) is offered back to clients.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CompressionMode {
+    /// Decline every offer: no connection compresses.
+    Off,
+    /// Accept offers answering `server_no_context_takeover` and `client_no_context_takeover`: each
+    /// worker compresses with one shared context reset per message, so one compressed frame goes
+    /// to every recipient of a room message, and an idle connection holds no context at all.
+    #[default]
+    Shared,
+    /// Accept offers with context takeover where the client allows it: each connection compresses
+    /// its own replies with its own context (better ratios on similar messages, tens of KiB of
+    /// memory per connection that has sent or received a compressed message). Room fan-out still
+    /// uses the shared, once-per-message frame.
+    Dedicated,
+}
+
+impl CompressionMode {
+    /// The spelling used in flags, environment and file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompressionMode::Off => "off",
+            CompressionMode::Shared => "shared",
+            CompressionMode::Dedicated => "dedicated",
+        }
+    }
+}
+
+/// Smallest LZ77 window [`Config::validate`] accepts for `compression_window_bits` (zlib's raw
+/// deflate cannot use 8).
+pub const MIN_COMPRESSION_WINDOW_BITS: u8 = 9;
+/// Largest LZ77 window: 32 KiB, DEFLATE's maximum.
+pub const MAX_COMPRESSION_WINDOW_BITS: u8 = 15;
+/// Highest compression level (zlib's scale, 0 = stored only, 9 = smallest output).
+pub const MAX_COMPRESSION_LEVEL: u32 = 9;
+
 /// How log lines are written to stderr.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LogFormat {
@@ -194,6 +230,23 @@ pub struct Config {
     /// Whether `publish` requires membership of the room (`not_joined` otherwise). Default
     /// `false`: any connection may publish to any room, like a webhook. Turn on for chat.
     pub publish_requires_join: bool,
+    /// permessage-deflate: `off`, `shared` or `dedicated` (see [`CompressionMode`]). Default
+    /// `shared`: browsers offer the extension on every connection, JSON shrinks two to four times,
+    /// and the shared mode compresses a room message once and keeps no per-connection context
+    /// (tuning.md has the measurements). Turn `off` when egress is cheap and CPU is not.
+    pub compression: CompressionMode,
+    /// Messages shorter than this are sent uncompressed (RSV1 clear) even to clients that
+    /// negotiated compression. Default 128 B: below it deflate saves a few bytes at best and costs
+    /// a compression call. Raise it to save CPU on small messages. At most `max_message_size`.
+    pub compression_min_size: usize,
+    /// DEFLATE level, 0 (stored) to 9 (smallest). Default 1: on JSON it keeps most of level 6's
+    /// ratio at a fraction of the CPU (tuning.md). Raise it when egress costs more than CPU.
+    pub compression_level: u32,
+    /// LZ77 window of our compressor in bits, 9 to 15. Default 15 (32 KiB). A client that asks for
+    /// a smaller window than this gets shared (room) frames uncompressed; in `dedicated` mode the
+    /// window also bounds each connection's compression memory (about 2^(bits+2) bytes plus a
+    /// fixed part). Between [`MIN_COMPRESSION_WINDOW_BITS`] and [`MAX_COMPRESSION_WINDOW_BITS`].
+    pub compression_window_bits: u8,
     /// Authentication, Origin, address and rate rules (`auth`, `allowed_origins`, `allow_cidr`,
     /// `max_connections_per_ip`, `message_rate`, ...): each field of [`SecurityConfig`] is a key
     /// of the same name, documented there with its default and when to change it.
@@ -230,6 +283,10 @@ impl Default for Config {
             max_payload_size: 64 * KIB,
             max_envelope_errors: 16,
             publish_requires_join: false,
+            compression: CompressionMode::Shared,
+            compression_min_size: 128,
+            compression_level: 1,
+            compression_window_bits: MAX_COMPRESSION_WINDOW_BITS,
             security: SecurityConfig::default(),
         }
     }
@@ -275,6 +332,10 @@ pub enum Key {
     MaxPayloadSize,
     MaxEnvelopeErrors,
     PublishRequiresJoin,
+    Compression,
+    CompressionMinSize,
+    CompressionLevel,
+    CompressionWindowBits,
     Auth,
     AuthJwtSecret,
     AuthJwtPublicKey,
@@ -296,7 +357,7 @@ pub enum Key {
 
 impl Key {
     /// Every key, in the order `--print-config` writes them.
-    pub const ALL: [Key; 44] = [
+    pub const ALL: [Key; 48] = [
         Key::Listen,
         Key::Workers,
         Key::Pin,
@@ -324,6 +385,10 @@ impl Key {
         Key::MaxPayloadSize,
         Key::MaxEnvelopeErrors,
         Key::PublishRequiresJoin,
+        Key::Compression,
+        Key::CompressionMinSize,
+        Key::CompressionLevel,
+        Key::CompressionWindowBits,
         Key::Auth,
         Key::AuthJwtSecret,
         Key::AuthJwtPublicKey,
@@ -373,6 +438,10 @@ impl Key {
             Key::MaxPayloadSize => "max_payload_size",
             Key::MaxEnvelopeErrors => "max_envelope_errors",
             Key::PublishRequiresJoin => "publish_requires_join",
+            Key::Compression => "compression",
+            Key::CompressionMinSize => "compression_min_size",
+            Key::CompressionLevel => "compression_level",
+            Key::CompressionWindowBits => "compression_window_bits",
             Key::Auth => "auth",
             Key::AuthJwtSecret => "auth_jwt_secret",
             Key::AuthJwtPublicKey => "auth_jwt_public_key",
@@ -1056,6 +1125,20 @@ impl Config {
             Key::MaxPayloadSize => self.max_payload_size = r.size(raw)?,
             Key::MaxEnvelopeErrors => self.max_envelope_errors = r.count(raw)?,
             Key::PublishRequiresJoin => self.publish_requires_join = r.boolean(raw)?,
+            Key::Compression => {
+                self.compression = r.choice(
+                    raw,
+                    &[
+                        ("off", CompressionMode::Off),
+                        ("shared", CompressionMode::Shared),
+                        ("dedicated", CompressionMode::Dedicated),
+                    ],
+                    "off, shared, dedicated",
+                )?
+            }
+            Key::CompressionMinSize => self.compression_min_size = r.size(raw)?,
+            Key::CompressionLevel => self.compression_level = r.count(raw)?,
+            Key::CompressionWindowBits => self.compression_window_bits = r.count(raw)?,
             Key::Auth => {
                 self.security.auth = r.choice(
                     raw,
@@ -1122,6 +1205,10 @@ impl Config {
             Key::MaxPayloadSize => format_size(self.max_payload_size),
             Key::MaxEnvelopeErrors => self.max_envelope_errors.to_string(),
             Key::PublishRequiresJoin => self.publish_requires_join.to_string(),
+            Key::Compression => self.compression.as_str().to_owned(),
+            Key::CompressionMinSize => format_size(self.compression_min_size),
+            Key::CompressionLevel => self.compression_level.to_string(),
+            Key::CompressionWindowBits => self.compression_window_bits.to_string(),
             Key::Auth => self.security.auth.as_str().to_owned(),
             Key::AuthJwtSecret => self
                 .security
@@ -1179,6 +1266,8 @@ impl Config {
                 Key::MaxRoomNameLen => int(self.max_room_name_len as u64),
                 Key::MaxEnvelopeErrors => int(u64::from(self.max_envelope_errors)),
                 Key::PublishRequiresJoin => toml::Value::Boolean(self.publish_requires_join),
+                Key::CompressionLevel => int(u64::from(self.compression_level)),
+                Key::CompressionWindowBits => int(u64::from(self.compression_window_bits)),
                 Key::Subprotocols => strings(self.subprotocols.clone()),
                 Key::AuthJwtSecret if sec.auth_jwt_secret.is_some() && !with_secrets => {
                     out.push_str("# auth_jwt_secret is set (never printed)\n");
@@ -1378,6 +1467,33 @@ impl Config {
                 Key::MaxRoomNameLen,
                 self.max_room_name_len.to_string(),
                 format!("between 1 and {MAX_ROOM_NAME_LEN}"),
+            ));
+        }
+        if self.compression_level > MAX_COMPRESSION_LEVEL {
+            return Err(range(
+                Key::CompressionLevel,
+                self.compression_level.to_string(),
+                format!("between 0 and {MAX_COMPRESSION_LEVEL}"),
+            ));
+        }
+        if !(MIN_COMPRESSION_WINDOW_BITS..=MAX_COMPRESSION_WINDOW_BITS)
+            .contains(&self.compression_window_bits)
+        {
+            return Err(range(
+                Key::CompressionWindowBits,
+                self.compression_window_bits.to_string(),
+                format!("between {MIN_COMPRESSION_WINDOW_BITS} and {MAX_COMPRESSION_WINDOW_BITS}"),
+            ));
+        }
+        // A message over max_message_size is never sent, so a larger threshold could never apply.
+        if self.compression_min_size > self.max_message_size {
+            return Err(range(
+                Key::CompressionMinSize,
+                format_size(self.compression_min_size),
+                format!(
+                    "at most max_message_size ({})",
+                    format_size(self.max_message_size)
+                ),
             ));
         }
         // A payload travels inside one message, so a larger payload limit could never be reached.
@@ -1858,6 +1974,19 @@ mod tests {
     }
 
     #[test]
+    fn compression_options_are_checked_against_their_ranges() {
+        let bad = |key: Key, value: &str| load_err("", &[], &[(key, value)]);
+        assert!(bad(Key::Compression, "zstd").contains("off, shared, dedicated"));
+        assert!(bad(Key::CompressionLevel, "10").contains("between 0 and 9"));
+        assert!(bad(Key::CompressionWindowBits, "8").contains("between 9 and 15"));
+        assert!(bad(Key::CompressionWindowBits, "16").contains("between 9 and 15"));
+        assert!(bad(Key::CompressionMinSize, "32MiB").contains("at most max_message_size"));
+        let c = Config::default();
+        assert_eq!(c.render(Key::Compression), "shared");
+        assert_eq!(c.render(Key::CompressionMinSize), "128B");
+    }
+
+    #[test]
     fn every_key_can_be_set_from_each_layer() {
         let mut wanted = Config {
             listen: "[::1]:9000".parse().unwrap(),
@@ -1887,6 +2016,10 @@ mod tests {
             max_payload_size: 8 * KIB,
             max_envelope_errors: 4,
             publish_requires_join: true,
+            compression: CompressionMode::Dedicated,
+            compression_min_size: 64,
+            compression_level: 6,
+            compression_window_bits: 12,
             security: SecurityConfig {
                 auth: AuthMode::Required,
                 auth_jwt_secret: Some(Secret("0123456789abcdef0123456789abcdef!".into())),
