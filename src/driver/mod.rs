@@ -9,6 +9,7 @@
 
 mod admission;
 mod app;
+mod compress;
 mod connection;
 mod listener;
 mod mesh;
