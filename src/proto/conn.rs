@@ -555,7 +555,14 @@ impl Connection {
             ))
         });
         let frame = deflater.compress_frame(kind.opcode(), &payload);
-        self.admit(frame.len())?;
+        if let Err(e) = self.admit(frame.len()) {
+            // The context has taken in a message the peer will never see: nothing sent later may
+            // refer back to it.
+            if let Some(deflater) = self.deflater.as_mut() {
+                deflater.reset();
+            }
+            return Err(e);
+        }
         self.push(frame);
         Ok(())
     }
@@ -1816,6 +1823,31 @@ mod tests {
             conn.send_deflated(MessageKind::Text, Bytes::from_static(b"Hello"))
                 .unwrap();
             assert_eq!(transmitted(&mut conn), [&shared[..], &shared[..]].concat());
+        }
+
+        #[test]
+        fn a_message_dropped_for_backpressure_is_forgotten_by_the_context() {
+            let limits = ConnLimits {
+                max_backpressure: 10,
+                backpressure_policy: BackpressurePolicy::DropData,
+                ..ConnLimits::default()
+            };
+            let mut conn = deflate_conn(limits, Some(6));
+            conn.send_deflated(MessageKind::Text, Bytes::from_static(b"Hello"))
+                .unwrap();
+            assert_eq!(
+                conn.send_deflated(MessageKind::Text, Bytes::from_static(b"Hello")),
+                Err(SendError::Dropped)
+            );
+            transmitted(&mut conn);
+            conn.on_written(conn.buffered_bytes());
+            // Had the context kept the dropped "Hello", this would refer back to it.
+            conn.send_deflated(MessageKind::Text, Bytes::from_static(b"Hello"))
+                .unwrap();
+            assert_eq!(
+                transmitted(&mut conn),
+                [&[0xc1, 0x07][..], &HELLO_Z].concat()
+            );
         }
 
         #[test]
