@@ -71,6 +71,14 @@ impl Deflater {
     /// Appends the compressed form of one message to `out` (§7.2.1: compress, sync flush, remove
     /// the trailing `00 00 ff ff`). With no context takeover the context is reset afterwards.
     pub fn compress(&mut self, message: &[u8], out: &mut Vec<u8>) {
+        if message.is_empty() {
+            // §7.2.3.6: an empty message may be sent as the single octet 0x00 (an empty stored
+            // block once the tail is appended). A sync flush with no new input would emit nothing
+            // at all after an earlier flush (zlib answers it with a buffer error), so the empty
+            // block is written here; it leaves both windows as they were.
+            out.push(0x00);
+            return;
+        }
         let start = out.len();
         // Enough for typical text in one pass; grown if not.
         out.reserve(message.len() / 2 + 64);
@@ -318,6 +326,20 @@ mod tests {
         let mut out = Vec::new();
         def.compress(b"", &mut out);
         assert_eq!(inflate_all(&mut inf, &out, 0).unwrap(), b"");
+    }
+
+    #[test]
+    fn an_empty_message_between_two_others_keeps_the_shared_window_in_step() {
+        // Found by the `deflate` fuzz target: with context takeover, compressing "" right after a
+        // message produced no bytes at all, not a valid (empty) DEFLATE payload.
+        let mut def = Deflater::new(6, 15, false);
+        let mut inf = Inflater::new(15, false);
+        for m in [&b"Hello"[..], b"", b"Hello", b"", b"", b"Hello world"] {
+            let mut z = Vec::new();
+            def.compress(m, &mut z);
+            assert!(!z.is_empty());
+            assert_eq!(inflate_all(&mut inf, &z, 100).unwrap(), m);
+        }
     }
 
     #[test]
