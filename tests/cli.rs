@@ -193,6 +193,10 @@ fn every_invalid_value_exits_2_naming_the_key_and_where_it_came_from() {
         (Flag, Key::MaxPayloadSize, "32MiB"),
         (Env, Key::MaxEnvelopeErrors, "0"),
         (Flag, Key::PublishRequiresJoin, "sometimes"),
+        (Flag, Key::Compression, "zstd"),
+        (Env, Key::CompressionMinSize, "32MiB"),
+        (File, Key::CompressionLevel, "10"),
+        (Flag, Key::CompressionWindowBits, "8"),
         (Flag, Key::Auth, "maybe"),
         (Env, Key::AuthJwtSecret, "short"),
         (
