@@ -3,7 +3,8 @@
 //! A map of the crate (dependencies point one way: `driver` → everything else):
 //!
 //! - [`proto`]: RFC 6455, sans-IO. The upgrade handshake, the frame codec, masking, message
-//!   assembly with incremental UTF-8 checks, close codes, and the per-connection protocol machine.
+//!   assembly with incremental UTF-8 checks, close codes, and the per-connection protocol machine;
+//!   permessage-deflate (RFC 7692): the offer negotiation and the bounded per-message codec.
 //!   Bytes and `now` in, bytes and events out.
 //! - [`time`]: the per-worker hierarchical timer wheel (heartbeats, idle/handshake/close timeouts),
 //!   sans-IO: ticks are passed in, no clock is read. O(1) insert, cancel and reset.

@@ -195,6 +195,10 @@ fn every_invalid_value_exits_2_naming_the_key_and_where_it_came_from() {
         (Flag, Key::PublishRequiresJoin, "sometimes"),
         (File, Key::ReusePort, "\"yes\""),
         (Env, Key::Cluster, "localhost:6379"),
+        (Flag, Key::Compression, "zstd"),
+        (Env, Key::CompressionMinSize, "32MiB"),
+        (File, Key::CompressionLevel, "10"),
+        (Flag, Key::CompressionWindowBits, "8"),
         (Flag, Key::Auth, "maybe"),
         (Env, Key::AuthJwtSecret, "short"),
         (

@@ -59,7 +59,9 @@ mod tests;
 pub use error::{ConfigError, ValueError};
 pub use load::{unknown_env_vars, Loader, Origin, Provenance, CONFIG_FILE_VAR};
 pub use options::{
-    default_workers, BackpressurePolicy, Config, Key, LogFormat, SecurityConfig, Spec, MAX_BACKLOG,
+    default_workers, BackpressurePolicy, CompressionMode, Config, Key, LogFormat, SecurityConfig,
+    Spec, MAX_BACKLOG, MAX_COMPRESSION_LEVEL, MAX_COMPRESSION_WINDOW_BITS,
+    MIN_COMPRESSION_WINDOW_BITS,
     MAX_HEADERS, MAX_HEADER_BYTES, MAX_RING_ENTRIES, MAX_ROOM_NAME_LEN, MAX_SQPOLL_IDLE,
     MAX_WORKERS, MIN_FRAME_SIZE, MIN_HEADERS, MIN_HEADER_BYTES,
 };

@@ -171,6 +171,50 @@ impl Choices for LogFormat {
         &[("text", LogFormat::Text), ("json", LogFormat::Json)];
 }
 
+/// Whether and how permessage-deflate (RFC 7692) is offered back to clients.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CompressionMode {
+    /// Decline every offer: no connection compresses.
+    Off,
+    /// Accept offers answering `server_no_context_takeover` and `client_no_context_takeover`: each
+    /// worker compresses with one shared context reset per message, so one compressed frame goes
+    /// to every recipient of a room message, and an idle connection holds no context at all.
+    #[default]
+    Shared,
+    /// Accept offers with context takeover where the client allows it: each connection compresses
+    /// its own replies with its own context (better ratios on similar messages, tens of KiB of
+    /// memory per connection that has sent or received a compressed message). Room fan-out still
+    /// uses the shared, once-per-message frame.
+    Dedicated,
+}
+
+impl CompressionMode {
+    /// The spelling used in flags, environment and file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompressionMode::Off => "off",
+            CompressionMode::Shared => "shared",
+            CompressionMode::Dedicated => "dedicated",
+        }
+    }
+}
+
+impl Choices for CompressionMode {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("off", CompressionMode::Off),
+        ("shared", CompressionMode::Shared),
+        ("dedicated", CompressionMode::Dedicated),
+    ];
+}
+
+/// Smallest LZ77 window [`Config::validate`] accepts for `compression_window_bits` (zlib's raw
+/// deflate cannot use 8).
+pub const MIN_COMPRESSION_WINDOW_BITS: u8 = 9;
+/// Largest LZ77 window: 32 KiB, DEFLATE's maximum.
+pub const MAX_COMPRESSION_WINDOW_BITS: u8 = 15;
+/// Highest compression level (zlib's scale, 0 = stored only, 9 = smallest output).
+pub const MAX_COMPRESSION_LEVEL: u32 = 9;
+
 impl Choices for AuthMode {
     const CHOICES: &'static [(&'static str, Self)] = &[
         ("off", AuthMode::Off),
@@ -513,6 +557,38 @@ options! {
             help "Most deliveries of an unacknowledged message while its user stays connected",
             example "9", bad "0",
             check |v| at_least_one(*v);
+        /// permessage-deflate: `off`, `shared` or `dedicated` (see [`CompressionMode`]). Default
+        /// `shared`: browsers offer the extension on every connection, JSON shrinks two to four
+        /// times, and the shared mode compresses a room message once and keeps no per-connection
+        /// context (tuning.md has the measurements). Turn `off` when egress is cheap and CPU is
+        /// not.
+        Compression compression: CompressionMode as OneOf = CompressionMode::Shared,
+            group "Compression",
+            help "permessage-deflate: off, shared (one context per worker, reset per message; a room message is compressed once), dedicated (a context per connection)",
+            example "dedicated", bad "zstd";
+        /// Messages shorter than this are sent uncompressed (RSV1 clear) even to clients that
+        /// negotiated compression. Default 128 B: below it deflate saves a few bytes at best and
+        /// costs a compression call. Raise it to save CPU on small messages. At most
+        /// `max_message_size`.
+        CompressionMinSize compression_min_size: usize as Size = 128,
+            group "Compression", help "Messages shorter than this are sent uncompressed",
+            example "1KiB", bad "1 parsec";
+        /// DEFLATE level, 0 (stored) to 9 (smallest). Default 1: on JSON it keeps most of level
+        /// 6's ratio at a fraction of the CPU (tuning.md). Raise it when egress costs more than
+        /// CPU.
+        CompressionLevel compression_level: u32 as Count = 1,
+            group "Compression", help "DEFLATE level, 0 (stored) to 9 (smallest)",
+            example "6", bad "10",
+            check |v| between(*v, 0, MAX_COMPRESSION_LEVEL);
+        /// LZ77 window of our compressor in bits, 9 to 15. Default 15 (32 KiB). A client that asks
+        /// for a smaller window than this gets shared (room) frames uncompressed; in `dedicated`
+        /// mode the window also bounds each connection's compression memory (about 2^(bits+2)
+        /// bytes plus a fixed part). Between [`MIN_COMPRESSION_WINDOW_BITS`] and
+        /// [`MAX_COMPRESSION_WINDOW_BITS`].
+        CompressionWindowBits compression_window_bits: u8 as Count = MAX_COMPRESSION_WINDOW_BITS,
+            group "Compression", help "LZ77 window of our compressor in bits, 9 to 15",
+            example "10", bad "8",
+            check |v| between(*v, MIN_COMPRESSION_WINDOW_BITS, MAX_COMPRESSION_WINDOW_BITS);
         /// The Redis that makes several ringcast nodes one cluster, as `redis://HOST:PORT` (see
         /// [`crate::cluster`]). Default unset: one node, no Redis, nothing changes. When set, room
         /// offsets, epochs, history and `msg_id` deduplication live in Redis and a room's

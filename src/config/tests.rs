@@ -226,6 +226,21 @@ fn the_defaults_match_the_documented_values() {
     assert_eq!(c.cluster, None);
 }
 
+// --- compression -----------------------------------------------------------------------
+
+#[test]
+fn compression_options_are_checked_against_their_ranges() {
+    let bad = |key: Key, value: &str| load_err("", &[], &[(key, value)]);
+    assert!(bad(Key::Compression, "zstd").contains("off, shared, dedicated"));
+    assert!(bad(Key::CompressionLevel, "10").contains("between 0 and 9"));
+    assert!(bad(Key::CompressionWindowBits, "8").contains("between 9 and 15"));
+    assert!(bad(Key::CompressionWindowBits, "16").contains("between 9 and 15"));
+    assert!(bad(Key::CompressionMinSize, "32MiB").contains("at most max_message_size"));
+    let c = Config::default();
+    assert_eq!(c.render(Key::Compression), "shared");
+    assert_eq!(c.render(Key::CompressionMinSize), "128B");
+}
+
 // --- room history rules ----------------------------------------------------------------
 
 #[test]
@@ -372,6 +387,10 @@ fn every_key_can_be_set_from_each_layer() {
         ack_backoff_factor: 3,
         ack_backoff_cap: Duration::from_secs(20),
         ack_max_attempts: 9,
+        compression: CompressionMode::Dedicated,
+        compression_min_size: KIB,
+        compression_level: 6,
+        compression_window_bits: 10,
         cluster: Some("redis://127.0.0.1:7001".into()),
         reuse_port: true,
         security: SecurityConfig {

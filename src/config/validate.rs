@@ -196,6 +196,17 @@ impl Config {
                 ),
             });
         }
+        // A message over max_message_size is never sent, so a larger threshold could never apply.
+        if self.compression_min_size > self.max_message_size {
+            return Err(ConfigError::OutOfRange {
+                at: at(Key::CompressionMinSize),
+                value: format_size(self.compression_min_size),
+                allowed: format!(
+                    "at most max_message_size ({})",
+                    format_size(self.max_message_size)
+                ),
+            });
+        }
         // Each worker gets an even share of the inbox budget; one user's inbox must fit in it.
         if self.inbox_max_total_bytes < self.inbox_max_bytes {
             return Err(ConfigError::OutOfRange {

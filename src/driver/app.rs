@@ -38,7 +38,9 @@ use crate::room::dedup::{Dedup, DedupKey, Sender};
 use crate::room::stream::{
     Entry, EpochSource, HistoryPolicy, HistoryRules, MemoryStore, Recovery, RoomStore, Since,
 };
-use crate::room::{owner_of, Audience, LocalRooms, MemberInfo, OwnedRooms, RoomLimits};
+use crate::room::{
+    owner_of, Audience, LocalRooms, MemberInfo, OwnedRooms, RoomFrame, RoomLimits,
+};
 use crate::table::ConnKey;
 
 use super::admission;
@@ -245,7 +247,12 @@ pub fn on_close(worker: &Worker, key: ConnKey, conn: &ConnShared) {
 }
 
 pub(super) fn queue(worker: &Worker, machine: &mut Connection, frame: Bytes) -> bool {
-    match machine.send_encoded(frame) {
+    counted(worker, machine.send_encoded(frame))
+}
+
+/// Counts the outcome of queueing one frame; `true` when it was queued.
+fn counted(worker: &Worker, sent: Result<(), SendError>) -> bool {
+    match sent {
         Ok(()) => {
             worker.stats().messages_out.add(1);
             true
@@ -564,6 +571,24 @@ fn push(worker: &Rc<Worker>, key: ConnKey, frame: Bytes) -> bool {
     queued
 }
 
+/// [`push`] for a room frame: the recipient gets the encoding it negotiated.
+fn push_room(worker: &Rc<Worker>, key: ConnKey, frame: &RoomFrame) -> bool {
+    let conn = worker.table.borrow().get(key).cloned();
+    let Some(conn) = conn else {
+        return false;
+    };
+    if conn.session.key.get() != Some(key) {
+        return false;
+    }
+    let queued = match conn.machine(&worker.conn_limits) {
+        Some(mut machine) => counted(worker, worker.compression.deliver(&mut machine, frame)),
+        None => false,
+    };
+    // Wake even when refused: a slow consumer's machine has queued its close frame.
+    worker.wake(key, &conn);
+    queued
+}
+
 fn room_str(room: &Bytes) -> &str {
     // Room names are put in the mesh from `&str`s by this module.
     std::str::from_utf8(room).expect("room names in the mesh are UTF-8")
@@ -593,6 +618,7 @@ fn announce(worker: &Worker, joined: bool, room: &str, conn: ConnId, info: &Memb
         info.name.as_deref(),
     );
     let room_shared = room_bytes(worker, room);
+    let frame = RoomFrame::plain(frame);
     for w in workers {
         app.send(
             w,
@@ -832,7 +858,9 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             // The reply goes before the frame on the same channel: the publisher reads its offset,
             // then (with echo) the message.
             answer(Some(at));
-            // Encoded once; each member worker gets the same buffer (reference count only).
+            // Encoded once (and compressed once, when it is); each member worker gets the same
+            // buffers (reference counts only).
+            let frame = worker.compression.room_frame(frame);
             for w in app.owned.borrow().workers_of(name, Audience::Members) {
                 let skip = (!echo && from.worker as usize == w).then_some(from.key);
                 app.send(
@@ -956,7 +984,7 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
         } => {
             let local = app.local.borrow();
             local.fan_out(room_str(&room), audience, &frame, skip, |key, frame| {
-                push(worker, key, frame);
+                push_room(worker, key, &frame);
             });
         }
         MeshMsg::ToConn { key, frame } => {
@@ -971,7 +999,9 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             result,
         } => cluster_joined(worker, room, conn, info, id, watch, result),
         MeshMsg::ClusterDeliver { room, frame, skip } => {
-            // Encoded once on this node; each member worker gets the same buffer.
+            // Encoded (and compressed, when it is) once on this node; each member worker gets the
+            // same buffers.
+            let frame = worker.compression.room_frame(frame);
             for w in app
                 .owned
                 .borrow()

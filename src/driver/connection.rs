@@ -26,7 +26,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::future::{Fuse, FusedFuture, FutureExt};
 use tokio_uring::net::TcpStream;
 
-use crate::proto::conn::{Connection, Event, SendError, State};
+use crate::proto::conn::{Compression, Connection, Event, SendError, State};
 use crate::proto::error::{self, CLOSE_POLICY_VIOLATION};
 use crate::security::auth::{TOKEN_EXPIRED_CLOSE_CODE, TOKEN_EXPIRED_REASON};
 use crate::security::{Refusal, Verdict};
@@ -129,6 +129,9 @@ pub struct ConnShared {
     /// and the machine is idle (an idle machine equals a new one), so a parked connection keeps
     /// neither the machine nor its header arena; made again on demand.
     machine: RefCell<Option<Box<Connection>>>,
+    /// permessage-deflate as negotiated at the upgrade: what a machine made again after parking
+    /// is given (its contexts are only dropped with it when no context takeover allows it).
+    compression: Cell<Option<Compression>>,
     /// The `/ws` session (its key, its count of malformed envelopes); empty for other endpoints.
     pub session: Session,
     /// What the security policy granted (per-IP slots, identity, message guard, token expiry);
@@ -169,7 +172,12 @@ impl ConnShared {
         let limits = limits.of(self.endpoint.get());
         let guard = self.machine.borrow_mut();
         Some(RefMut::map(guard, |m| {
-            &mut **m.get_or_insert_with(|| Box::new(Connection::new(*limits)))
+            &mut **m.get_or_insert_with(|| {
+                Box::new(Connection::with_compression(
+                    *limits,
+                    self.compression.get(),
+                ))
+            })
         }))
     }
 
@@ -214,6 +222,7 @@ pub fn accept(worker: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         }),
         upgraded: Cell::new(false),
         machine: RefCell::new(None),
+        compression: Cell::new(None),
         session: Session::default(),
         security: RefCell::new(security),
         refused: Cell::new(refused),
@@ -453,7 +462,10 @@ async fn handshake(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
             response,
             endpoint,
             admitted,
+            compression,
         } => {
+            conn.compression
+                .set(compression.map(|c| worker.compression.for_connection(c)));
             if write_all(worker, conn, Bytes::from(response))
                 .await
                 .is_err()
@@ -650,7 +662,10 @@ fn process(worker: &Worker, conn: &ConnShared) {
                     }
                     match (verdict, endpoint) {
                         (Verdict::Ok, Endpoint::Echo) => {
-                            match machine.send(kind, payload.freeze()) {
+                            match worker
+                                .compression
+                                .send(&mut machine, kind, payload.freeze())
+                            {
                                 Ok(()) => stats.messages_out.add(1),
                                 // A slow consumer is counted here, when the send overflows
                                 // (as `app::queue` does on `/ws`), not at its event: the event

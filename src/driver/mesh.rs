@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::envelope::ConnId;
 use crate::room::stream::Position;
-use crate::room::{Audience, MemberInfo};
+use crate::room::{Audience, MemberInfo, RoomFrame};
 use crate::table::ConnKey;
 
 /// A client's resume point, carried to a room's owner.
@@ -131,8 +131,9 @@ pub enum MeshMsg {
         room: Bytes,
         /// Every member (a message) or only the watchers (a `joined`/`left` event).
         audience: Audience,
-        /// The encoded frame, shared by every recipient on every worker.
-        frame: Bytes,
+        /// The encoded frame (plain, and compressed when it is), shared by every recipient on every
+        /// worker.
+        frame: RoomFrame,
         /// A local connection not to deliver to.
         skip: Option<ConnKey>,
     },

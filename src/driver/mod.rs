@@ -10,6 +10,7 @@
 
 mod admission;
 mod app;
+mod compress;
 mod connection;
 mod listener;
 pub(crate) mod mesh;

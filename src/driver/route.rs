@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use bytes::BytesMut;
 
 use crate::metrics::{self, Rejection};
+use crate::proto::deflate::Negotiated;
 use crate::proto::handshake::{self, HandshakeError, Parse, Request, RequestParser};
 use crate::security::auth::is_token_protocol;
 use crate::security::{Admitted, Refusal};
@@ -69,6 +70,8 @@ pub enum Route {
         endpoint: Endpoint,
         /// What the security policy granted (identity, the forwarded client's per-IP slot).
         admitted: Admitted,
+        /// permessage-deflate, when accepted (its answer is in `response`).
+        compression: Option<Negotiated>,
     },
 }
 
@@ -219,12 +222,17 @@ fn upgrade(worker: &Worker, request: &Request, peer: IpAddr, endpoint: Endpoint)
     if !worker.shared.try_reserve_connection() {
         return unavailable(Rejection::Capacity, "connection limit reached\n");
     }
-    let mut response = Vec::with_capacity(192);
-    upgrade.render_response(&mut response);
+    let accepted = worker.compression.negotiate(upgrade.offered_extensions());
+    let mut response = Vec::with_capacity(256);
+    upgrade.render_response_with_extensions(
+        accepted.as_ref().map(|a| a.response.as_str()),
+        &mut response,
+    );
     Route::Upgrade {
         response,
         endpoint,
         admitted,
+        compression: accepted.map(|a| a.params),
     }
 }
 

@@ -22,6 +22,7 @@ use crate::time::wheel::{TimerKey, TimerWheel};
 
 use super::admission::RefusalLog;
 use super::app::{self, App};
+use super::compress::Compressor;
 use super::connection::{self, ConnShared};
 use super::mesh::{Inbox, MeshMsg};
 
@@ -148,6 +149,8 @@ pub struct Worker {
     pub reactor: Reactor,
     /// The `/ws` application: envelope parser, room registries, the other workers' inboxes.
     pub app: App,
+    /// permessage-deflate: the mode, the threshold and this worker's shared compressor.
+    pub compression: Compressor,
     /// This worker's budget of refusal log lines.
     pub refusal_log: RefusalLog,
     /// Milliseconds since `epoch`, refreshed every tick and on every accept. Reading this instead of
@@ -258,12 +261,14 @@ pub fn run(
             .push(crate::envelope::SUBPROTOCOL.to_owned());
     }
     let app = App::new(config, id, inbox.peers, inbox.cluster);
+    let compression = Compressor::new(config);
     let inbox = inbox.rx;
     builder.start(async move {
         let (reactor, poll) = Reactor::new()?;
         let worker = Rc::new(Worker {
             reactor,
             app,
+            compression,
             refusal_log: RefusalLog::default(),
             id,
             conn_limits,

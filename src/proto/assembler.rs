@@ -11,7 +11,7 @@
 use bytes::BytesMut;
 
 use super::error::ProtocolError;
-use super::frame::FrameHeader;
+use super::frame::{FrameHeader, RSV1};
 use super::opcode::OpCode;
 use super::utf8::Utf8Validator;
 
@@ -58,7 +58,12 @@ pub struct Assembler {
     /// exceeds `max_message_len`.
     fragments: BytesMut,
     /// Whether the current message (whole frame or fragmented) is text and must be validated.
+    /// `false` while the message is compressed: its text is validated once inflated.
     text: bool,
+    /// The current message had RSV1 on its first frame (RFC 7692 "Per-Message Compressed"): its
+    /// payload is DEFLATE data, to be inflated once complete. Only set when the connection
+    /// negotiated the extension (the header decoder refuses RSV1 otherwise).
+    compressed: bool,
     /// UTF-8 state of the current text message, across frames and across partial frames.
     utf8: Utf8Validator,
 }
@@ -71,6 +76,7 @@ impl Assembler {
             fragmented: None,
             fragments: BytesMut::new(),
             text: false,
+            compressed: false,
             utf8: Utf8Validator::new(),
         }
     }
@@ -78,6 +84,11 @@ impl Assembler {
     /// `true` while a fragmented message is open (its final fragment has not arrived).
     pub fn in_progress(&self) -> bool {
         self.fragmented.is_some()
+    }
+
+    /// Whether the message in progress (or just completed) is compressed (RSV1 on its first frame).
+    pub fn compressed(&self) -> bool {
+        self.compressed
     }
 
     /// Bytes currently reserved for fragments (memory accounting; bounded by the message limit).
@@ -99,6 +110,10 @@ impl Assembler {
             (OpCode::Text | OpCode::Binary, Some(_)) => {
                 return Err(ProtocolError::ExpectedContinuation)
             }
+            // RFC 7692 §6.1: the "Per-Message Compressed" bit belongs to the first frame only.
+            (OpCode::Continuation, Some(_)) if header.rsv & RSV1 != 0 => {
+                return Err(ProtocolError::CompressedContinuation)
+            }
             (OpCode::Continuation, Some(kind)) => kind,
             (OpCode::Text, None) => MessageKind::Text,
             (OpCode::Binary, None) => MessageKind::Binary,
@@ -112,7 +127,8 @@ impl Assembler {
         // Fits in usize: bounded by max_message_len.
         let len = header.payload_len as usize;
         if self.fragmented.is_none() {
-            self.text = kind == MessageKind::Text;
+            self.compressed = header.rsv & RSV1 != 0;
+            self.text = kind == MessageKind::Text && !self.compressed;
             self.utf8.reset();
             if header.fin {
                 return Ok(Route::Whole(kind));

@@ -29,9 +29,11 @@ use super::assembler::{Assembler, Route};
 use super::close::{
     is_valid_close_code, parse_close_payload, ClosePayload, CLOSE_NORMAL, MAX_CLOSE_REASON,
 };
+use super::deflate::{Deflater, InflateError, Inflater, Negotiated, MIN_DEFLATE_WINDOW_BITS};
 use super::error::{ProtocolError, CLOSE_POLICY_VIOLATION};
 use super::frame::{
     decode_header, DecodeLimits, FrameHeader, HeaderStatus, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
+    RSV1,
 };
 use super::mask::apply_mask;
 use super::opcode::OpCode;
@@ -129,6 +131,18 @@ impl Default for ConnLimits {
     }
 }
 
+/// permessage-deflate (RFC 7692) as one connection uses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compression {
+    /// What the handshake negotiated.
+    pub params: Negotiated,
+    /// `Some(level)`: the connection may compress its own outgoing messages with a context of its
+    /// own ([`Connection::send_deflated`], the `dedicated` mode). `None`: it only sends frames
+    /// compressed elsewhere ([`Connection::send_encoded_deflated`], the `shared` mode) or plain
+    /// ones.
+    pub dedicated_level: Option<u32>,
+}
+
 /// Something the application or the driver should know about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -222,14 +236,31 @@ pub struct Connection {
     pending_pong: Option<Bytes>,
     /// Where outgoing headers (and small payloads) are written before being split off.
     arena: BytesMut,
+    /// permessage-deflate, when negotiated.
+    compression: Option<Compression>,
+    /// The inflate context, made on the first compressed message (an idle connection that never
+    /// sends one never pays for it). Kept between messages only under client context takeover.
+    inflater: Option<Box<Inflater>>,
+    /// The connection's own compression context (dedicated mode), made on first use.
+    deflater: Option<Box<Deflater>>,
 }
 
 impl Connection {
     /// A server-side connection, `Open`, right after the handshake.
     pub fn new(limits: ConnLimits) -> Self {
+        Connection::with_compression(limits, None)
+    }
+
+    /// A server-side connection that negotiated permessage-deflate (or not, with `None`). With it,
+    /// RSV1 is accepted on the first frame of a data message and such messages are inflated.
+    pub fn with_compression(limits: ConnLimits, compression: Option<Compression>) -> Self {
+        let mut decode = DecodeLimits::server(limits.max_frame_len);
+        if compression.is_some() {
+            decode.allowed_rsv = RSV1;
+        }
         Connection {
             limits,
-            decode: DecodeLimits::server(limits.max_frame_len),
+            decode,
             state: State::Open,
             frame: None,
             assembler: Assembler::new(limits.max_message_len),
@@ -239,7 +270,24 @@ impl Connection {
             in_flight: 0,
             pending_pong: None,
             arena: BytesMut::new(),
+            compression,
+            inflater: None,
+            deflater: None,
         }
+    }
+
+    /// permessage-deflate as negotiated, if it was.
+    #[inline]
+    pub fn compression(&self) -> Option<&Compression> {
+        self.compression.as_ref()
+    }
+
+    /// Whether a frame compressed without context takeover by a compressor using a
+    /// `window_bits` window may be sent here: the extension was negotiated and the client
+    /// allowed us at least that window.
+    pub fn accepts_deflated(&self, window_bits: u8) -> bool {
+        self.compression
+            .is_some_and(|c| c.params.server_max_window_bits >= window_bits)
     }
 
     /// The closing handshake's progress.
@@ -348,7 +396,7 @@ impl Connection {
                     return true;
                 }
                 let payload = buf.split_to(len);
-                self.events.push_back(Event::Message { kind, payload });
+                self.deliver(kind, payload);
                 true
             }
             Some(Route::Fragment) => {
@@ -369,14 +417,48 @@ impl Connection {
                 self.frame = None;
                 match self.assembler.end_fragment(fin) {
                     Err(e) => self.fail(e),
-                    Ok(Some((kind, payload))) => {
-                        self.events.push_back(Event::Message { kind, payload })
-                    }
+                    Ok(Some((kind, payload))) => self.deliver(kind, payload),
                     Ok(None) => {}
                 }
                 true
             }
         }
+    }
+
+    /// Hands a complete message to the application, inflating it first when it is compressed.
+    ///
+    /// RFC 7692 §7.2.2: "Append 4 octets of 0x00 0x00 0xff 0xff to the tail end of the payload of
+    /// the message. Decompress the resulting data using DEFLATE." The inflated size is bounded by
+    /// `max_message_len` while inflating (1009 past it); the text is validated once inflated.
+    fn deliver(&mut self, kind: MessageKind, payload: BytesMut) {
+        if !self.assembler.compressed() {
+            self.events.push_back(Event::Message { kind, payload });
+            return;
+        }
+        let params = self
+            .compression
+            .expect("RSV1 is only accepted when the extension was negotiated")
+            .params;
+        let inflater = self.inflater.get_or_insert_with(|| {
+            Box::new(Inflater::new(
+                params.client_max_window_bits,
+                params.client_no_context_takeover,
+            ))
+        });
+        let mut out = Vec::new();
+        match inflater.inflate(&payload, self.limits.max_message_len, &mut out) {
+            Err(InflateError::TooBig) => return self.fail(ProtocolError::MessageTooBig),
+            Err(InflateError::Corrupt) => return self.fail(ProtocolError::InvalidCompressedData),
+            Ok(()) => {}
+        }
+        // §8.1 applies to the message, i.e. to the inflated text.
+        if kind == MessageKind::Text && simdutf8::basic::from_utf8(&out).is_err() {
+            return self.fail(ProtocolError::InvalidUtf8);
+        }
+        self.events.push_back(Event::Message {
+            kind,
+            payload: BytesMut::from(Bytes::from(out)),
+        });
     }
 
     /// Routes a decoded header; fails the connection on a fragmentation or size violation.
@@ -497,6 +579,54 @@ impl Connection {
         Ok(())
     }
 
+    /// Queues a data message compressed with this connection's own context (dedicated mode), as
+    /// one final frame with RSV1. Sent plain instead when the connection has no dedicated context
+    /// or the client allowed a window our compressor cannot honour (8 bits).
+    pub fn send_deflated(&mut self, kind: MessageKind, payload: Bytes) -> Result<(), SendError> {
+        let Some((params, level)) = self
+            .compression
+            .and_then(|c| c.dedicated_level.map(|l| (c.params, l)))
+            .filter(|(p, _)| p.server_max_window_bits >= MIN_DEFLATE_WINDOW_BITS)
+        else {
+            return self.send(kind, payload);
+        };
+        if self.state != State::Open {
+            return Err(SendError::Closed);
+        }
+        let deflater = self.deflater.get_or_insert_with(|| {
+            Box::new(Deflater::new(
+                level,
+                params.server_max_window_bits,
+                params.server_no_context_takeover,
+            ))
+        });
+        let frame = deflater.compress_frame(kind.opcode(), &payload);
+        if let Err(e) = self.admit(frame.len()) {
+            // The context has taken in a message the peer will never see: nothing sent later may
+            // refer back to it.
+            if let Some(deflater) = self.deflater.as_mut() {
+                deflater.reset();
+            }
+            return Err(e);
+        }
+        self.push(frame);
+        Ok(())
+    }
+
+    /// Queues a whole frame compressed elsewhere without context takeover (the shared
+    /// compressor, fan-out). The caller checked [`Connection::accepts_deflated`]. Our own
+    /// context, if any, is reset: the client's window now holds this frame's data, which our
+    /// context never saw, so nothing sent later may refer back past it.
+    pub fn send_encoded_deflated(&mut self, frame: Bytes) -> Result<(), SendError> {
+        debug_assert!(self.compression.is_some());
+        self.admit(frame.len())?;
+        if let Some(deflater) = self.deflater.as_mut() {
+            deflater.reset();
+        }
+        self.push(frame);
+        Ok(())
+    }
+
     /// Queues a ping (heartbeat) while `Open`. At most 125 bytes of `payload` are sent (§5.5).
     /// Never dropped for backpressure.
     pub fn send_ping(&mut self, payload: &[u8]) {
@@ -560,6 +690,17 @@ impl Connection {
             && self.pending_pong.is_none()
             && self.queued == 0
             && self.in_flight == 0
+            && self.contexts_droppable()
+    }
+
+    /// Whether the compression contexts hold nothing a later message depends on: they are absent,
+    /// or no context takeover was negotiated for them, so a new machine may make them afresh.
+    fn contexts_droppable(&self) -> bool {
+        let Some(c) = self.compression else {
+            return true;
+        };
+        (self.inflater.is_none() || c.params.client_no_context_takeover)
+            && (self.deflater.is_none() || c.params.server_no_context_takeover)
     }
 
     /// Outgoing bytes not yet written: queued, plus handed out but not reported written.
@@ -1544,6 +1685,251 @@ mod tests {
         assert_eq!(conn.poll_transmit(&mut out), shared.len());
         assert_eq!(out, std::slice::from_ref(&shared));
         assert_eq!(out[0].as_ptr(), shared.as_ptr(), "shared, not copied");
+    }
+
+    mod permessage_deflate {
+        //! RFC 7692 on the connection: RSV1 rules, inflation, bounds, outgoing compression.
+        use super::*;
+        use crate::proto::deflate::negotiate::{Negotiated, ServerPolicy};
+
+        /// §7.2.3.1: "Hello" compressed (the payload of `0xc1 0x07 ...`).
+        const HELLO_Z: [u8; 7] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+
+        fn params(client_no_context_takeover: bool) -> Negotiated {
+            let policy = ServerPolicy {
+                client_no_context_takeover,
+                ..ServerPolicy::default()
+            };
+            crate::proto::deflate::negotiate::negotiate_header(b"permessage-deflate", &policy)
+                .unwrap()
+                .params
+        }
+
+        fn deflate_conn(limits: ConnLimits, dedicated: Option<u32>) -> Connection {
+            Connection::with_compression(
+                limits,
+                Some(Compression {
+                    params: params(false),
+                    dedicated_level: dedicated,
+                }),
+            )
+        }
+
+        fn feed_to(conn: &mut Connection, wire: &[u8]) -> (Vec<Event>, Vec<u8>) {
+            let mut buf = BytesMut::from(wire);
+            conn.handle_read(&mut buf);
+            (events(conn), transmitted(conn))
+        }
+
+        #[test]
+        fn rfc_hello_compressed_in_one_frame_is_delivered_inflated() {
+            let mut conn = deflate_conn(ConnLimits::default(), None);
+            let (ev, tx) = feed_to(&mut conn, &frame_rsv(true, 0b100, TEXT, &HELLO_Z));
+            assert_eq!(ev, [text("Hello")]);
+            assert!(tx.is_empty());
+        }
+
+        #[test]
+        fn rfc_hello_compressed_in_two_fragments_is_delivered_inflated() {
+            // §7.2.3.1: "0x41 0x03 0xf2 0x48 0xcd" then "0x80 0x04 0xc9 0xc9 0x07 0x00".
+            let mut conn = deflate_conn(ConnLimits::default(), None);
+            let wire = [
+                frame_rsv(false, 0b100, TEXT, &HELLO_Z[..3]),
+                frame(true, CONT, &HELLO_Z[3..]),
+            ]
+            .concat();
+            assert_eq!(feed_to(&mut conn, &wire).0, [text("Hello")]);
+        }
+
+        #[test]
+        fn rfc_context_takeover_carries_the_window_to_the_next_message() {
+            // §7.2.3.2: the second "Hello" refers back to the first.
+            let mut conn = deflate_conn(ConnLimits::default(), None);
+            let wire = [
+                frame_rsv(true, 0b100, TEXT, &HELLO_Z),
+                frame_rsv(true, 0b100, TEXT, &[0xf2, 0x00, 0x11, 0x00, 0x00]),
+            ]
+            .concat();
+            assert_eq!(feed_to(&mut conn, &wire).0, [text("Hello"), text("Hello")]);
+            assert!(
+                !conn.is_idle(),
+                "the client's window must be kept: the machine may not be dropped"
+            );
+        }
+
+        #[test]
+        fn without_client_context_takeover_the_machine_stays_droppable() {
+            let mut conn = Connection::with_compression(
+                ConnLimits::default(),
+                Some(Compression {
+                    params: params(true),
+                    dedicated_level: None,
+                }),
+            );
+            feed_to(&mut conn, &frame_rsv(true, 0b100, TEXT, &HELLO_Z));
+            assert!(conn.is_idle());
+        }
+
+        #[test]
+        fn uncompressed_messages_still_pass_on_a_deflate_connection() {
+            let mut conn = deflate_conn(ConnLimits::default(), None);
+            assert_eq!(
+                feed_to(&mut conn, &frame(true, TEXT, b"plain")).0,
+                [text("plain")]
+            );
+        }
+
+        #[test]
+        fn rsv1_without_the_extension_fails_with_1002() {
+            assert_fails(
+                &frame_rsv(true, 0b100, TEXT, &HELLO_Z),
+                &[],
+                ProtocolError::ReservedBits(0b100),
+                CLOSE_PROTOCOL_ERROR,
+            );
+        }
+
+        #[test]
+        fn rsv1_on_a_continuation_or_a_control_frame_fails_with_1002() {
+            let mut conn = deflate_conn(ConnLimits::default(), None);
+            let wire = [
+                frame_rsv(false, 0b100, TEXT, &HELLO_Z[..3]),
+                frame_rsv(true, 0b100, CONT, &HELLO_Z[3..]),
+            ]
+            .concat();
+            let (ev, tx) = feed_to(&mut conn, &wire);
+            let (event, close) = failed_with(ProtocolError::CompressedContinuation);
+            assert_eq!((ev, tx), (vec![event], close));
+            for op in [PING, PONG, CLOSE] {
+                let mut conn = deflate_conn(ConnLimits::default(), None);
+                let (ev, _) = feed_to(&mut conn, &frame_rsv(true, 0b100, op, b""));
+                assert_eq!(ev, [Event::Failed(ProtocolError::ReservedBits(0b100))]);
+            }
+            // RSV2 and RSV3 stay reserved.
+            let mut conn = deflate_conn(ConnLimits::default(), None);
+            let (ev, _) = feed_to(&mut conn, &frame_rsv(true, 0b010, TEXT, b"x"));
+            assert_eq!(ev, [Event::Failed(ProtocolError::ReservedBits(0b010))]);
+        }
+
+        #[test]
+        fn a_decompression_bomb_closes_with_1009() {
+            let limits = ConnLimits {
+                max_message_len: 64 * 1024,
+                ..ConnLimits::default()
+            };
+            let mut bomb = Vec::new();
+            Deflater::new(9, 15, true).compress(&vec![b'a'; 1 << 20], &mut bomb);
+            assert!(bomb.len() < 2000);
+            let mut conn = deflate_conn(limits, None);
+            let (ev, tx) = feed_to(&mut conn, &frame_rsv(true, 0b100, BINARY, &bomb));
+            let event = Event::Failed(ProtocolError::MessageTooBig);
+            let close = server_frame(
+                CLOSE,
+                &close_payload(1009, "message too big (limit 65536 bytes)"),
+            );
+            assert_eq!((ev, tx), (vec![event], close));
+            assert_eq!(
+                ProtocolError::MessageTooBig.close_code(),
+                CLOSE_MESSAGE_TOO_BIG
+            );
+        }
+
+        #[test]
+        fn invalid_utf8_inside_compressed_text_fails_with_1007() {
+            let mut z = Vec::new();
+            Deflater::new(6, 15, true).compress(b"\xff\xfe", &mut z);
+            let mut conn = deflate_conn(ConnLimits::default(), None);
+            let (ev, _) = feed_to(&mut conn, &frame_rsv(true, 0b100, TEXT, &z));
+            assert_eq!(ev, [Event::Failed(ProtocolError::InvalidUtf8)]);
+        }
+
+        #[test]
+        fn garbage_deflate_data_fails_with_1007() {
+            let mut conn = deflate_conn(ConnLimits::default(), None);
+            let (ev, _) = feed_to(&mut conn, &frame_rsv(true, 0b100, BINARY, &[0xff, 0xff]));
+            assert_eq!(ev, [Event::Failed(ProtocolError::InvalidCompressedData)]);
+            assert_eq!(
+                ProtocolError::InvalidCompressedData.close_code(),
+                CLOSE_INVALID_PAYLOAD
+            );
+        }
+
+        #[test]
+        fn send_deflated_writes_the_rfc_frame_and_keeps_the_context() {
+            let mut conn = deflate_conn(ConnLimits::default(), Some(6));
+            conn.send_deflated(MessageKind::Text, Bytes::from_static(b"Hello"))
+                .unwrap();
+            conn.send_deflated(MessageKind::Text, Bytes::from_static(b"Hello"))
+                .unwrap();
+            assert_eq!(
+                transmitted(&mut conn),
+                [
+                    &[0xc1, 0x07][..],
+                    &HELLO_Z,
+                    &[0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00]
+                ]
+                .concat()
+            );
+            conn.on_written(conn.buffered_bytes());
+            assert!(
+                !conn.is_idle(),
+                "server context takeover keeps the deflater"
+            );
+            // A frame compressed elsewhere resets our context: the next one stands alone.
+            let shared = Deflater::new(6, 15, true).compress_frame(OpCode::Text, b"Hello");
+            assert!(conn.accepts_deflated(15));
+            conn.send_encoded_deflated(shared.clone()).unwrap();
+            conn.send_deflated(MessageKind::Text, Bytes::from_static(b"Hello"))
+                .unwrap();
+            assert_eq!(transmitted(&mut conn), [&shared[..], &shared[..]].concat());
+        }
+
+        #[test]
+        fn a_message_dropped_for_backpressure_is_forgotten_by_the_context() {
+            let limits = ConnLimits {
+                max_backpressure: 10,
+                backpressure_policy: BackpressurePolicy::DropData,
+                ..ConnLimits::default()
+            };
+            let mut conn = deflate_conn(limits, Some(6));
+            conn.send_deflated(MessageKind::Text, Bytes::from_static(b"Hello"))
+                .unwrap();
+            assert_eq!(
+                conn.send_deflated(MessageKind::Text, Bytes::from_static(b"Hello")),
+                Err(SendError::Dropped)
+            );
+            transmitted(&mut conn);
+            conn.on_written(conn.buffered_bytes());
+            // Had the context kept the dropped "Hello", this would refer back to it.
+            conn.send_deflated(MessageKind::Text, Bytes::from_static(b"Hello"))
+                .unwrap();
+            assert_eq!(
+                transmitted(&mut conn),
+                [&[0xc1, 0x07][..], &HELLO_Z].concat()
+            );
+        }
+
+        #[test]
+        fn without_a_dedicated_context_or_with_an_8_bit_window_send_deflated_sends_plain() {
+            let mut conn = deflate_conn(ConnLimits::default(), None);
+            conn.send_deflated(MessageKind::Text, Bytes::from_static(b"Hello"))
+                .unwrap();
+            assert_eq!(transmitted(&mut conn), server_frame(TEXT, b"Hello"));
+            let mut p = params(false);
+            p.server_max_window_bits = 8;
+            let mut conn = Connection::with_compression(
+                ConnLimits::default(),
+                Some(Compression {
+                    params: p,
+                    dedicated_level: Some(6),
+                }),
+            );
+            assert!(!conn.accepts_deflated(15));
+            conn.send_deflated(MessageKind::Text, Bytes::from_static(b"Hello"))
+                .unwrap();
+            assert_eq!(transmitted(&mut conn), server_frame(TEXT, b"Hello"));
+            assert!(!Connection::new(ConnLimits::default()).accepts_deflated(9));
+        }
     }
 
     /// Counts heap allocations made by the current thread (other test threads do not interfere).

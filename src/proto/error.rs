@@ -81,6 +81,12 @@ pub enum ProtocolError {
     InvalidCloseCode(u16),
     /// A close reason that is not UTF-8.
     InvalidCloseReason,
+    /// RSV1 ("Per-Message Compressed") on a continuation frame (RFC 7692 §6.1: "An endpoint MUST
+    /// NOT set the "Per-Message Compressed" bit of control frames and non-first fragments of a
+    /// data message").
+    CompressedContinuation,
+    /// A compressed message whose payload is not valid DEFLATE data (RFC 7692 §7.2.2).
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
@@ -88,7 +94,7 @@ impl ProtocolError {
     pub fn close_code(self) -> u16 {
         use ProtocolError::*;
         match self {
-            InvalidUtf8 | InvalidCloseReason => CLOSE_INVALID_PAYLOAD,
+            InvalidUtf8 | InvalidCloseReason | InvalidCompressedData => CLOSE_INVALID_PAYLOAD,
             FrameTooBig | MessageTooBig => CLOSE_MESSAGE_TOO_BIG,
             ReservedOpcode(_)
             | ReservedBits(_)
@@ -100,7 +106,8 @@ impl ProtocolError {
             | UnexpectedContinuation
             | ExpectedContinuation
             | CloseOneByte
-            | InvalidCloseCode(_) => CLOSE_PROTOCOL_ERROR,
+            | InvalidCloseCode(_)
+            | CompressedContinuation => CLOSE_PROTOCOL_ERROR,
         }
     }
 
@@ -123,6 +130,8 @@ impl ProtocolError {
             CloseOneByte => "close frame with a one-byte payload",
             InvalidCloseCode(_) => "invalid close code",
             InvalidCloseReason => "invalid UTF-8 in close reason",
+            CompressedContinuation => "RSV1 set on a continuation frame",
+            InvalidCompressedData => "invalid compressed data",
         }
     }
 }
@@ -163,6 +172,8 @@ mod tests {
             CloseOneByte,
             InvalidCloseCode(1005),
             InvalidCloseReason,
+            CompressedContinuation,
+            InvalidCompressedData,
         ];
         for e in all {
             assert!(e.reason().len() <= 123, "{e:?}");

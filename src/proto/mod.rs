@@ -1,4 +1,5 @@
-//! RFC 6455, sans-IO: the handshake, frames, messages and the close handshake.
+//! RFC 6455, sans-IO: the handshake, frames, messages and the close handshake; and RFC 7692's
+//! permessage-deflate ([`deflate`]): negotiation, RSV1 rules and the bounded codec.
 //!
 //! Everything here takes bytes (and, where time matters, `now`) and returns bytes and events. It
 //! never does I/O, never reads a clock, never spawns, and never imports tokio, tokio-uring, socket2
@@ -7,6 +8,7 @@
 pub mod assembler;
 pub mod close;
 pub mod conn;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;

@@ -17,7 +17,6 @@
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
 use slab::Slab;
 
 use super::{Audience, RoomError, RoomLimits};
@@ -206,15 +205,15 @@ impl LocalRooms {
     }
 
     /// Hands `frame` to every accepted local member of `room` in `audience` except `skip`: each
-    /// gets a clone of the same `Bytes` (a reference count increment, no copy, no allocation).
-    /// Returns how many.
-    pub fn fan_out(
+    /// gets a clone of the same frame (a `Bytes` or a [`super::RoomFrame`]: reference count
+    /// increments, no copy, no allocation). Returns how many.
+    pub fn fan_out<F: Clone>(
         &self,
         room: &str,
         audience: Audience,
-        frame: &Bytes,
+        frame: &F,
         skip: Option<ConnKey>,
-        mut deliver: impl FnMut(ConnKey, Bytes),
+        mut deliver: impl FnMut(ConnKey, F),
     ) -> usize {
         let Some(slab) = self.rooms.get(room).and_then(|l| l.audience(audience)) else {
             return 0;
@@ -233,6 +232,7 @@ impl LocalRooms {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn key(i: u64) -> ConnKey {
         ConnKey::from_u64(i)

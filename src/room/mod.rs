@@ -35,7 +35,34 @@ pub mod stream;
 pub use local::LocalRooms;
 pub use owner::{Departed, MemberInfo, OwnedRooms};
 
+use bytes::Bytes;
+
 use crate::envelope::ErrorCode;
+
+/// One room frame in every encoding it is sent in: at most two, whatever the room size.
+///
+/// Rendered (and compressed) once at the room's owner; every recipient gets a clone of one of the
+/// two `Bytes` (a reference count, never a copy). History, when it lands, keeps this struct so it
+/// can serve both kinds of recipient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomFrame {
+    /// The frame as-is: for recipients that did not negotiate compression, and for all of them
+    /// when the message is below the compression threshold.
+    pub plain: Bytes,
+    /// The same message compressed without context takeover (RFC 7692, RSV1 set), for recipients
+    /// that negotiated permessage-deflate and allow our window. `None`: not compressed.
+    pub deflated: Option<Bytes>,
+}
+
+impl RoomFrame {
+    /// A frame that is only sent plain.
+    pub fn plain(plain: Bytes) -> RoomFrame {
+        RoomFrame {
+            plain,
+            deflated: None,
+        }
+    }
+}
 
 /// Who in a room a frame is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,8 +3,9 @@
 //! Owns: the order of the checks (which decides the status a broken request earns), subprotocol
 //! selection, the `Sec-WebSocket-Extensions` grammar, and the bytes of the `101` response.
 //! Never routes (the driver only calls [`validate_upgrade`] on its WebSocket paths) and never
-//! accepts an extension yet: offers are parsed and kept on the [`Upgrade`] for when
-//! permessage-deflate lands, and none is echoed back.
+//! decides on an extension: offers are parsed and kept on the [`Upgrade`]; the caller negotiates
+//! (permessage-deflate: [`crate::proto::deflate::negotiate`]) and passes the answer to
+//! [`Upgrade::render_response_with_extensions`].
 
 use bytes::BufMut;
 
@@ -180,7 +181,7 @@ pub struct Upgrade {
     accept: AcceptKey,
     /// The subprotocol chosen from the client's offers, echoed in the `101`.
     protocol: Option<String>,
-    /// Extensions the client offered. None is accepted yet; kept for permessage-deflate.
+    /// Extensions the client offered, for the caller to negotiate.
     offered_extensions: Vec<ExtensionOffer>,
 }
 
@@ -195,7 +196,7 @@ impl Upgrade {
         self.protocol.as_deref()
     }
 
-    /// Extensions the client offered (none is accepted).
+    /// Extensions the client offered.
     pub fn offered_extensions(&self) -> &[ExtensionOffer] {
         &self.offered_extensions
     }
@@ -204,6 +205,17 @@ impl Upgrade {
     /// websocket`, `Connection: Upgrade`, `Sec-WebSocket-Accept`, and `Sec-WebSocket-Protocol`
     /// when one was selected. No `Sec-WebSocket-Extensions`: no extension is accepted.
     pub fn render_response<B: BufMut>(&self, out: &mut B) {
+        self.render_response_with_extensions(None, out)
+    }
+
+    /// [`Upgrade::render_response`] with the accepted extensions, when there are any, in
+    /// `Sec-WebSocket-Extensions` (§9.1; the value comes from the extension's own negotiation,
+    /// e.g. `permessage-deflate; server_no_context_takeover`).
+    pub fn render_response_with_extensions<B: BufMut>(
+        &self,
+        extensions: Option<&str>,
+        out: &mut B,
+    ) {
         put_status_line(101, out);
         // §4.2.2: "An |Upgrade| header field with value "websocket" as per RFC 2616".
         out.put_slice(b"Upgrade: websocket\r\n");
@@ -212,6 +224,9 @@ impl Upgrade {
         put_header(out, "Sec-WebSocket-Accept", self.accept.as_bytes());
         if let Some(p) = &self.protocol {
             put_header(out, "Sec-WebSocket-Protocol", p.as_bytes());
+        }
+        if let Some(e) = extensions {
+            put_header(out, "Sec-WebSocket-Extensions", e.as_bytes());
         }
         out.put_slice(b"\r\n");
     }
