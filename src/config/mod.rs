@@ -60,10 +60,9 @@ pub use error::{ConfigError, ValueError};
 pub use load::{unknown_env_vars, Loader, Origin, Provenance, CONFIG_FILE_VAR};
 pub use options::{
     default_workers, BackpressurePolicy, CompressionMode, Config, Key, LogFormat, SecurityConfig,
-    Spec, MAX_BACKLOG, MAX_COMPRESSION_LEVEL, MAX_COMPRESSION_WINDOW_BITS,
-    MIN_COMPRESSION_WINDOW_BITS,
-    MAX_HEADERS, MAX_HEADER_BYTES, MAX_RING_ENTRIES, MAX_ROOM_NAME_LEN, MAX_SQPOLL_IDLE,
-    MAX_WORKERS, MIN_FRAME_SIZE, MIN_HEADERS, MIN_HEADER_BYTES,
+    Spec, MAX_BACKLOG, MAX_COMPRESSION_LEVEL, MAX_COMPRESSION_WINDOW_BITS, MAX_HEADERS,
+    MAX_HEADER_BYTES, MAX_RING_ENTRIES, MAX_ROOM_NAME_LEN, MAX_SQPOLL_IDLE, MAX_WORKERS,
+    MIN_COMPRESSION_WINDOW_BITS, MIN_FRAME_SIZE, MIN_HEADERS, MIN_HEADER_BYTES,
 };
 pub use units::{
     format_duration, format_size, parse_duration, parse_size, DurationError, SizeError,

@@ -20,7 +20,8 @@ use super::kind::Choices;
 use super::units::{KIB, MIB};
 use super::validate::{
     at_least, at_least_1ms, at_least_one, between, greater_than_zero, history_rules_are_valid,
-    longer_than_zero, off_or_whole_ms, power_of_two_up_to, redis_url, sizes_between, subprotocols_are_tokens,
+    longer_than_zero, off_or_whole_ms, power_of_two_up_to, redis_url, sizes_between,
+    subprotocols_are_tokens,
 };
 use crate::proto::frame::MAX_HEADER_LEN;
 use crate::room::stream::HistoryRule;

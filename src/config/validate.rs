@@ -97,9 +97,9 @@ pub(super) fn off_or_whole_ms(value: Option<Duration>, max: Duration) -> Result<
 /// Unset, or a `redis://HOST:PORT` address.
 pub(super) fn redis_url(value: &Option<String>) -> Result<(), Refusal> {
     match value {
-        Some(url) if !url.starts_with("redis://") || url.len() == "redis://".len() => Err(
-            Refusal::MustBe("a redis://HOST:PORT address".to_owned()),
-        ),
+        Some(url) if !url.starts_with("redis://") || url.len() == "redis://".len() => {
+            Err(Refusal::MustBe("a redis://HOST:PORT address".to_owned()))
+        }
         _ => Ok(()),
     }
 }

@@ -38,9 +38,7 @@ use crate::room::dedup::{Dedup, DedupKey, Sender};
 use crate::room::stream::{
     Entry, EpochSource, HistoryPolicy, HistoryRules, MemoryStore, Recovery, RoomStore, Since,
 };
-use crate::room::{
-    owner_of, Audience, LocalRooms, MemberInfo, OwnedRooms, RoomFrame, RoomLimits,
-};
+use crate::room::{owner_of, Audience, LocalRooms, MemberInfo, OwnedRooms, RoomFrame, RoomLimits};
 use crate::table::ConnKey;
 
 use super::admission;
