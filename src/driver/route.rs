@@ -24,6 +24,9 @@ use super::worker::Worker;
 
 /// The browser demo served at `GET /`: one self-contained page (no external assets).
 const DEMO_PAGE: &str = include_str!("demo.html");
+/// The browser client of the `/ws` protocol, an ES module served at `GET /ringcast.js` (the demo
+/// page imports it). A module script must be served with a JavaScript MIME type.
+const CLIENT_MODULE: &str = include_str!("ringcast.js");
 
 /// A WebSocket endpoint a connection was upgraded to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,6 +162,13 @@ fn route_get(worker: &Worker, request: &Request, peer: IpAddr) -> Route {
                 200,
                 "text/html; charset=utf-8",
                 DEMO_PAGE.as_bytes().to_vec(),
+            )
+        }),
+        "/ringcast.js" => plain(request, || {
+            (
+                200,
+                "text/javascript; charset=utf-8",
+                CLIENT_MODULE.as_bytes().to_vec(),
             )
         }),
         "/healthz" => plain(request, || {
