@@ -51,7 +51,8 @@ fn codec(cfg: u8, data: &[u8]) {
         let mut z = Vec::new();
         def.compress(piece, &mut z);
         let mut out = Vec::new();
-        inf.inflate(&z, piece.len(), &mut out).expect("our own output inflates");
+        inf.inflate(&z, piece.len(), &mut out)
+            .expect("our own output inflates");
         assert_eq!(out, piece);
         if !piece.is_empty() {
             let mut out = Vec::new();
@@ -93,7 +94,11 @@ fn connection(cfg: u8, data: &[u8]) {
         let mut z = Vec::new();
         def.compress(m, &mut z);
         // Fragment into two frames when long enough: RSV1 on the first only.
-        let cut = if z.len() > 2 && cfg & 1 != 0 { z.len() / 2 } else { z.len() };
+        let cut = if z.len() > 2 && cfg & 1 != 0 {
+            z.len() / 2
+        } else {
+            z.len()
+        };
         for (i, part) in [&z[..cut], &z[cut..]].into_iter().enumerate() {
             if i == 1 && cut == z.len() {
                 break;
@@ -137,7 +142,10 @@ fuzz_target!(|data: &[u8]| {
     };
     match cfg & 3 {
         0 => negotiation(rest, cfg.rotate_right(2)),
-        1 | 2 => codec(cfg.rotate_right(2) ^ rest.first().copied().unwrap_or(0), rest),
+        1 | 2 => codec(
+            cfg.rotate_right(2) ^ rest.first().copied().unwrap_or(0),
+            rest,
+        ),
         _ => connection(cfg >> 2, rest),
     }
 });

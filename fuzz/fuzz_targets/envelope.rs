@@ -41,7 +41,10 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
         Ok(
-            Command::Join { room, .. } | Command::Leave { room, .. } | Command::Presence { room, .. },
+            Command::Join { room, .. }
+            | Command::Leave { room, .. }
+            | Command::Presence { room, .. }
+            | Command::History { room, .. },
         ) => (room, None),
         Ok(Command::Stats { .. }) => return,
         Ok(Command::Refresh { token, id }) => {
@@ -66,5 +69,10 @@ fuzz_target!(|data: &[u8]| {
         _ => 2,
     };
     let reparsed = check.parse(&frame[text_at..]).map_err(|r| r.error);
-    assert_eq!(reparsed, Err(EnvelopeError::UnknownType), "{:?}", String::from_utf8_lossy(&frame[text_at..]));
+    assert_eq!(
+        reparsed,
+        Err(EnvelopeError::UnknownType),
+        "{:?}",
+        String::from_utf8_lossy(&frame[text_at..])
+    );
 });
