@@ -372,6 +372,16 @@ fn every_key_can_be_set_from_each_layer() {
         ack_backoff_cap: Duration::from_secs(20),
         ack_max_attempts: 9,
         reuse_port: true,
+        api_listen: Some("127.0.0.1:8081".parse().unwrap()),
+        api_key: vec![
+            Secret("0123456789abcdef".into()),
+            Secret("fedcba9876543210".into()),
+        ],
+        api_key_file: Some(PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/api_fixtures/keys.txt"
+        ))),
+        api_max_body: 64 * KIB,
         security: SecurityConfig {
             auth: AuthMode::Required,
             auth_jwt_secret: Some(Secret("0123456789abcdef0123456789abcdef!".into())),
