@@ -689,97 +689,17 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             echo,
             id,
             msg_id,
-        } => {
-            let name = room_str(&room);
-            let ts = unix_now(worker);
-            let now = worker.now();
-            let answer = |at| {
-                let frame = render::reply_published(&mut app.arena.borrow_mut(), id.as_deref(), at);
-                app.send(
-                    from.worker as usize,
-                    MeshMsg::ToConn {
-                        key: from.key,
-                        frame,
-                    },
-                );
-            };
-            let key = msg_id.as_deref().map(|m| {
-                let sender = user.clone().map_or(Sender::Conn(from), Sender::User);
-                DedupKey::new(name, sender, m)
-            });
-            if let Some(seen) = key.as_ref().and_then(|k| app.dedup.borrow().seen(k, now)) {
-                // A retry: the original answer, nothing delivered again.
-                worker.stats().publishes_deduplicated.add(1);
-                return answer(seen);
-            }
-            let mut store = app.store.borrow_mut();
-            let keep = store.keeps_history(name);
-            if !keep && !app.owned.borrow().contains(name) {
-                // Nobody to deliver to and nothing to keep: no offset is taken.
-                drop(store);
-                answer(None);
-                if let Some(key) = key {
-                    app.dedup.borrow_mut().remember(key, None, now);
-                }
-                return;
-            }
-            let at = store.append(name, now);
-            let frame = if keep {
-                // A kept frame gets an allocation of its own, so holding it pins no other frame.
-                let mut own = BytesMut::with_capacity(render::message_capacity(
-                    name,
-                    user.as_deref(),
-                    &payload,
-                ));
-                render::message_by(
-                    &mut own,
-                    name,
-                    at.offset,
-                    from,
-                    user.as_deref(),
-                    ts,
-                    &payload,
-                )
-            } else {
-                render::message_by(
-                    &mut app.arena.borrow_mut(),
-                    name,
-                    at.offset,
-                    from,
-                    user.as_deref(),
-                    ts,
-                    &payload,
-                )
-            };
-            store.record(
-                name,
-                Entry {
-                    offset: at.offset,
-                    frame: frame.clone(),
+        } => publish_at_owner(worker, room, from, user, payload, echo, msg_id, |at| {
+            let frame = render::reply_published(&mut app.arena.borrow_mut(), id.as_deref(), at);
+            app.send(
+                from.worker as usize,
+                MeshMsg::ToConn {
+                    key: from.key,
+                    frame,
                 },
-                now,
             );
-            drop(store);
-            if let Some(key) = key {
-                app.dedup.borrow_mut().remember(key, Some(at), now);
-            }
-            // The reply goes before the frame on the same channel: the publisher reads its offset,
-            // then (with echo) the message.
-            answer(Some(at));
-            // Encoded once; each member worker gets the same buffer (reference count only).
-            for w in app.owned.borrow().workers_of(name, Audience::Members) {
-                let skip = (!echo && from.worker as usize == w).then_some(from.key);
-                app.send(
-                    w,
-                    MeshMsg::Deliver {
-                        room: room.clone(),
-                        audience: Audience::Members,
-                        frame: frame.clone(),
-                        skip,
-                    },
-                );
-            }
-        }
+        }),
+        MeshMsg::Api(call) => super::api::on_mesh(worker, call),
         MeshMsg::Presence { room, conn, id } => {
             let owned = app.owned.borrow();
             let members = owned.members(&room);
@@ -909,5 +829,99 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
                 },
             );
         }
+    }
+}
+
+/// A publish at the room's owner, from a `/ws` connection or the server API alike: deduplicates
+/// by `msg_id`, assigns the offset, renders the frame once, keeps it in history and fans it out.
+/// `answer` gets the position (or the original one for a retry, or `None` when no offset was
+/// taken) before any frame of the message is sent, so a publisher reads its offset first.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn publish_at_owner(
+    worker: &Worker,
+    room: Bytes,
+    from: ConnId,
+    user: Option<std::sync::Arc<str>>,
+    payload: Bytes,
+    echo: bool,
+    msg_id: Option<Box<str>>,
+    answer: impl FnOnce(Option<crate::room::stream::Position>),
+) {
+    let app = &worker.app;
+    let name = room_str(&room);
+    let ts = unix_now(worker);
+    let now = worker.now();
+    let key = msg_id.as_deref().map(|m| {
+        let sender = user.clone().map_or(Sender::Conn(from), Sender::User);
+        DedupKey::new(name, sender, m)
+    });
+    if let Some(seen) = key.as_ref().and_then(|k| app.dedup.borrow().seen(k, now)) {
+        // A retry: the original answer, nothing delivered again.
+        worker.stats().publishes_deduplicated.add(1);
+        return answer(seen);
+    }
+    let mut store = app.store.borrow_mut();
+    let keep = store.keeps_history(name);
+    if !keep && !app.owned.borrow().contains(name) {
+        // Nobody to deliver to and nothing to keep: no offset is taken.
+        drop(store);
+        answer(None);
+        if let Some(key) = key {
+            app.dedup.borrow_mut().remember(key, None, now);
+        }
+        return;
+    }
+    let at = store.append(name, now);
+    let frame = if keep {
+        // A kept frame gets an allocation of its own, so holding it pins no other frame.
+        let mut own =
+            BytesMut::with_capacity(render::message_capacity(name, user.as_deref(), &payload));
+        render::message_by(
+            &mut own,
+            name,
+            at.offset,
+            from,
+            user.as_deref(),
+            ts,
+            &payload,
+        )
+    } else {
+        render::message_by(
+            &mut app.arena.borrow_mut(),
+            name,
+            at.offset,
+            from,
+            user.as_deref(),
+            ts,
+            &payload,
+        )
+    };
+    store.record(
+        name,
+        Entry {
+            offset: at.offset,
+            frame: frame.clone(),
+        },
+        now,
+    );
+    drop(store);
+    if let Some(key) = key {
+        app.dedup.borrow_mut().remember(key, Some(at), now);
+    }
+    // The reply goes before the frame on the same channel: the publisher reads its offset,
+    // then (with echo) the message.
+    answer(Some(at));
+    // Encoded once; each member worker gets the same buffer (reference count only).
+    for w in app.owned.borrow().workers_of(name, Audience::Members) {
+        let skip = (!echo && from.worker as usize == w).then_some(from.key);
+        app.send(
+            w,
+            MeshMsg::Deliver {
+                room: room.clone(),
+                audience: Audience::Members,
+                frame: frame.clone(),
+                skip,
+            },
+        );
     }
 }

@@ -1,0 +1,243 @@
+//! The server API's I/O: each worker accepts on its API listener (`api_listen`), reads requests
+//! (HTTP/1.1, keep-alive, pipelined), and carries the calls [`crate::api`] decodes to the rooms'
+//! owner workers through the mesh.
+//!
+//! Owns the API connections' sockets and buffers, and nothing else: every decision (route, key,
+//! body length, JSON, the answer's bytes) is [`crate::api`]'s, and a publish goes through the
+//! same owner code as a `/ws` publish ([`app::publish_at_owner`]): same offsets, history, dedup,
+//! fan-out. Requests on one connection are answered one at a time, in order (pipelined requests
+//! wait in the read buffer), so answers are never reordered. A request head goes through the
+//! handshake's parser (`RequestParser`, httparse) with the same head limits; a body is read only
+//! once its `Content-Length` is known to be within `api_max_body`. It never blocks a worker: a
+//! call to another worker is awaited on a oneshot channel, on this connection's own task.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::oneshot;
+use tokio_uring::net::{TcpListener, TcpStream};
+
+use crate::api::{self, ApiError, Route};
+use crate::proto::handshake::{Parse, Request, RequestParser};
+use crate::room::owner_of;
+use crate::room::stream::Position;
+
+use super::app;
+use super::mesh::MeshMsg;
+use super::worker::Worker;
+
+/// A call from an API connection to the worker that owns its subject.
+#[derive(Debug)]
+pub enum Call {
+    /// Publish to a room owned by the receiving worker.
+    Publish {
+        /// The room name (UTF-8).
+        room: Bytes,
+        /// The payload JSON.
+        payload: Bytes,
+        /// The idempotency key.
+        msg_id: Option<Box<str>>,
+        /// Gets the position (`None`: nobody to deliver to and nothing kept).
+        reply: oneshot::Sender<Option<Position>>,
+    },
+}
+
+/// Handles a call at the worker it was sent to.
+pub fn on_mesh(worker: &Worker, call: Call) {
+    match call {
+        Call::Publish {
+            room,
+            payload,
+            msg_id,
+            reply,
+        } => app::publish_at_owner(
+            worker,
+            room,
+            api::API_SENDER,
+            None,
+            payload,
+            true,
+            msg_id,
+            |at| {
+                // The caller may have hung up meanwhile: the publish stands, unanswered.
+                let _ = reply.send(at);
+            },
+        ),
+    }
+}
+
+/// Accepts API connections on this worker until the worker exits.
+pub async fn accept_loop(worker: Rc<Worker>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                let _ = stream.set_nodelay(true);
+                tokio_uring::spawn(serve(worker.clone(), stream));
+            }
+            Err(e) => {
+                tracing::warn!(worker = worker.id, error = %e, "API accept failed; pausing API accepts for 100 ms");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Reads more bytes into `buf`; `false` when the peer closed or the read failed.
+async fn read_more(stream: &TcpStream, buf: BytesMut) -> (bool, BytesMut) {
+    let mut buf = buf;
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(4096);
+    }
+    let (res, buf) = stream.read(buf).await;
+    (matches!(res, Ok(n) if n > 0), buf)
+}
+
+/// Serves one API connection: request after request until the peer closes, asks to close, or
+/// sends what cannot be framed.
+async fn serve(worker: Rc<Worker>, stream: TcpStream) {
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut parser = RequestParser::new(worker.handshake_limits);
+    let max_body = worker.config().api_max_body;
+    loop {
+        let request = loop {
+            match parser.parse(&buf) {
+                Ok(Parse::Complete(request, consumed)) => {
+                    let _ = buf.split_to(consumed);
+                    parser.reset();
+                    break request;
+                }
+                Ok(Parse::Partial) => {
+                    let (more, b) = read_more(&stream, buf).await;
+                    buf = b;
+                    if !more {
+                        return;
+                    }
+                }
+                Err(err) => {
+                    tracing::debug!(worker = worker.id, error = %err, "API request refused");
+                    let mut out = Vec::with_capacity(256);
+                    err.render_response(&mut out);
+                    let _ = stream.write_all(out).await;
+                    return;
+                }
+            }
+        };
+        let len = match api::body_length(&request, max_body) {
+            Ok(len) => len,
+            Err(err) => {
+                tracing::debug!(worker = worker.id, error = %err, "API request refused");
+                respond_error(&worker, &stream, &err, true).await;
+                return;
+            }
+        };
+        while buf.len() < len {
+            let (more, b) = read_more(&stream, buf).await;
+            buf = b;
+            if !more {
+                return;
+            }
+        }
+        let mut body = buf.split_to(len);
+        let close = wants_close(&request);
+        let (out, close) = answer(&worker, &request, &mut body, close).await;
+        worker.stats().api_requests.add(1);
+        let (written, _) = stream.write_all(out).await;
+        if written.is_err() || close {
+            return;
+        }
+    }
+}
+
+/// Whether the client asked to close after this answer (`Connection: close`, or HTTP/1.0
+/// without `keep-alive`).
+fn wants_close(request: &Request) -> bool {
+    let connection = request.header_str("connection").unwrap_or("");
+    let has = |token: &str| {
+        connection
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    if request.minor_version() == 0 {
+        !has("keep-alive")
+    } else {
+        has("close")
+    }
+}
+
+async fn respond_error(worker: &Worker, stream: &TcpStream, err: &ApiError, close: bool) {
+    let mut out = Vec::with_capacity(256);
+    api::render_error(err, close, &mut out);
+    worker.stats().api_requests.add(1);
+    let _ = stream.write_all(out).await;
+}
+
+/// The rendered answer to one request and whether the connection closes after it.
+async fn answer(
+    worker: &Worker,
+    request: &Request,
+    body: &mut [u8],
+    close: bool,
+) -> (Vec<u8>, bool) {
+    let mut out = Vec::with_capacity(256);
+    match handle(worker, request, body).await {
+        Ok(json) => api::render(200, &json, close, &mut out),
+        Err(err) => {
+            if err == ApiError::Unauthorized {
+                worker.stats().api_unauthorized.add(1);
+            }
+            tracing::debug!(worker = worker.id, error = %err, path = request.path(), "API request refused");
+            api::render_error(&err, close, &mut out);
+            return (out, close || err.closes());
+        }
+    }
+    (out, close)
+}
+
+async fn handle(worker: &Worker, request: &Request, body: &mut [u8]) -> Result<Vec<u8>, ApiError> {
+    api::authorize(request, &worker.shared.api_keys)?;
+    let route = api::route(request.method(), request.path())?;
+    if worker.draining() {
+        return Err(ApiError::Unavailable);
+    }
+    match route {
+        Route::Info => {
+            let shared = &worker.shared;
+            Ok(format!(
+                r#"{{"version":"{}","workers":{},"connections":{}}}"#,
+                env!("CARGO_PKG_VERSION"),
+                shared.stats.len(),
+                shared
+                    .open_connections
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            )
+            .into_bytes())
+        }
+        Route::Publish => {
+            let limits = app::envelope_limits(worker.config());
+            let publish = api::parse_publish(body, &limits)?;
+            let (tx, rx) = oneshot::channel();
+            let owner = owner_of(&publish.room, worker.shared.stats.len());
+            worker.app.send(
+                owner,
+                MeshMsg::Api(Call::Publish {
+                    room: Bytes::from(publish.room.into_bytes()),
+                    payload: Bytes::from(publish.payload),
+                    msg_id: publish.msg_id.map(Into::into),
+                    reply: tx,
+                }),
+            );
+            // The owner always answers unless it has exited (shutdown).
+            let at = rx.await.map_err(|_| ApiError::Unavailable)?;
+            Ok(match at {
+                Some(at) => format!(
+                    r#"{{"offset":{},"epoch":"{}"}}"#,
+                    at.offset,
+                    std::str::from_utf8(&at.epoch.text()).expect("hex digits")
+                )
+                .into_bytes(),
+                None => br#"{"offset":null,"epoch":null}"#.to_vec(),
+            })
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! The server API for backends (`api_listen`), as a specification, on real sockets: every request
+//! needs a key (a wrong or missing one is 401 and counted); bodies are bounded and framed by
+//! `Content-Length` alone (413 before the body is read, 411 for chunked); connections are kept
+//! alive and pipelined requests are answered in order; a publish through the API is the same
+//! publish as one from `/ws` (members receive it in order with the next offset, and `msg_id`
+//! retries are deduplicated).
+//!
+//! Waiting is always for an event (an answer, a message), never for a span of wall-clock time.
+
+mod common;
+mod rooms_client;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{http_get, http_request};
+use ringcast::config::Config;
+use ringcast::driver::Server;
+use ringcast::security::Secret;
+use rooms_client::Client;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const KEY: &str = "api-test-key-0123456789";
+const OTHER_KEY: &str = "api-rotated-key-0123456789";
+
+/// Guards against a broken server hanging the test; never part of an assertion.
+const HANG_GUARD: Duration = Duration::from_secs(10);
+
+/// A server with the API on, two workers, shut down when dropped.
+struct ApiServer {
+    server: Option<Server>,
+    addr: SocketAddr,
+    api: SocketAddr,
+}
+
+impl ApiServer {
+    fn start(tweak: impl FnOnce(&mut Config)) -> ApiServer {
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            workers: 2,
+            drain_timeout: Duration::from_secs(2),
+            api_listen: Some("127.0.0.1:0".parse().unwrap()),
+            api_key: vec![Secret(KEY.into()), Secret(OTHER_KEY.into())],
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let server = Server::start(config).expect("server starts");
+        let addr = server.local_addr();
+        let api = server.api_addr().expect("the API listens");
+        ApiServer {
+            server: Some(server),
+            addr,
+            api,
+        }
+    }
+
+    fn ws(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown();
+            let _ = server.wait();
+        }
+    }
+}
+
+/// One answer: status, head (lower-cased), body.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("the API answers JSON")
+    }
+
+    /// Asserts an error answer with `status` and stable `code`.
+    fn is_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        let v = self.json();
+        assert_eq!(v["error"]["code"], code, "{v}");
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection to the API, written independently of the server's code.
+struct Http {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Http {
+    async fn connect(addr: SocketAddr) -> Http {
+        Http {
+            stream: TcpStream::connect(addr).await.expect("connect"),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    async fn send(&mut self, method: &str, path: &str, key: Option<&str>, body: &str) {
+        let auth = key.map_or(String::new(), |k| format!("Authorization: apikey {k}\r\n"));
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: api\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.send_raw(request.as_bytes()).await;
+    }
+
+    async fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(HANG_GUARD, self.stream.read(&mut chunk))
+            .await
+            .expect("an answer before the hang guard")
+            .expect("read");
+        self.buf.extend_from_slice(&chunk[..n]);
+        n > 0
+    }
+
+    /// The next answer on the connection.
+    async fn answer(&mut self) -> Answer {
+        let end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            assert!(self.fill().await, "connection closed before an answer");
+        };
+        let head = String::from_utf8(self.buf[..end].to_vec())
+            .unwrap()
+            .to_ascii_lowercase();
+        let status = head[9..12].parse().unwrap();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .expect("content-length")
+            .trim()
+            .parse()
+            .unwrap();
+        while self.buf.len() < end + len {
+            assert!(self.fill().await, "connection closed inside a body");
+        }
+        let body = self.buf[end..end + len].to_vec();
+        self.buf.drain(..end + len);
+        Answer { status, head, body }
+    }
+
+    async fn call(&mut self, method: &str, path: &str, body: &str) -> Answer {
+        self.send(method, path, Some(KEY), body).await;
+        self.answer().await
+    }
+
+    /// Asserts the server closes the connection (after any answer already read).
+    async fn assert_closed(&mut self) {
+        assert!(self.buf.is_empty());
+        assert!(!self.fill().await, "expected the server to close");
+    }
+}
+
+fn publish_body(room: &str, payload: Value, msg_id: Option<&str>) -> String {
+    let mut body = json!({"room": room, "payload": payload});
+    if let Some(m) = msg_id {
+        body["msg_id"] = json!(m);
+    }
+    body.to_string()
+}
+
+/// The all-workers total of a counter in `/metrics` (counted before the answer is written).
+fn metric(addr: SocketAddr, name: &str) -> u64 {
+    let series = format!("ringcast_{name} ");
+    http_get(addr, "/metrics")
+        .lines()
+        .find_map(|l| l.strip_prefix(&series)?.parse().ok())
+        .expect("the series is rendered")
+}
+
+#[tokio::test]
+async fn a_publish_through_the_api_reaches_members_in_order_with_the_next_offsets() {
+    let server = ApiServer::start(|c| c.history_size = 10);
+    let mut member = Client::connect(&server.ws()).await;
+    member.join("news", "m").await;
+    let mut ws_publisher = Client::connect(&server.ws()).await;
+    let reply = ws_publisher
+        .call(json!({"type":"publish","room":"news","payload":"from ws"}))
+        .await;
+    let first = reply["offset"].as_u64().expect("an offset");
+    let epoch = reply["epoch"].clone();
+
+    let mut api = Http::connect(server.api).await;
+    for i in 1..=3u64 {
+        let a = api
+            .call(
+                "POST",
+                "/api/publish",
+                &publish_body("news", json!({"n": i}), None),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{a:?}");
+        assert!(a.head.contains("content-type: application/json"));
+        assert_eq!(a.json(), json!({"offset": first + i, "epoch": epoch}));
+    }
+    let m = member.next_of("message").await;
+    assert_eq!(m["payload"], "from ws");
+    for i in 1..=3u64 {
+        let m = member.next_of("message").await;
+        assert_eq!(m["room"], "news");
+        assert_eq!(m["offset"], first + i);
+        assert_eq!(m["payload"], json!({"n": i}));
+        assert_eq!(m["from"], "4294967295:4294967295.4294967295");
+    }
+}
+
+#[tokio::test]
+async fn msg_id_retries_through_the_api_are_answered_not_delivered_again() {
+    let server = ApiServer::start(|_| {});
+    let mut member = Client::connect(&server.ws()).await;
+    member.join("orders", "m").await;
+    let mut api = Http::connect(server.api).await;
+    let body = publish_body("orders", json!("created"), Some("order-1"));
+    let first = api.call("POST", "/api/publish", &body).await.json();
+    // A retry on another connection (it may land on the other worker).
+    let mut again = Http::connect(server.api).await;
+    assert_eq!(
+        again.call("POST", "/api/publish", &body).await.json(),
+        first
+    );
+    let next = api
+        .call(
+            "POST",
+            "/api/publish",
+            &publish_body("orders", json!("paid"), Some("order-2")),
+        )
+        .await
+        .json();
+    assert_eq!(next["offset"], first["offset"].as_u64().unwrap() + 1);
+    assert_eq!(member.next_of("message").await["payload"], "created");
+    assert_eq!(member.next_of("message").await["payload"], "paid");
+    assert!(metric(server.addr, "publishes_deduplicated_total") >= 1);
+}
+
+#[tokio::test]
+async fn a_publish_to_a_room_nobody_is_in_and_that_keeps_nothing_takes_no_offset() {
+    let server = ApiServer::start(|_| {});
+    let mut api = Http::connect(server.api).await;
+    let a = api
+        .call(
+            "POST",
+            "/api/publish",
+            &publish_body("empty", json!(1), None),
+        )
+        .await;
+    assert_eq!(a.json(), json!({"offset": null, "epoch": null}));
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_key_is_401_and_counted_and_every_listed_key_works() {
+    let server = ApiServer::start(|_| {});
+    let mut api = Http::connect(server.api).await;
+    api.send("GET", "/api/info", None, "").await;
+    api.answer().await.is_error(401, "unauthorized");
+    api.send("GET", "/api/info", Some("api-test-key-012345678X"), "")
+        .await;
+    api.answer().await.is_error(401, "unauthorized");
+    api.send_raw(
+        format!("GET /api/info HTTP/1.1\r\nAuthorization: Bearer {KEY}\r\n\r\n").as_bytes(),
+    )
+    .await;
+    api.answer().await.is_error(401, "unauthorized");
+    assert_eq!(metric(server.addr, "api_unauthorized_total"), 3);
+    // The connection stays usable, and both rotated keys are accepted.
+    for key in [KEY, OTHER_KEY] {
+        api.send("GET", "/api/info", Some(key), "").await;
+        assert_eq!(api.answer().await.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn keys_may_come_from_a_file() {
+    let server = ApiServer::start(|c| {
+        c.api_key.clear();
+        c.api_key_file =
+            Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api_fixtures/keys.txt").into());
+    });
+    let mut api = Http::connect(server.api).await;
+    api.send("GET", "/api/info", Some("api-test-key-file-0123456789"), "")
+        .await;
+    assert_eq!(api.answer().await.status, 200);
+    api.send("GET", "/api/info", Some(KEY), "").await;
+    api.answer().await.is_error(401, "unauthorized");
+}
+
+#[test]
+fn an_api_without_any_key_is_refused_at_start_up() {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..Config::default()
+    };
+    let err = Server::start(config).err().expect("refused");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("no API key"), "{err}");
+}
+
+#[tokio::test]
+async fn info_names_the_version_the_workers_and_the_connections() {
+    let server = ApiServer::start(|_| {});
+    let _client = Client::connect(&server.ws()).await;
+    let mut api = Http::connect(server.api).await;
+    let info = api.call("GET", "/api/info", "").await.json();
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(info["workers"], 2);
+    assert_eq!(info["connections"], 1);
+}
+
+#[tokio::test]
+async fn an_unknown_path_is_404_and_a_wrong_method_405() {
+    let server = ApiServer::start(|_| {});
+    let mut api = Http::connect(server.api).await;
+    api.call("GET", "/api/nothing", "")
+        .await
+        .is_error(404, "not_found");
+    api.call("GET", "/api/publish", "")
+        .await
+        .is_error(405, "method_not_allowed");
+    api.call("POST", "/api/info", "")
+        .await
+        .is_error(405, "method_not_allowed");
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_specific_codes_and_the_connection_stays_open() {
+    let server = ApiServer::start(|c| {
+        c.max_room_name_len = 8;
+        c.max_payload_size = 16;
+    });
+    let mut api = Http::connect(server.api).await;
+    for (body, status, code) in [
+        ("{not json", 400, "bad_json"),
+        ("[1,2]", 400, "bad_json"),
+        (r#"{"payload":1}"#, 400, "missing_field"),
+        (r#"{"room":"r"}"#, 400, "missing_field"),
+        (r#"{"room":7,"payload":1}"#, 400, "bad_field"),
+        (r#"{"room":"r","payload":1,"msg_id":7}"#, 400, "bad_field"),
+        (
+            r#"{"room":"123456789","payload":1}"#,
+            400,
+            "room_name_too_long",
+        ),
+        (
+            r#"{"room":"r","payload":"0123456789abcdef"}"#,
+            413,
+            "payload_too_large",
+        ),
+    ] {
+        let a = api.call("POST", "/api/publish", body).await;
+        a.is_error(status, code);
+        assert!(!a.head.contains("connection: close"), "{body}: {a:?}");
+    }
+    assert_eq!(api.call("GET", "/api/info", "").await.status, 200);
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413_before_it_is_sent() {
+    let server = ApiServer::start(|c| c.api_max_body = 1024);
+    let mut api = Http::connect(server.api).await;
+    // Only the head: the answer cannot wait for the body.
+    api.send_raw(
+        format!("POST /api/publish HTTP/1.1\r\nAuthorization: apikey {KEY}\r\nContent-Length: 1025\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    let a = api.answer().await;
+    a.is_error(413, "payload_too_large");
+    assert!(a.head.contains("connection: close"));
+    api.assert_closed().await;
+}
+
+#[tokio::test]
+async fn a_chunked_body_is_411_and_a_bad_length_400() {
+    let server = ApiServer::start(|_| {});
+    let mut api = Http::connect(server.api).await;
+    api.send_raw(
+        format!("POST /api/publish HTTP/1.1\r\nAuthorization: apikey {KEY}\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    api.answer().await.is_error(411, "length_required");
+    api.assert_closed().await;
+    let mut api = Http::connect(server.api).await;
+    api.send_raw(b"POST /api/publish HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\n")
+        .await;
+    api.answer().await.is_error(400, "bad_length");
+    api.assert_closed().await;
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order_on_one_connection() {
+    let server = ApiServer::start(|c| c.history_size = 10);
+    let mut member = Client::connect(&server.ws()).await;
+    member.join("pipe", "m").await;
+    let mut api = Http::connect(server.api).await;
+    let mut batch = String::new();
+    for i in 0..16 {
+        let body = publish_body("pipe", json!(i), None);
+        batch.push_str(&format!(
+            "POST /api/publish HTTP/1.1\r\nAuthorization: apikey {KEY}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    }
+    batch.push_str(&format!(
+        "GET /api/nothing HTTP/1.1\r\nAuthorization: apikey {KEY}\r\n\r\n"
+    ));
+    api.send_raw(batch.as_bytes()).await;
+    let mut last = None;
+    for _ in 0..16 {
+        let offset = api.answer().await.json()["offset"].as_u64().unwrap();
+        if let Some(prev) = last {
+            assert_eq!(offset, prev + 1);
+        }
+        last = Some(offset);
+    }
+    api.answer().await.is_error(404, "not_found");
+    for i in 0..16 {
+        assert_eq!(member.next_of("message").await["payload"], i);
+    }
+}
+
+#[tokio::test]
+async fn connection_close_is_honoured() {
+    let server = ApiServer::start(|_| {});
+    let mut api = Http::connect(server.api).await;
+    api.send_raw(
+        format!(
+            "GET /api/info HTTP/1.1\r\nAuthorization: apikey {KEY}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await;
+    let a = api.answer().await;
+    assert_eq!(a.status, 200);
+    assert!(a.head.contains("connection: close"));
+    api.assert_closed().await;
+}
+
+#[tokio::test]
+async fn the_api_is_not_served_where_clients_connect() {
+    let server = ApiServer::start(|_| {});
+    let (head, _) = http_request(
+        server.addr,
+        &format!("GET /api/info HTTP/1.1\r\nAuthorization: apikey {KEY}\r\n\r\n"),
+    );
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+}
