@@ -464,3 +464,110 @@ async fn the_api_is_not_served_where_clients_connect() {
     );
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 }
+
+#[tokio::test]
+async fn a_broadcast_reaches_every_room_and_answers_each_offset() {
+    let server = ApiServer::start(|c| c.history_size = 10);
+    let mut a = Client::connect(&server.ws()).await;
+    a.join("a", "m").await;
+    let mut b = Client::connect(&server.ws()).await;
+    b.join("b", "m").await;
+    let mut api = Http::connect(server.api).await;
+    let answer = api
+        .call(
+            "POST",
+            "/api/broadcast",
+            &json!({"rooms": ["a", "b", "c"], "payload": {"price": 7}}).to_string(),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let results = answer.json()["results"].as_array().unwrap().clone();
+    let rooms: Vec<&str> = results
+        .iter()
+        .map(|r| r["room"].as_str().unwrap())
+        .collect();
+    assert_eq!(rooms, ["a", "b", "c"]);
+    for (client, result) in [(&mut a, &results[0]), (&mut b, &results[1])] {
+        let m = client.next_of("message").await;
+        assert_eq!(m["payload"], json!({"price": 7}));
+        assert_eq!(m["offset"], result["offset"]);
+    }
+    // History on: even a room nobody is in takes an offset and keeps the message.
+    assert_eq!(results[2]["offset"], 1);
+    api.call("POST", "/api/broadcast", r#"{"rooms":[],"payload":1}"#)
+        .await
+        .is_error(400, "bad_field");
+}
+
+#[tokio::test]
+async fn presence_lists_the_members_of_a_room_on_every_worker() {
+    let server = ApiServer::start(|_| {});
+    let mut members = rooms_client::one_per_worker(&server.ws(), 2).await;
+    for (i, m) in members.iter_mut().enumerate() {
+        m.join("lobby", &format!("m{i}")).await;
+    }
+    let mut api = Http::connect(server.api).await;
+    let p = api.call("GET", "/api/presence?room=lobby", "").await.json();
+    assert_eq!(p["type"], "presence");
+    assert_eq!(p["room"], "lobby");
+    let mut conns: Vec<&str> = p["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["conn"].as_str().unwrap())
+        .collect();
+    conns.sort_unstable();
+    let mut want: Vec<&str> = members.iter().map(|m| m.conn.as_str()).collect();
+    want.sort_unstable();
+    assert_eq!(conns, want);
+    let empty = api
+        .call("GET", "/api/presence?room=nobody", "")
+        .await
+        .json();
+    assert_eq!(empty["members"], json!([]));
+    api.call("GET", "/api/presence", "")
+        .await
+        .is_error(400, "missing_field");
+}
+
+#[tokio::test]
+async fn history_answers_the_last_messages_or_those_after_a_point() {
+    let server = ApiServer::start(|c| c.history_size = 10);
+    let mut api = Http::connect(server.api).await;
+    let mut epoch = String::new();
+    for i in 1..=4 {
+        let at = api
+            .call("POST", "/api/publish", &publish_body("log", json!(i), None))
+            .await
+            .json();
+        epoch = at["epoch"].as_str().unwrap().to_owned();
+    }
+    let payloads = |h: &Value| -> Vec<Value> {
+        h["messages"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{h}"))
+            .iter()
+            .map(|m| m["payload"].clone())
+            .collect()
+    };
+    let last = api
+        .call("GET", "/api/history?room=log&limit=2", "")
+        .await
+        .json();
+    assert_eq!(last["type"], "history", "{last}");
+    assert_eq!(payloads(&last), [json!(3), json!(4)]);
+    let after = api
+        .call("GET", &format!("/api/history?room=log&since=1:{epoch}"), "")
+        .await
+        .json();
+    assert_eq!(after["recovered"], true, "{after}");
+    assert_eq!(payloads(&after), [json!(2), json!(3), json!(4)]);
+    let stale = api
+        .call("GET", "/api/history?room=log&since=1:0000000000000000", "")
+        .await
+        .json();
+    assert_eq!(stale["recovered"], false, "{stale}");
+    api.call("GET", "/api/history?room=log&since=nope", "")
+        .await
+        .is_error(400, "bad_field");
+}

@@ -35,19 +35,23 @@ pub enum Route {
     Publish,
     /// `GET /api/info`.
     Info,
+    /// `POST /api/broadcast`.
+    Broadcast,
+    /// `GET /api/presence?room=`.
+    Presence,
+    /// `GET /api/history?room=&since=&limit=`.
+    History,
 }
 
 impl Route {
     /// Every route with its method and path (what the spec test compares with `docs/api.yaml`).
-    pub const ALL: [(Route, &'static str, &'static str); 2] = [
+    pub const ALL: [(Route, &'static str, &'static str); 5] = [
         (Route::Publish, "POST", "/api/publish"),
+        (Route::Broadcast, "POST", "/api/broadcast"),
+        (Route::Presence, "GET", "/api/presence"),
+        (Route::History, "GET", "/api/history"),
         (Route::Info, "GET", "/api/info"),
     ];
-
-    /// Whether this route reads a body.
-    pub fn has_body(self) -> bool {
-        matches!(self, Route::Publish)
-    }
 }
 
 /// Why a request was refused; each has its status and stable code.
@@ -213,12 +217,7 @@ pub fn parse_publish(body: &mut [u8], limits: &EnvelopeLimits) -> Result<Publish
         None => return Err(ApiError::MissingField("room")),
         Some(v) => v.as_str().ok_or(ApiError::BadField("room"))?,
     };
-    if room.is_empty() {
-        return Err(ApiError::BadField("room"));
-    }
-    if room.len() > limits.max_room_name_len {
-        return Err(ApiError::RoomNameTooLong);
-    }
+    check_room(room, limits, "room")?;
     let payload = object
         .get("payload")
         .ok_or(ApiError::MissingField("payload"))?;
@@ -239,6 +238,90 @@ pub fn parse_publish(body: &mut [u8], limits: &EnvelopeLimits) -> Result<Publish
         payload,
         msg_id,
     })
+}
+
+/// A `POST /api/broadcast` body: one payload for several rooms.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Broadcast {
+    /// The rooms, in the order of the answer's `results`.
+    pub rooms: Vec<String>,
+    /// The payload, as compact JSON re-encoded from the body (once for every room).
+    pub payload: Vec<u8>,
+}
+
+/// Parses a broadcast body (`rooms`: a non-empty array of room names, `payload`).
+pub fn parse_broadcast(body: &mut [u8], limits: &EnvelopeLimits) -> Result<Broadcast, ApiError> {
+    use simd_json::prelude::*;
+    let value = simd_json::to_borrowed_value(body).map_err(|_| ApiError::BadJson)?;
+    let object = value.as_object().ok_or(ApiError::BadJson)?;
+    let list = object
+        .get("rooms")
+        .ok_or(ApiError::MissingField("rooms"))?
+        .as_array()
+        .filter(|a| !a.is_empty())
+        .ok_or(ApiError::BadField("rooms"))?;
+    let mut rooms = Vec::with_capacity(list.len());
+    for room in list {
+        let room = room.as_str().ok_or(ApiError::BadField("rooms"))?;
+        check_room(room, limits, "rooms")?;
+        rooms.push(room.to_owned());
+    }
+    let payload = object
+        .get("payload")
+        .ok_or(ApiError::MissingField("payload"))?;
+    let payload = simd_json::to_vec(payload).map_err(|_| ApiError::BadJson)?;
+    if payload.len() > limits.max_payload_len {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    Ok(Broadcast { rooms, payload })
+}
+
+fn check_room(room: &str, limits: &EnvelopeLimits, field: &'static str) -> Result<(), ApiError> {
+    if room.is_empty() {
+        return Err(ApiError::BadField(field));
+    }
+    if room.len() > limits.max_room_name_len {
+        return Err(ApiError::RoomNameTooLong);
+    }
+    Ok(())
+}
+
+/// The `room` query parameter, required.
+pub fn query_room(request: &Request, limits: &EnvelopeLimits) -> Result<String, ApiError> {
+    let room = request
+        .query_param("room")
+        .ok_or(ApiError::MissingField("room"))?;
+    check_room(&room, limits, "room")?;
+    Ok(room.into_owned())
+}
+
+/// A history query: `since=OFFSET:EPOCH` (all after it, or nothing) or `limit=N` (the last N).
+#[derive(Debug, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// The last `limit` messages.
+    pub limit: Option<u64>,
+    /// Or those after `(offset, epoch)`.
+    pub since: Option<(u64, String)>,
+}
+
+/// Reads `since` and `limit` from the query.
+pub fn history_query(request: &Request) -> Result<HistoryQuery, ApiError> {
+    let limit = match request.query_param("limit") {
+        None => None,
+        Some(l) => Some(l.parse::<u64>().map_err(|_| ApiError::BadField("limit"))?),
+    };
+    let since = match request.query_param("since") {
+        None => None,
+        Some(s) => {
+            let (offset, epoch) = s.split_once(':').ok_or(ApiError::BadField("since"))?;
+            let offset = offset.parse().map_err(|_| ApiError::BadField("since"))?;
+            if epoch.is_empty() {
+                return Err(ApiError::BadField("since"));
+            }
+            Some((offset, epoch.to_owned()))
+        }
+    };
+    Ok(HistoryQuery { limit, since })
 }
 
 /// Renders a JSON answer; `close` adds `Connection: close`.
@@ -375,6 +458,67 @@ mod tests {
             parse(r#"{"room":"a","payload":1,"msg_id":2}"#),
             Err(ApiError::BadField("msg_id"))
         );
+    }
+
+    #[test]
+    fn a_broadcast_body_names_rooms_and_one_payload() {
+        let limits = EnvelopeLimits {
+            max_room_name_len: 8,
+            max_payload_len: 16,
+        };
+        let parse = |s: &str| parse_broadcast(&mut s.as_bytes().to_vec(), &limits);
+        assert_eq!(
+            parse(r#"{"rooms":["a","b"],"payload":[1, 2]}"#),
+            Ok(Broadcast {
+                rooms: vec!["a".into(), "b".into()],
+                payload: b"[1,2]".to_vec()
+            })
+        );
+        assert_eq!(
+            parse(r#"{"payload":1}"#),
+            Err(ApiError::MissingField("rooms"))
+        );
+        assert_eq!(
+            parse(r#"{"rooms":[],"payload":1}"#),
+            Err(ApiError::BadField("rooms"))
+        );
+        assert_eq!(
+            parse(r#"{"rooms":["a",1],"payload":1}"#),
+            Err(ApiError::BadField("rooms"))
+        );
+        assert_eq!(
+            parse(r#"{"rooms":["123456789"],"payload":1}"#),
+            Err(ApiError::RoomNameTooLong)
+        );
+        assert_eq!(
+            parse(r#"{"rooms":["a"]}"#),
+            Err(ApiError::MissingField("payload"))
+        );
+    }
+
+    #[test]
+    fn history_queries_take_since_or_limit() {
+        let q = |target: &str| history_query(&request(&format!("GET {target} HTTP/1.1\r\n\r\n")));
+        assert_eq!(
+            q("/api/history?room=a&since=3:00ff"),
+            Ok(HistoryQuery {
+                limit: None,
+                since: Some((3, "00ff".into()))
+            })
+        );
+        assert_eq!(
+            q("/api/history?room=a&limit=2"),
+            Ok(HistoryQuery {
+                limit: Some(2),
+                since: None
+            })
+        );
+        assert_eq!(q("/api/history?since=3"), Err(ApiError::BadField("since")));
+        assert_eq!(
+            q("/api/history?since=x:ab"),
+            Err(ApiError::BadField("since"))
+        );
+        assert_eq!(q("/api/history?limit=-1"), Err(ApiError::BadField("limit")));
     }
 
     #[test]

@@ -19,12 +19,13 @@ use tokio::sync::oneshot;
 use tokio_uring::net::{TcpListener, TcpStream};
 
 use crate::api::{self, ApiError, Route};
+use crate::envelope::render::frame_text;
 use crate::proto::handshake::{Parse, Request, RequestParser};
 use crate::room::owner_of;
 use crate::room::stream::Position;
 
 use super::app;
-use super::mesh::MeshMsg;
+use super::mesh::{MeshMsg, Resume};
 use super::worker::Worker;
 
 /// A call from an API connection to the worker that owns its subject.
@@ -40,6 +41,24 @@ pub enum Call {
         msg_id: Option<Box<str>>,
         /// Gets the position (`None`: nobody to deliver to and nothing kept).
         reply: oneshot::Sender<Option<Position>>,
+    },
+    /// Who is in a room owned by the receiving worker.
+    Presence {
+        /// The room.
+        room: Box<str>,
+        /// Gets the `/ws` presence frame.
+        reply: oneshot::Sender<Bytes>,
+    },
+    /// The history of a room owned by the receiving worker.
+    History {
+        /// The room.
+        room: Box<str>,
+        /// The last `limit` messages.
+        limit: Option<u64>,
+        /// Or those after this point.
+        since: Option<Resume>,
+        /// Gets the `/ws` history frame.
+        reply: oneshot::Sender<Bytes>,
     },
 }
 
@@ -64,6 +83,18 @@ pub fn on_mesh(worker: &Worker, call: Call) {
                 let _ = reply.send(at);
             },
         ),
+        Call::Presence { room, reply } => {
+            let _ = reply.send(app::presence_at_owner(worker, &room, None));
+        }
+        Call::History {
+            room,
+            limit,
+            since,
+            reply,
+        } => {
+            let frame = app::history_at_owner(worker, &room, None, limit, since.as_ref());
+            let _ = reply.send(frame);
+        }
     }
 }
 
@@ -216,28 +247,113 @@ async fn handle(worker: &Worker, request: &Request, body: &mut [u8]) -> Result<V
         Route::Publish => {
             let limits = app::envelope_limits(worker.config());
             let publish = api::parse_publish(body, &limits)?;
-            let (tx, rx) = oneshot::channel();
-            let owner = owner_of(&publish.room, worker.shared.stats.len());
+            let at = publish_one(
+                worker,
+                publish.room,
+                Bytes::from(publish.payload),
+                publish.msg_id,
+            )
+            .await?;
+            let mut out = b"{".to_vec();
+            position_fields(at, &mut out);
+            out.push(b'}');
+            Ok(out)
+        }
+        Route::Broadcast => {
+            let limits = app::envelope_limits(worker.config());
+            let broadcast = api::parse_broadcast(body, &limits)?;
+            // One payload buffer for every room; each owner renders its room's frame once.
+            let payload = Bytes::from(broadcast.payload);
+            let waits: Vec<_> = broadcast
+                .rooms
+                .iter()
+                .map(|room| publish_one(worker, room.clone(), payload.clone(), None))
+                .collect();
+            let mut out = br#"{"results":["#.to_vec();
+            for (i, (room, wait)) in broadcast.rooms.iter().zip(waits).enumerate() {
+                let at = wait.await?;
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(format!(r#"{{"room":{},"#, api::Quoted(room)).as_bytes());
+                position_fields(at, &mut out);
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"]}");
+            Ok(out)
+        }
+        Route::Presence => {
+            let room = api::query_room(request, &app::envelope_limits(worker.config()))?;
+            let (reply, rx) = oneshot::channel();
+            let owner = owner_of(&room, worker.shared.stats.len());
             worker.app.send(
                 owner,
-                MeshMsg::Api(Call::Publish {
-                    room: Bytes::from(publish.room.into_bytes()),
-                    payload: Bytes::from(publish.payload),
-                    msg_id: publish.msg_id.map(Into::into),
-                    reply: tx,
+                MeshMsg::Api(Call::Presence {
+                    room: room.into(),
+                    reply,
                 }),
             );
-            // The owner always answers unless it has exited (shutdown).
-            let at = rx.await.map_err(|_| ApiError::Unavailable)?;
-            Ok(match at {
-                Some(at) => format!(
-                    r#"{{"offset":{},"epoch":"{}"}}"#,
-                    at.offset,
-                    std::str::from_utf8(&at.epoch.text()).expect("hex digits")
-                )
-                .into_bytes(),
-                None => br#"{"offset":null,"epoch":null}"#.to_vec(),
-            })
+            let frame = rx.await.map_err(|_| ApiError::Unavailable)?;
+            Ok(frame_text(&frame).to_vec())
         }
+        Route::History => {
+            let room = api::query_room(request, &app::envelope_limits(worker.config()))?;
+            let query = api::history_query(request)?;
+            let (reply, rx) = oneshot::channel();
+            let owner = owner_of(&room, worker.shared.stats.len());
+            worker.app.send(
+                owner,
+                MeshMsg::Api(Call::History {
+                    room: room.into(),
+                    limit: query.limit,
+                    since: query.since.map(|(offset, epoch)| Resume {
+                        offset,
+                        epoch: epoch.into(),
+                    }),
+                    reply,
+                }),
+            );
+            let frame = rx.await.map_err(|_| ApiError::Unavailable)?;
+            Ok(frame_text(&frame).to_vec())
+        }
+    }
+}
+
+/// Sends one publish to the room's owner; the returned future resolves to its position. The
+/// message is sent at once (not when the future is first polled), so several publishes go out
+/// together and each owner keeps their order.
+fn publish_one(
+    worker: &Worker,
+    room: String,
+    payload: Bytes,
+    msg_id: Option<String>,
+) -> impl std::future::Future<Output = Result<Option<Position>, ApiError>> {
+    let (reply, rx) = oneshot::channel();
+    let owner = owner_of(&room, worker.shared.stats.len());
+    worker.app.send(
+        owner,
+        MeshMsg::Api(Call::Publish {
+            room: Bytes::from(room.into_bytes()),
+            payload,
+            msg_id: msg_id.map(Into::into),
+            reply,
+        }),
+    );
+    // The owner always answers unless it has exited (shutdown).
+    async move { rx.await.map_err(|_| ApiError::Unavailable) }
+}
+
+/// `"offset":N,"epoch":"…"`, or nulls when no offset was taken.
+fn position_fields(at: Option<Position>, out: &mut Vec<u8>) {
+    match at {
+        Some(at) => out.extend_from_slice(
+            format!(
+                r#""offset":{},"epoch":"{}""#,
+                at.offset,
+                std::str::from_utf8(&at.epoch.text()).expect("hex digits")
+            )
+            .as_bytes(),
+        ),
+        None => out.extend_from_slice(br#""offset":null,"epoch":null"#),
     }
 }

@@ -701,21 +701,7 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
         }),
         MeshMsg::Api(call) => super::api::on_mesh(worker, call),
         MeshMsg::Presence { room, conn, id } => {
-            let owned = app.owned.borrow();
-            let members = owned.members(&room);
-            let count = members.len();
-            let frame = render::presence(
-                &mut app.arena.borrow_mut(),
-                id.as_deref(),
-                &room,
-                count,
-                members.map(|(conn, info)| render::Member {
-                    conn,
-                    user: info.user.as_deref(),
-                    name: info.name.as_deref(),
-                }),
-            );
-            drop(owned);
+            let frame = presence_at_owner(worker, &room, id.as_deref());
             app.send(
                 conn.worker as usize,
                 MeshMsg::ToConn {
@@ -753,33 +739,7 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             limit,
             since: resume,
         } => {
-            let store = app.store.borrow();
-            let now = worker.now();
-            let mut frames = Vec::new();
-            let recovered = match &resume {
-                Some(r) => Some(
-                    store.replay(&room, since(r), app.max_recovery, now, &mut frames)
-                        == Recovery::Recovered,
-                ),
-                None => {
-                    let n = limit.map_or(app.max_recovery, |l| {
-                        usize::try_from(l)
-                            .unwrap_or(usize::MAX)
-                            .min(app.max_recovery)
-                    });
-                    store.last(&room, n, now, &mut frames);
-                    None
-                }
-            };
-            let frame = render::history(
-                &mut app.arena.borrow_mut(),
-                id.as_deref(),
-                &room,
-                store.position(&room),
-                recovered,
-                &frames,
-            );
-            drop(store);
+            let frame = history_at_owner(worker, &room, id.as_deref(), limit, resume.as_ref());
             app.send(
                 conn.worker as usize,
                 MeshMsg::ToConn {
@@ -924,4 +884,60 @@ pub(super) fn publish_at_owner(
             },
         );
     }
+}
+
+/// The `presence` frame of `room`, at its owner (for a `/ws` client or the server API).
+pub(super) fn presence_at_owner(worker: &Worker, room: &str, id: Option<&str>) -> Bytes {
+    let app = &worker.app;
+    let owned = app.owned.borrow();
+    let members = owned.members(room);
+    let count = members.len();
+    render::presence(
+        &mut app.arena.borrow_mut(),
+        id,
+        room,
+        count,
+        members.map(|(conn, info)| render::Member {
+            conn,
+            user: info.user.as_deref(),
+            name: info.name.as_deref(),
+        }),
+    )
+}
+
+/// The `history` frame of `room`, at its owner: after `resume` (all or nothing), or the last
+/// `limit` messages, at most `max_recovery_messages` either way.
+pub(super) fn history_at_owner(
+    worker: &Worker,
+    room: &str,
+    id: Option<&str>,
+    limit: Option<u64>,
+    resume: Option<&Resume>,
+) -> Bytes {
+    let app = &worker.app;
+    let store = app.store.borrow();
+    let now = worker.now();
+    let mut frames = Vec::new();
+    let recovered = match resume {
+        Some(r) => Some(
+            store.replay(room, since(r), app.max_recovery, now, &mut frames) == Recovery::Recovered,
+        ),
+        None => {
+            let n = limit.map_or(app.max_recovery, |l| {
+                usize::try_from(l)
+                    .unwrap_or(usize::MAX)
+                    .min(app.max_recovery)
+            });
+            store.last(room, n, now, &mut frames);
+            None
+        }
+    };
+    render::history(
+        &mut app.arena.borrow_mut(),
+        id,
+        room,
+        store.position(room),
+        recovered,
+        &frames,
+    )
 }
