@@ -571,3 +571,162 @@ async fn history_answers_the_last_messages_or_those_after_a_point() {
         .await
         .is_error(400, "bad_field");
 }
+
+const SECRET: &str = "an-hmac-secret-of-at-least-32-bytes!";
+
+fn token(sub: &str) -> String {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    encode(
+        &Header::new(Algorithm::HS256),
+        &json!({ "sub": sub, "exp": exp }),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn with_auth(c: &mut Config) {
+    c.security.auth = ringcast::security::AuthMode::Required;
+    c.security.auth_jwt_secret = Some(Secret(SECRET.into()));
+}
+
+async fn connect_as(server: &ApiServer, user: &str) -> Client {
+    Client::connect_as(
+        &format!("{}?token={}", server.ws(), token(user)),
+        Some(user),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn send_reaches_every_connection_of_the_user_and_answers_the_message_id() {
+    let server = ApiServer::start(with_auth);
+    let mut first = connect_as(&server, "ann").await;
+    let mut second = connect_as(&server, "ann").await;
+    let mut api = Http::connect(server.api).await;
+    let a = api
+        .call(
+            "POST",
+            "/api/send",
+            r#"{"to_user":"ann","payload":{"order":42},"ack":true}"#,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let msg_id = a.json()["msg_id"].as_str().expect("a msg_id").to_owned();
+    for client in [&mut first, &mut second] {
+        let m = client.next_of("user_message").await;
+        assert_eq!(m["msg_id"], msg_id.as_str(), "{m}");
+        assert_eq!(m["payload"], json!({"order": 42}));
+    }
+    api.call("POST", "/api/send", r#"{"to_user":"ann"}"#)
+        .await
+        .is_error(400, "missing_field");
+}
+
+#[tokio::test]
+async fn send_on_a_server_without_auth_is_refused_and_a_full_inbox_is_429() {
+    let server = ApiServer::start(|_| {});
+    let mut api = Http::connect(server.api).await;
+    api.call("POST", "/api/send", r#"{"to_user":"ann","payload":1}"#)
+        .await
+        .is_error(400, "auth_disabled");
+    drop(server);
+    let server = ApiServer::start(|c| {
+        with_auth(c);
+        c.inbox_max_messages = 1;
+    });
+    let mut api = Http::connect(server.api).await;
+    let body = r#"{"to_user":"offline","payload":1}"#;
+    assert_eq!(api.call("POST", "/api/send", body).await.status, 200);
+    api.call("POST", "/api/send", body)
+        .await
+        .is_error(429, "inbox_full");
+}
+
+#[tokio::test]
+async fn disconnect_closes_every_connection_of_the_user_with_the_given_code() {
+    let server = ApiServer::start(with_auth);
+    let mut ann = vec![
+        connect_as(&server, "ann").await,
+        connect_as(&server, "ann").await,
+    ];
+    let mut bob = connect_as(&server, "bob").await;
+    let mut api = Http::connect(server.api).await;
+    let a = api
+        .call(
+            "POST",
+            "/api/disconnect",
+            r#"{"user":"ann","code":4001,"reason":"banned"}"#,
+        )
+        .await;
+    assert_eq!(a.json(), json!({"disconnected": 2}));
+    for c in &mut ann {
+        use futures_util::StreamExt;
+        let close = tokio::time::timeout(HANG_GUARD, async {
+            loop {
+                match c.ws.next().await {
+                    Some(Ok(tokio_tungstenite::tungstenite::Message::Close(f))) => return f,
+                    Some(Ok(_)) => continue,
+                    other => panic!("expected a close frame, got {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("a close before the hang guard")
+        .expect("a close code");
+        assert_eq!(u16::from(close.code), 4001);
+        assert_eq!(close.reason.as_str(), "banned");
+    }
+    // Others stay connected.
+    bob.ok(json!({"type":"join","room":"still-here"})).await;
+    // One connection by id.
+    let bob_conn = bob.conn.clone();
+    let a = api
+        .call(
+            "POST",
+            "/api/disconnect",
+            &json!({"conn": bob_conn}).to_string(),
+        )
+        .await;
+    assert_eq!(a.json(), json!({"disconnected": 1}));
+    api.call(
+        "POST",
+        "/api/disconnect",
+        &json!({"conn": bob_conn}).to_string(),
+    )
+    .await
+    .is_error(404, "no_such_connection");
+    api.call("POST", "/api/disconnect", r#"{"user":"ann","code":1006}"#)
+        .await
+        .is_error(400, "bad_field");
+}
+
+#[tokio::test]
+async fn rooms_lists_rooms_on_every_worker_with_member_counts_by_prefix() {
+    let server = ApiServer::start(|_| {});
+    let mut clients = rooms_client::one_per_worker(&server.ws(), 2).await;
+    for c in &mut clients {
+        c.join("chat:a", "m").await;
+    }
+    clients[0].join("chat:b", "m").await;
+    clients[1].join("other", "m").await;
+    let mut api = Http::connect(server.api).await;
+    let all = api.call("GET", "/api/rooms", "").await.json();
+    assert_eq!(
+        all,
+        json!({"rooms": [
+            {"room": "chat:a", "members": 2},
+            {"room": "chat:b", "members": 1},
+            {"room": "other", "members": 1},
+        ]})
+    );
+    let chat = api
+        .call("GET", "/api/rooms?prefix=chat%3A", "")
+        .await
+        .json();
+    assert_eq!(chat["rooms"].as_array().unwrap().len(), 2, "{chat}");
+}

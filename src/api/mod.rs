@@ -41,12 +41,21 @@ pub enum Route {
     Presence,
     /// `GET /api/history?room=&since=&limit=`.
     History,
+    /// `POST /api/send`.
+    Send,
+    /// `POST /api/disconnect`.
+    Disconnect,
+    /// `GET /api/rooms?prefix=`.
+    Rooms,
 }
 
 impl Route {
     /// Every route with its method and path (what the spec test compares with `docs/api.yaml`).
-    pub const ALL: [(Route, &'static str, &'static str); 5] = [
+    pub const ALL: [(Route, &'static str, &'static str); 8] = [
         (Route::Publish, "POST", "/api/publish"),
+        (Route::Send, "POST", "/api/send"),
+        (Route::Disconnect, "POST", "/api/disconnect"),
+        (Route::Rooms, "GET", "/api/rooms"),
         (Route::Broadcast, "POST", "/api/broadcast"),
         (Route::Presence, "GET", "/api/presence"),
         (Route::History, "GET", "/api/history"),
@@ -93,6 +102,15 @@ pub enum ApiError {
     /// The server is draining.
     #[error("the server is shutting down")]
     Unavailable,
+    /// `/api/send` on a server with auth off (no connection is a user).
+    #[error("messages to users need authentication: this server runs with auth off")]
+    AuthDisabled,
+    /// The user's inbox refused the message (one of its bounds).
+    #[error("{0}")]
+    InboxFull(String),
+    /// `/api/disconnect` named a connection that is not open.
+    #[error("no connection has this id")]
+    NoSuchConnection,
 }
 
 impl ApiError {
@@ -105,7 +123,10 @@ impl ApiError {
             ApiError::LengthRequired => 411,
             ApiError::BodyTooLarge(_) | ApiError::PayloadTooLarge => 413,
             ApiError::Unavailable => 503,
-            ApiError::BadLength
+            ApiError::InboxFull(_) => 429,
+            ApiError::NoSuchConnection => 404,
+            ApiError::AuthDisabled
+            | ApiError::BadLength
             | ApiError::BadJson
             | ApiError::MissingField(_)
             | ApiError::BadField(_)
@@ -129,6 +150,9 @@ impl ApiError {
             ApiError::BadField(_) => ErrorCode::BadField.as_str(),
             ApiError::RoomNameTooLong => ErrorCode::RoomNameTooLong.as_str(),
             ApiError::Unavailable => "unavailable",
+            ApiError::AuthDisabled => ErrorCode::AuthDisabled.as_str(),
+            ApiError::InboxFull(_) => ErrorCode::InboxFull.as_str(),
+            ApiError::NoSuchConnection => ErrorCode::NoSuchConnection.as_str(),
         }
     }
 
@@ -322,6 +346,113 @@ pub fn history_query(request: &Request) -> Result<HistoryQuery, ApiError> {
         }
     };
     Ok(HistoryQuery { limit, since })
+}
+
+/// A `POST /api/send` body: a message to every connection of a user.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Send {
+    /// The user (a token's `sub`).
+    pub to_user: String,
+    /// The payload, as compact JSON re-encoded from the body.
+    pub payload: Vec<u8>,
+    /// Keep it until a connection of the user acknowledges it.
+    pub ack: bool,
+}
+
+/// Parses a send body (`to_user`, `payload`, optional `ack`).
+pub fn parse_send(body: &mut [u8], limits: &EnvelopeLimits) -> Result<Send, ApiError> {
+    use simd_json::prelude::*;
+    let value = simd_json::to_borrowed_value(body).map_err(|_| ApiError::BadJson)?;
+    let object = value.as_object().ok_or(ApiError::BadJson)?;
+    let to_user = object
+        .get("to_user")
+        .ok_or(ApiError::MissingField("to_user"))?
+        .as_str()
+        .filter(|u| !u.is_empty())
+        .ok_or(ApiError::BadField("to_user"))?;
+    let payload = object
+        .get("payload")
+        .ok_or(ApiError::MissingField("payload"))?;
+    let payload = simd_json::to_vec(payload).map_err(|_| ApiError::BadJson)?;
+    if payload.len() > limits.max_payload_len {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let ack = match object.get("ack") {
+        None => false,
+        Some(v) => v.as_bool().ok_or(ApiError::BadField("ack"))?,
+    };
+    Ok(Send {
+        to_user: to_user.to_owned(),
+        payload,
+        ack,
+    })
+}
+
+/// Whom `POST /api/disconnect` closes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Every connection of a user.
+    User(String),
+    /// One connection.
+    Conn(crate::envelope::ConnId),
+}
+
+/// A `POST /api/disconnect` body.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Disconnect {
+    /// Whom to close.
+    pub target: Target,
+    /// The close code: 1000, or an application's 3000–4999. Default 1000.
+    pub code: u16,
+    /// The close reason, at most [`MAX_CLOSE_REASON`] bytes.
+    pub reason: String,
+}
+
+/// Longest close reason (RFC 6455 §5.5: a control frame's payload is at most 125 bytes, two of
+/// them the code).
+pub const MAX_CLOSE_REASON: usize = 123;
+
+/// Parses a disconnect body: exactly one of `user` and `conn`, optional `code` and `reason`.
+pub fn parse_disconnect(body: &mut [u8]) -> Result<Disconnect, ApiError> {
+    use simd_json::prelude::*;
+    let value = simd_json::to_borrowed_value(body).map_err(|_| ApiError::BadJson)?;
+    let object = value.as_object().ok_or(ApiError::BadJson)?;
+    let target = match (object.get("user"), object.get("conn")) {
+        (Some(u), None) => Target::User(
+            u.as_str()
+                .filter(|u| !u.is_empty())
+                .ok_or(ApiError::BadField("user"))?
+                .to_owned(),
+        ),
+        (None, Some(c)) => Target::Conn(
+            c.as_str()
+                .and_then(crate::envelope::ConnId::parse)
+                .ok_or(ApiError::BadField("conn"))?,
+        ),
+        (None, None) => return Err(ApiError::MissingField("user")),
+        (Some(_), Some(_)) => return Err(ApiError::BadField("conn")),
+    };
+    let code = match object.get("code") {
+        None => 1000,
+        Some(c) => c
+            .as_u64()
+            .and_then(|c| u16::try_from(c).ok())
+            .filter(|&c| c == 1000 || (3000..=4999).contains(&c))
+            .ok_or(ApiError::BadField("code"))?,
+    };
+    let reason = match object.get("reason") {
+        None => String::new(),
+        Some(r) => r
+            .as_str()
+            .filter(|r| r.len() <= MAX_CLOSE_REASON)
+            .ok_or(ApiError::BadField("reason"))?
+            .to_owned(),
+    };
+    Ok(Disconnect {
+        target,
+        code,
+        reason,
+    })
 }
 
 /// Renders a JSON answer; `close` adds `Connection: close`.
@@ -519,6 +650,65 @@ mod tests {
             Err(ApiError::BadField("since"))
         );
         assert_eq!(q("/api/history?limit=-1"), Err(ApiError::BadField("limit")));
+    }
+
+    #[test]
+    fn a_disconnect_names_a_user_or_a_connection_and_a_sendable_code() {
+        let parse = |s: &str| parse_disconnect(&mut s.as_bytes().to_vec());
+        assert_eq!(
+            parse(r#"{"user":"ann","code":4001,"reason":"banned"}"#),
+            Ok(Disconnect {
+                target: Target::User("ann".into()),
+                code: 4001,
+                reason: "banned".into()
+            })
+        );
+        assert_eq!(
+            parse(r#"{"conn":"1:2.3"}"#).map(|d| (d.code, d.reason)),
+            Ok((1000, String::new()))
+        );
+        assert_eq!(parse("{}"), Err(ApiError::MissingField("user")));
+        assert_eq!(
+            parse(r#"{"user":"a","conn":"1:2.3"}"#),
+            Err(ApiError::BadField("conn"))
+        );
+        assert_eq!(parse(r#"{"conn":"x"}"#), Err(ApiError::BadField("conn")));
+        for code in [999, 1001, 1006, 2999, 5000, 70000] {
+            let body = format!(r#"{{"user":"a","code":{code}}}"#);
+            assert_eq!(parse(&body), Err(ApiError::BadField("code")), "{code}");
+        }
+        let long = format!(r#"{{"user":"a","reason":"{}"}}"#, "x".repeat(124));
+        assert_eq!(parse(&long), Err(ApiError::BadField("reason")));
+    }
+
+    #[test]
+    fn a_send_names_a_user_a_payload_and_maybe_ack() {
+        let limits = EnvelopeLimits::default();
+        let parse = |s: &str| parse_send(&mut s.as_bytes().to_vec(), &limits);
+        assert_eq!(
+            parse(r#"{"to_user":"ann","payload":"hi","ack":true}"#),
+            Ok(Send {
+                to_user: "ann".into(),
+                payload: br#""hi""#.to_vec(),
+                ack: true
+            })
+        );
+        assert_eq!(
+            parse(r#"{"payload":1}"#),
+            Err(ApiError::MissingField("to_user"))
+        );
+        assert_eq!(
+            parse(r#"{"to_user":"","payload":1}"#),
+            Err(ApiError::BadField("to_user"))
+        );
+        assert_eq!(
+            parse(r#"{"to_user":"a"}"#),
+            Err(ApiError::MissingField("payload"))
+        );
+        assert_eq!(
+            parse(r#"{"to_user":"a","payload":1,"ack":1}"#),
+            Err(ApiError::BadField("ack"))
+        );
     }
 
     #[test]

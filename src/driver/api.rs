@@ -20,12 +20,15 @@ use tokio_uring::net::{TcpListener, TcpStream};
 
 use crate::api::{self, ApiError, Route};
 use crate::envelope::render::frame_text;
+use crate::proto::conn::State;
 use crate::proto::handshake::{Parse, Request, RequestParser};
 use crate::room::owner_of;
 use crate::room::stream::Position;
+use crate::table::ConnKey;
 
 use super::app;
 use super::mesh::{MeshMsg, Resume};
+use super::users;
 use super::worker::Worker;
 
 /// A call from an API connection to the worker that owns its subject.
@@ -60,10 +63,73 @@ pub enum Call {
         /// Gets the `/ws` history frame.
         reply: oneshot::Sender<Bytes>,
     },
+    /// A message to a user owned by the receiving worker.
+    Send {
+        /// The user.
+        user: Box<str>,
+        /// The payload JSON.
+        payload: Bytes,
+        /// Keep it until acknowledged.
+        ack: bool,
+        /// Gets the message id, or the inbox's refusal.
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// Close every connection of a user owned by the receiving worker.
+    DisconnectUser {
+        /// The user.
+        user: Box<str>,
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: Box<str>,
+        /// Gets how many connections are being closed.
+        reply: oneshot::Sender<usize>,
+    },
+    /// Close connections of the receiving worker.
+    Close {
+        /// Their keys.
+        keys: Vec<ConnKey>,
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: Box<str>,
+        /// Gets how many were open (and are now closing), if anyone waits.
+        reply: Option<oneshot::Sender<usize>>,
+    },
+    /// The rooms the receiving worker owns, with member counts.
+    Rooms {
+        /// Only names starting with this.
+        prefix: Box<str>,
+        /// Gets them.
+        reply: oneshot::Sender<Vec<(Box<str>, usize)>>,
+    },
+}
+
+/// Closes `/ws` or `/echo` connection `key` of this worker with `code` and `reason` (the peer
+/// gets the close frame; the close timeout applies as for any close we start). `false` when it
+/// is not open (gone, or not yet upgraded).
+fn close(worker: &Rc<Worker>, key: ConnKey, code: u16, reason: &str) -> bool {
+    let conn = worker.table.borrow().get(key).cloned();
+    let Some(conn) = conn else {
+        return false;
+    };
+    let closing = match conn.machine(&worker.conn_limits) {
+        Some(mut machine) if machine.state() == State::Open => {
+            machine.close(code, reason);
+            true
+        }
+        _ => false,
+    };
+    if closing {
+        let deadline = worker.now() + super::worker::millis(worker.config().close_timeout);
+        worker.arm(key, &conn.timer, deadline);
+        worker.wake(key, &conn);
+    }
+    closing
 }
 
 /// Handles a call at the worker it was sent to.
-pub fn on_mesh(worker: &Worker, call: Call) {
+pub fn on_mesh(worker: &Rc<Worker>, call: Call) {
     match call {
         Call::Publish {
             room,
@@ -94,6 +160,55 @@ pub fn on_mesh(worker: &Worker, call: Call) {
         } => {
             let frame = app::history_at_owner(worker, &room, None, limit, since.as_ref());
             let _ = reply.send(frame);
+        }
+        Call::Send {
+            user,
+            payload,
+            ack,
+            reply,
+        } => users::api_send(worker, &user, payload, ack, reply),
+        Call::DisconnectUser {
+            user,
+            code,
+            reason,
+            reply,
+        } => {
+            let conns = users::conns_of(worker, &user);
+            let _ = reply.send(conns.len());
+            let mut by_worker: Vec<Vec<ConnKey>> = vec![Vec::new(); worker.shared.stats.len()];
+            for c in conns {
+                by_worker[c.worker as usize].push(c.key);
+            }
+            for (w, keys) in by_worker.into_iter().enumerate() {
+                if !keys.is_empty() {
+                    worker.app.send(
+                        w,
+                        MeshMsg::Api(Call::Close {
+                            keys,
+                            code,
+                            reason: reason.clone(),
+                            reply: None,
+                        }),
+                    );
+                }
+            }
+        }
+        Call::Close {
+            keys,
+            code,
+            reason,
+            reply,
+        } => {
+            let closed = keys
+                .into_iter()
+                .filter(|&key| close(worker, key, code, &reason))
+                .count();
+            if let Some(reply) = reply {
+                let _ = reply.send(closed);
+            }
+        }
+        Call::Rooms { prefix, reply } => {
+            let _ = reply.send(app::room_counts(worker, &prefix));
         }
     }
 }
@@ -282,6 +397,91 @@ async fn handle(worker: &Worker, request: &Request, body: &mut [u8]) -> Result<V
             out.extend_from_slice(b"]}");
             Ok(out)
         }
+        Route::Send => {
+            let limits = app::envelope_limits(worker.config());
+            let send = api::parse_send(body, &limits)?;
+            if !users::auth_on(worker) {
+                return Err(ApiError::AuthDisabled);
+            }
+            let (reply, rx) = oneshot::channel();
+            worker.app.send(
+                users::owner_of(worker, &send.to_user),
+                MeshMsg::Api(Call::Send {
+                    user: send.to_user.into(),
+                    payload: Bytes::from(send.payload),
+                    ack: send.ack,
+                    reply,
+                }),
+            );
+            let msg_id = rx
+                .await
+                .map_err(|_| ApiError::Unavailable)?
+                .map_err(ApiError::InboxFull)?;
+            Ok(format!(r#"{{"msg_id":{}}}"#, api::Quoted(&msg_id)).into_bytes())
+        }
+        Route::Disconnect => {
+            let d = api::parse_disconnect(body)?;
+            let (reply, rx) = oneshot::channel();
+            let reason: Box<str> = d.reason.into();
+            let to = match d.target {
+                api::Target::User(user) => {
+                    let owner = users::owner_of(worker, &user);
+                    (
+                        owner,
+                        Call::DisconnectUser {
+                            user: user.into(),
+                            code: d.code,
+                            reason,
+                            reply,
+                        },
+                    )
+                }
+                api::Target::Conn(conn) => {
+                    if conn.worker as usize >= worker.shared.stats.len() {
+                        return Err(ApiError::NoSuchConnection);
+                    }
+                    (
+                        conn.worker as usize,
+                        Call::Close {
+                            keys: vec![conn.key],
+                            code: d.code,
+                            reason,
+                            reply: Some(reply),
+                        },
+                    )
+                }
+            };
+            let one_conn = matches!(to.1, Call::Close { .. });
+            worker.app.send(to.0, MeshMsg::Api(to.1));
+            let closed = rx.await.map_err(|_| ApiError::Unavailable)?;
+            if one_conn && closed == 0 {
+                return Err(ApiError::NoSuchConnection);
+            }
+            Ok(format!(r#"{{"disconnected":{closed}}}"#).into_bytes())
+        }
+        Route::Rooms => {
+            let prefix: Box<str> = request.query_param("prefix").unwrap_or_default().into();
+            let mut rooms: Vec<(Box<str>, usize)> = ask_all(worker, |reply| Call::Rooms {
+                prefix: prefix.clone(),
+                reply,
+            })
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+            rooms.sort_unstable();
+            let mut out = br#"{"rooms":["#.to_vec();
+            for (i, (name, members)) in rooms.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(
+                    format!(r#"{{"room":{},"members":{members}}}"#, api::Quoted(name)).as_bytes(),
+                );
+            }
+            out.extend_from_slice(b"]}");
+            Ok(out)
+        }
         Route::Presence => {
             let room = api::query_room(request, &app::envelope_limits(worker.config()))?;
             let (reply, rx) = oneshot::channel();
@@ -317,6 +517,25 @@ async fn handle(worker: &Worker, request: &Request, body: &mut [u8]) -> Result<V
             Ok(frame_text(&frame).to_vec())
         }
     }
+}
+
+/// The `workers` answers of one call to every worker, gathered.
+async fn ask_all<T>(
+    worker: &Worker,
+    call: impl Fn(oneshot::Sender<T>) -> Call,
+) -> Result<Vec<T>, ApiError> {
+    let workers = worker.shared.stats.len();
+    let mut waits = Vec::with_capacity(workers);
+    for w in 0..workers {
+        let (reply, rx) = oneshot::channel();
+        worker.app.send(w, MeshMsg::Api(call(reply)));
+        waits.push(rx);
+    }
+    let mut answers = Vec::with_capacity(workers);
+    for rx in waits {
+        answers.push(rx.await.map_err(|_| ApiError::Unavailable)?);
+    }
+    Ok(answers)
 }
 
 /// Sends one publish to the room's owner; the returned future resolves to its position. The

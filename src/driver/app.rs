@@ -941,3 +941,14 @@ pub(super) fn history_at_owner(
         &frames,
     )
 }
+
+/// The rooms this worker owns whose name starts with `prefix`, with their member counts.
+pub(super) fn room_counts(worker: &Worker, prefix: &str) -> Vec<(Box<str>, usize)> {
+    worker
+        .app
+        .owned
+        .borrow()
+        .counts(prefix)
+        .map(|(name, n)| (name.into(), n))
+        .collect()
+}
