@@ -730,3 +730,76 @@ async fn rooms_lists_rooms_on_every_worker_with_member_counts_by_prefix() {
         .json();
     assert_eq!(chat["rooms"].as_array().unwrap().len(), 2, "{chat}");
 }
+
+/// The `(METHOD, path)` pairs of `docs/api.yaml`: under `paths:`, a path at two spaces of
+/// indent, its methods at four. (The document is ours and keeps that layout; a line walker keeps
+/// the test free of a YAML dependency.)
+fn spec_routes() -> Vec<(String, String)> {
+    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.yaml"))
+        .expect("docs/api.yaml");
+    let mut routes = Vec::new();
+    let mut in_paths = false;
+    let mut path = None;
+    for line in spec.lines() {
+        if !line.starts_with(' ') && !line.is_empty() {
+            in_paths = line == "paths:";
+            continue;
+        }
+        if !in_paths {
+            continue;
+        }
+        if let Some(p) = line.strip_prefix("  /") {
+            path = Some(format!("/{}", p.trim_end_matches(':')));
+        } else if let Some(m) = line.strip_prefix("    ").filter(|m| !m.starts_with(' ')) {
+            let method = m.trim_end_matches(':');
+            if ["get", "post", "put", "delete", "patch"].contains(&method) {
+                routes.push((
+                    method.to_ascii_uppercase(),
+                    path.clone().expect("a path first"),
+                ));
+            }
+        }
+    }
+    routes
+}
+
+#[tokio::test]
+async fn every_route_of_the_spec_is_served_and_every_served_route_is_in_the_spec() {
+    let spec = spec_routes();
+    assert!(spec.len() >= 9, "{spec:?}");
+    let served: Vec<(String, String)> = ringcast::api::Route::ALL
+        .iter()
+        .map(|(_, m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    for route in &served {
+        assert!(
+            spec.contains(route),
+            "{route:?} is served but not in docs/api.yaml"
+        );
+    }
+    let server = ApiServer::start(|_| {});
+    let mut api = Http::connect(server.api).await;
+    for (method, path) in &spec {
+        // An empty body: a route that needs one answers 400, never 404 or 405.
+        let a = api.call(method, path, "").await;
+        assert!(
+            ![404, 405].contains(&a.status),
+            "{method} {path} from docs/api.yaml is not served: {a:?}"
+        );
+        assert!(
+            served.contains(&(method.clone(), path.clone())),
+            "{method} {path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_spec_is_served_as_it_is_in_the_repository() {
+    let server = ApiServer::start(|_| {});
+    let mut api = Http::connect(server.api).await;
+    let a = api.call("GET", "/api/openapi.yaml", "").await;
+    assert_eq!(a.status, 200);
+    assert!(a.head.contains("content-type: application/yaml"), "{a:?}");
+    let on_disk = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.yaml")).unwrap();
+    assert_eq!(a.body, on_disk);
+}

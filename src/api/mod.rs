@@ -47,11 +47,14 @@ pub enum Route {
     Disconnect,
     /// `GET /api/rooms?prefix=`.
     Rooms,
+    /// `GET /api/openapi.yaml`: [`OPENAPI`].
+    OpenApi,
 }
 
 impl Route {
     /// Every route with its method and path (what the spec test compares with `docs/api.yaml`).
-    pub const ALL: [(Route, &'static str, &'static str); 8] = [
+    pub const ALL: [(Route, &'static str, &'static str); 9] = [
+        (Route::OpenApi, "GET", "/api/openapi.yaml"),
         (Route::Publish, "POST", "/api/publish"),
         (Route::Send, "POST", "/api/send"),
         (Route::Disconnect, "POST", "/api/disconnect"),
@@ -61,6 +64,19 @@ impl Route {
         (Route::History, "GET", "/api/history"),
         (Route::Info, "GET", "/api/info"),
     ];
+}
+
+/// The API's OpenAPI 3 document (`docs/api.yaml`), served at `GET /api/openapi.yaml`.
+pub const OPENAPI: &str = include_str!("../../docs/api.yaml");
+
+impl Route {
+    /// The media type of the route's successful answer.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Route::OpenApi => "application/yaml",
+            _ => "application/json",
+        }
+    }
 }
 
 /// Why a request was refused; each has its status and stable code.
@@ -455,14 +471,14 @@ pub fn parse_disconnect(body: &mut [u8]) -> Result<Disconnect, ApiError> {
     })
 }
 
-/// Renders a JSON answer; `close` adds `Connection: close`.
-pub fn render(status: u16, json: &[u8], close: bool, out: &mut Vec<u8>) {
+/// Renders an answer of `content_type`; `close` adds `Connection: close`.
+pub fn render(status: u16, content_type: &str, body: &[u8], close: bool, out: &mut Vec<u8>) {
     let headers: &[(&str, &str)] = if close {
         &[("Connection", "close")]
     } else {
         &[]
     };
-    handshake::render_response(status, "application/json", headers, json, out)
+    handshake::render_response(status, content_type, headers, body, out)
         .expect("static headers are valid");
 }
 
@@ -475,6 +491,7 @@ pub fn render_error(error: &ApiError, close: bool, out: &mut Vec<u8>) {
     );
     render(
         error.status(),
+        "application/json",
         json.as_bytes(),
         close || error.closes(),
         out,

@@ -326,8 +326,16 @@ async fn answer(
     close: bool,
 ) -> (Vec<u8>, bool) {
     let mut out = Vec::with_capacity(256);
-    match handle(worker, request, body).await {
-        Ok(json) => api::render(200, &json, close, &mut out),
+    let handled = match api::authorize(request, &worker.shared.api_keys)
+        .and_then(|()| api::route(request.method(), request.path()))
+    {
+        Ok(route) => handle(worker, route, request, body)
+            .await
+            .map(|answer| (route, answer)),
+        Err(err) => Err(err),
+    };
+    match handled {
+        Ok((route, answer)) => api::render(200, route.content_type(), &answer, close, &mut out),
         Err(err) => {
             if err == ApiError::Unauthorized {
                 worker.stats().api_unauthorized.add(1);
@@ -340,13 +348,17 @@ async fn answer(
     (out, close)
 }
 
-async fn handle(worker: &Worker, request: &Request, body: &mut [u8]) -> Result<Vec<u8>, ApiError> {
-    api::authorize(request, &worker.shared.api_keys)?;
-    let route = api::route(request.method(), request.path())?;
+async fn handle(
+    worker: &Worker,
+    route: Route,
+    request: &Request,
+    body: &mut [u8],
+) -> Result<Vec<u8>, ApiError> {
     if worker.draining() {
         return Err(ApiError::Unavailable);
     }
     match route {
+        Route::OpenApi => Ok(api::OPENAPI.as_bytes().to_vec()),
         Route::Info => {
             let shared = &worker.shared;
             Ok(format!(
