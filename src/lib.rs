@@ -30,6 +30,9 @@
 //!   table and the per-connection message guard, gathered in one [`security::Policy`] built from
 //!   a [`security::SecurityConfig`]. The driver asks it at four points (`driver/admission.rs`):
 //!   at accept, on the upgrade request, per message, and at token expiry.
+//! - [`api`]: the server API for backends (`api_listen`), sans-IO: routes, API keys, body
+//!   length decided from the head, JSON bodies (simd-json) → typed calls, rendered answers with
+//!   stable error codes; `docs/api.yaml` is its contract.
 //! - [`driver`]: the only I/O. One thread per worker, each with its own tokio-uring runtime,
 //!   `SO_REUSEPORT` listener, connection table, timer wheel and buffer pool; the graceful drain.
 //!

@@ -779,6 +779,34 @@ fn print_config_never_prints_the_jwt_secret() {
 }
 
 #[test]
+fn print_config_never_prints_api_keys() {
+    let keys = "first-api-key-0123456789,second-api-key-0123456789";
+    let config = load("", &[("RINGCAST_API_KEY", keys)], &[]).unwrap();
+    assert_eq!(config.api_key.len(), 2);
+    let text = config.to_toml();
+    assert!(!text.contains("api-key-0123456789"), "{text}");
+    assert!(
+        text.contains("# api_key is set (never printed)\n"),
+        "{text}"
+    );
+    assert!(!format!("{config:?}").contains("api-key-0123456789"));
+    let unset = Config::default().to_toml();
+    assert!(unset.contains("api_key = []\n"), "{unset}");
+}
+
+#[test]
+fn an_api_key_file_that_cannot_be_used_is_refused_at_load() {
+    let err = load_err(
+        "",
+        &[],
+        &[(Key::ApiKeyFile, "/nonexistent/ringcast-api-keys")],
+    );
+    assert!(err.contains("cannot use as an API key file"), "{err}");
+    let err = load_err("", &[("RINGCAST_API_KEY", "short")], &[]);
+    assert!(err.contains("keys of at least 16 bytes each"), "{err}");
+}
+
+#[test]
 fn security_rules_are_refused_naming_the_key_and_its_origin() {
     let err = load_err("", &[("RINGCAST_AUTH", "required")], &[]);
     assert!(
