@@ -277,6 +277,8 @@ async fn serve(worker: Rc<Worker>, stream: TcpStream) {
                 return;
             }
         };
+        // Reserved once: the length is known and within `api_max_body`.
+        buf.reserve(len.saturating_sub(buf.len()));
         while buf.len() < len {
             let (more, b) = read_more(&stream, buf).await;
             buf = b;
