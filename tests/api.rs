@@ -803,3 +803,16 @@ async fn the_spec_is_served_as_it_is_in_the_repository() {
     let on_disk = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.yaml")).unwrap();
     assert_eq!(a.body, on_disk);
 }
+
+#[tokio::test]
+async fn a_silent_api_connection_is_closed_after_idle_timeout() {
+    let server = ApiServer::start(|c| c.idle_timeout = Duration::from_millis(200));
+    let mut idle = Http::connect(server.api).await;
+    assert_eq!(idle.call("GET", "/api/info", "").await.status, 200);
+    // Idle between requests: the server closes (waited for as an event, bounded by the guard).
+    idle.assert_closed().await;
+    // Stalled inside a head.
+    let mut stalled = Http::connect(server.api).await;
+    stalled.send_raw(b"GET /api/info HTTP/1.1\r\n").await;
+    stalled.assert_closed().await;
+}

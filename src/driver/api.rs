@@ -229,14 +229,25 @@ pub async fn accept_loop(worker: Rc<Worker>, listener: TcpListener) {
     }
 }
 
-/// Reads more bytes into `buf`; `false` when the peer closed or the read failed.
-async fn read_more(stream: &TcpStream, buf: BytesMut) -> (bool, BytesMut) {
+/// Reads more bytes into `buf`; `None` when the peer closed, the read failed, or nothing came
+/// for `idle` (`idle_timeout`, as on `/ws`): a silent API connection, idle between requests or
+/// stalled inside one, is closed rather than held.
+async fn read_more(stream: &TcpStream, buf: BytesMut, idle: Duration) -> Option<BytesMut> {
     let mut buf = buf;
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(4096);
     }
-    let (res, buf) = stream.read(buf).await;
-    (matches!(res, Ok(n) if n > 0), buf)
+    match tokio::time::timeout(idle, stream.read(buf)).await {
+        Ok((Ok(n), buf)) if n > 0 => Some(buf),
+        Ok(_) => None,
+        Err(_) => {
+            // The dropped read is still in flight in the ring (tokio-uring keeps its buffer until
+            // the kernel is done), and it keeps the socket open past our close: shut it down,
+            // which ends that read and sends the FIN.
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            None
+        }
+    }
 }
 
 /// Serves one API connection: request after request until the peer closes, asks to close, or
@@ -245,6 +256,7 @@ async fn serve(worker: Rc<Worker>, stream: TcpStream) {
     let mut buf = BytesMut::with_capacity(4096);
     let mut parser = RequestParser::new(worker.handshake_limits);
     let max_body = worker.config().api_max_body;
+    let idle = worker.config().idle_timeout;
     loop {
         let request = loop {
             match parser.parse(&buf) {
@@ -253,13 +265,10 @@ async fn serve(worker: Rc<Worker>, stream: TcpStream) {
                     parser.reset();
                     break request;
                 }
-                Ok(Parse::Partial) => {
-                    let (more, b) = read_more(&stream, buf).await;
-                    buf = b;
-                    if !more {
-                        return;
-                    }
-                }
+                Ok(Parse::Partial) => match read_more(&stream, buf, idle).await {
+                    Some(more) => buf = more,
+                    None => return,
+                },
                 Err(err) => {
                     tracing::debug!(worker = worker.id, error = %err, "API request refused");
                     let mut out = Vec::with_capacity(256);
@@ -280,10 +289,9 @@ async fn serve(worker: Rc<Worker>, stream: TcpStream) {
         // Reserved once: the length is known and within `api_max_body`.
         buf.reserve(len.saturating_sub(buf.len()));
         while buf.len() < len {
-            let (more, b) = read_more(&stream, buf).await;
-            buf = b;
-            if !more {
-                return;
+            match read_more(&stream, buf, idle).await {
+                Some(more) => buf = more,
+                None => return,
             }
         }
         let mut body = buf.split_to(len);
