@@ -34,6 +34,9 @@
 //! - [`cluster`]: several nodes as one through Redis (`--cluster`): room offsets, history and
 //!   `msg_id` dedup in Redis, cross-node fan-out; its bridge (one thread per node) is, with
 //!   `driver`, the only code doing I/O.
+//! - [`api`]: the server API for backends (`api_listen`), sans-IO: routes, API keys, body
+//!   length decided from the head, JSON bodies (simd-json) → typed calls, rendered answers with
+//!   stable error codes; `docs/api.yaml` is its contract.
 //! - [`driver`]: the only I/O. One thread per worker, each with its own tokio-uring runtime,
 //!   `SO_REUSEPORT` listener, connection table, timer wheel and buffer pool; the graceful drain.
 //!
@@ -46,6 +49,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -230,6 +230,10 @@ pub struct WorkerStats {
     pub inbox_messages: Counter,
     /// Gauge: bytes charged to this worker's inboxes (see [`crate::user::inbox`]).
     pub inbox_bytes: Counter,
+    /// Server API requests answered (any status).
+    pub api_requests: Counter,
+    /// Server API requests refused with 401 (no key, or a wrong one).
+    pub api_unauthorized: Counter,
 }
 
 impl WorkerStats {
@@ -377,12 +381,35 @@ pub fn render(workers: &[WorkerStats], draining: bool) -> String {
         });
     }
     render_users(&mut out, workers);
+    render_api(&mut out, workers);
     let _ = writeln!(
         out,
         "# HELP ringcast_draining 1 while the server is shutting down.\n# TYPE ringcast_draining gauge\nringcast_draining {}",
         u8::from(draining)
     );
     out
+}
+
+/// The families of the server API.
+fn render_api(out: &mut String, workers: &[WorkerStats]) {
+    let simple: [(&str, &str, &str, CounterOf); 2] = [
+        (
+            "api_requests_total",
+            "counter",
+            "Server API requests answered.",
+            |w| &w.api_requests,
+        ),
+        (
+            "api_unauthorized_total",
+            "counter",
+            "Server API requests refused with 401 (missing or wrong API key).",
+            |w| &w.api_unauthorized,
+        ),
+    ];
+    for (name, kind, help, get) in simple {
+        header(out, name, kind, help);
+        series(out, name, None, workers, |w| get(w).get());
+    }
 }
 
 /// The families of messages to users and their inboxes.

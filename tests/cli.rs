@@ -235,6 +235,10 @@ fn every_invalid_value_exits_2_naming_the_key_and_where_it_came_from() {
         (File, Key::AckBackoffFactor, "17"),
         (Flag, Key::AckBackoffCap, "1s"),
         (Env, Key::AckMaxAttempts, "0"),
+        (Flag, Key::ApiListen, "localhost"),
+        (Env, Key::ApiKey, "short"),
+        (File, Key::ApiKeyFile, "\"/nonexistent/ringcast-api-keys\""),
+        (Flag, Key::ApiMaxBody, "12"),
     ];
     for key in Key::ALL {
         assert!(

@@ -58,6 +58,9 @@ pub enum ValueError {
         /// Why.
         problem: String,
     },
+    /// An `api_key_file` that cannot be read or holds no usable key.
+    #[error("cannot use as an API key file: {0}")]
+    ApiKeyFile(String),
     /// A list entry that is not an origin pattern.
     #[error("{entry:?} is not an origin pattern such as https://app.example.com, *.example.com or * ({problem})")]
     Origin {

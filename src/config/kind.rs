@@ -176,6 +176,28 @@ impl Kind<SocketAddr> for Addr {
     }
 }
 
+/// An optional `IP:PORT`; empty means not set (off).
+pub(super) struct OptAddr;
+
+impl Kind<Option<SocketAddr>> for OptAddr {
+    fn value_name() -> String {
+        "ADDR".to_owned()
+    }
+    fn read(r: &Reader<'_>, raw: Raw<'_>) -> Result<Option<SocketAddr>, ConfigError> {
+        match r.optional_text(raw)? {
+            None => Ok(None),
+            Some(s) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|e: AddrParseError| r.bad(s, e)),
+        }
+    }
+    fn render(value: &Option<SocketAddr>) -> String {
+        value.map_or_else(String::new, |a| a.to_string())
+    }
+}
+
 /// A whole number (`usize`, `u32`); a TOML integer.
 pub(super) struct Count;
 
@@ -415,6 +437,38 @@ impl Kind<Option<crate::security::Secret>> for Secret {
             Some(_) => None,
             None => Some(toml::Value::String(String::new())),
         }
+    }
+}
+
+/// A list of secrets, written as [`Words`]; the empty list means none. Never printed by
+/// `--print-config` when set, like [`Secret`].
+pub(super) struct Secrets;
+
+impl Kind<Vec<crate::security::Secret>> for Secrets {
+    fn value_name() -> String {
+        "SECRETS".to_owned()
+    }
+    fn read(r: &Reader<'_>, raw: Raw<'_>) -> Result<Vec<crate::security::Secret>, ConfigError> {
+        // A TOML string is read like the flag's comma-separated text (the loader's own round
+        // trip writes a set list that way, since `--print-config` never writes it at all).
+        let raw = match raw {
+            Raw::Toml(toml::Value::String(s)) => Raw::Text(s),
+            other => other,
+        };
+        Ok(r.strings(raw)?
+            .into_iter()
+            .map(crate::security::Secret)
+            .collect())
+    }
+    fn render(value: &Vec<crate::security::Secret>) -> String {
+        value
+            .iter()
+            .map(|s| s.0.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+    fn toml(value: &Vec<crate::security::Secret>) -> Option<toml::Value> {
+        value.is_empty().then(|| toml::Value::Array(Vec::new()))
     }
 }
 

@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::error::ConfigError;
+use super::error::{ConfigError, ValueError};
 use super::kind::Raw;
 use super::options::{Config, Key};
 use crate::security::read_public_key;
@@ -209,6 +209,20 @@ impl Loader {
         if let Some(path) = &self.config.security.auth_jwt_public_key {
             read_public_key(path).map_err(|e| ConfigError::security(e, &at))?;
         }
+        if let Some(path) = &self.config.api_key_file {
+            read_api_key_file(path).map_err(|problem| ConfigError::BadValue {
+                at: at(Key::ApiKeyFile),
+                value: path.display().to_string(),
+                problem: Box::new(ValueError::ApiKeyFile(problem)),
+            })?;
+        }
         Ok(self.config)
     }
+}
+
+/// The keys of an `api_key_file`: read and checked at start-up (here, so a bad file is refused
+/// like any other bad value, and again by the server when it starts).
+pub fn read_api_key_file(path: &std::path::Path) -> Result<Vec<crate::security::Secret>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    crate::api::keys::parse_key_file(&text).map_err(|e| e.to_string())
 }

@@ -41,7 +41,8 @@
 //!   the behaviour stays in plain functions.
 //!
 //! It must never touch a socket, spawn, or read a clock; the only I/O is reading the config file
-//! in [`Loader::file`] and checking a configured JWT public key file in [`Loader::build`]. It runs
+//! in [`Loader::file`] and checking a configured JWT public key file and API key file in
+//! [`Loader::build`]. It runs
 //! once at start-up, so it may allocate freely: nothing here is on a hot path, and the driver
 //! copies the values it needs out of [`Config`].
 
@@ -57,7 +58,7 @@ mod validate;
 mod tests;
 
 pub use error::{ConfigError, ValueError};
-pub use load::{unknown_env_vars, Loader, Origin, Provenance, CONFIG_FILE_VAR};
+pub use load::{read_api_key_file, unknown_env_vars, Loader, Origin, Provenance, CONFIG_FILE_VAR};
 pub use options::{
     default_workers, BackpressurePolicy, CompressionMode, Config, Key, LogFormat, SecurityConfig,
     Spec, MAX_BACKLOG, MAX_COMPRESSION_LEVEL, MAX_COMPRESSION_WINDOW_BITS, MAX_HEADERS,

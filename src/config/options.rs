@@ -19,9 +19,9 @@ use super::declare::options;
 use super::kind::Choices;
 use super::units::{KIB, MIB};
 use super::validate::{
-    at_least, at_least_1ms, at_least_one, between, greater_than_zero, history_rules_are_valid,
-    longer_than_zero, off_or_whole_ms, power_of_two_up_to, redis_url, sizes_between,
-    subprotocols_are_tokens,
+    api_keys_long_enough, at_least, at_least_1ms, at_least_one, between, greater_than_zero,
+    history_rules_are_valid, longer_than_zero, off_or_whole_ms, power_of_two_up_to, redis_url,
+    sizes_between, subprotocols_are_tokens,
 };
 use crate::proto::frame::MAX_HEADER_LEN;
 use crate::room::stream::HistoryRule;
@@ -611,6 +611,33 @@ options! {
             group "Network",
             help "Share the address with other processes that also set it, for a hand-over restart (--reuse-port alone means true)",
             example "true", bad "maybe";
+        /// Address of the server API for backends (`/api/...`, see `docs/api.yaml`), on its own
+        /// listener so it is never exposed where clients connect. Default: not set (no API).
+        /// Every request needs an API key (`api_key` or `api_key_file`). Keep it on loopback or a
+        /// private network.
+        ApiListen api_listen: Option<SocketAddr> as OptAddr = None,
+            group "API", help "Address of the server API for backends (off when unset)",
+            example "127.0.0.1:8081", bad "localhost";
+        /// API keys a backend presents as `Authorization: apikey KEY`, comma-separated; several
+        /// at once allow rotation. Each at least [`MIN_API_KEY_BYTES`] bytes. Default: none.
+        /// Prefer the environment variable or `api_key_file` over the flag, which `ps` shows.
+        ApiKey api_key: Vec<Secret> as Secrets = Vec::new(),
+            group "API",
+            help "API keys (comma-separated, for rotation), at least 16 bytes each (prefer RINGCAST_API_KEY or api-key-file: flags show in ps)",
+            example "0123456789abcdef,fedcba9876543210", bad "short",
+            check |v| api_keys_long_enough(v);
+        /// A file of API keys, one per line (blank lines and `#` comments skipped), read at
+        /// start-up, in addition to `api_key`. Default: none.
+        ApiKeyFile api_key_file: Option<PathBuf> as File = None,
+            group "API", help "File of API keys, one per line, read at start-up",
+            example "tests/api_fixtures/keys.txt", bad "/nonexistent/ringcast-api-keys";
+        /// Largest request body the API reads; a larger `Content-Length` is answered 413 before
+        /// any of the body is read. Default 1 MiB. Each API connection buffers at most this much
+        /// plus the head. At least 1 KiB.
+        ApiMaxBody api_max_body: usize as Size = MIB,
+            group "API", help "Largest API request body (413 past it)",
+            example "64KiB", bad "12",
+            check |v| at_least(*v, KIB, "");
     }
     /// Authentication, Origin, address and rate rules (`auth`, `allowed_origins`, `allow_cidr`,
     /// `max_connections_per_ip`, `message_rate`, ...): each field of [`SecurityConfig`] is a key

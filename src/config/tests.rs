@@ -393,6 +393,16 @@ fn every_key_can_be_set_from_each_layer() {
         compression_window_bits: 10,
         cluster: Some("redis://127.0.0.1:7001".into()),
         reuse_port: true,
+        api_listen: Some("127.0.0.1:8081".parse().unwrap()),
+        api_key: vec![
+            Secret("0123456789abcdef".into()),
+            Secret("fedcba9876543210".into()),
+        ],
+        api_key_file: Some(PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/api_fixtures/keys.txt"
+        ))),
+        api_max_body: 64 * KIB,
         security: SecurityConfig {
             auth: AuthMode::Required,
             auth_jwt_secret: Some(Secret("0123456789abcdef0123456789abcdef!".into())),
@@ -787,6 +797,34 @@ fn print_config_never_prints_the_jwt_secret() {
         "{text}"
     );
     assert!(!format!("{config:?}").contains(secret));
+}
+
+#[test]
+fn print_config_never_prints_api_keys() {
+    let keys = "first-api-key-0123456789,second-api-key-0123456789";
+    let config = load("", &[("RINGCAST_API_KEY", keys)], &[]).unwrap();
+    assert_eq!(config.api_key.len(), 2);
+    let text = config.to_toml();
+    assert!(!text.contains("api-key-0123456789"), "{text}");
+    assert!(
+        text.contains("# api_key is set (never printed)\n"),
+        "{text}"
+    );
+    assert!(!format!("{config:?}").contains("api-key-0123456789"));
+    let unset = Config::default().to_toml();
+    assert!(unset.contains("api_key = []\n"), "{unset}");
+}
+
+#[test]
+fn an_api_key_file_that_cannot_be_used_is_refused_at_load() {
+    let err = load_err(
+        "",
+        &[],
+        &[(Key::ApiKeyFile, "/nonexistent/ringcast-api-keys")],
+    );
+    assert!(err.contains("cannot use as an API key file"), "{err}");
+    let err = load_err("", &[("RINGCAST_API_KEY", "short")], &[]);
+    assert!(err.contains("keys of at least 16 bytes each"), "{err}");
 }
 
 #[test]

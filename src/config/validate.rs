@@ -241,3 +241,14 @@ pub(super) fn at_least_1ms(value: Duration) -> Result<(), Refusal> {
     }
     Ok(())
 }
+
+/// Every API key at least [`MIN_API_KEY_BYTES`](crate::api::keys::MIN_API_KEY_BYTES) bytes.
+pub(super) fn api_keys_long_enough(keys: &[crate::security::Secret]) -> Result<(), Refusal> {
+    let min = crate::api::keys::MIN_API_KEY_BYTES;
+    if keys.iter().any(|k| k.0.len() < min) {
+        return Err(Refusal::MustBe(format!(
+            "keys of at least {min} bytes each"
+        )));
+    }
+    Ok(())
+}

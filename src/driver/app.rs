@@ -781,9 +781,7 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
                 }
                 return;
             }
-            let name = room_str(&room);
-            let now = worker.now();
-            let answer = |at| {
+            publish_at_owner(worker, room, from, user, payload, echo, msg_id, |at| {
                 let frame = render::reply_published(&mut app.arena.borrow_mut(), id.as_deref(), at);
                 app.send(
                     from.worker as usize,
@@ -792,102 +790,11 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
                         frame,
                     },
                 );
-            };
-            let key = msg_id.as_deref().map(|m| {
-                let sender = user.clone().map_or(Sender::Conn(from), Sender::User);
-                DedupKey::new(name, sender, m)
             });
-            if let Some(seen) = key.as_ref().and_then(|k| app.dedup.borrow().seen(k, now)) {
-                // A retry: the original answer, nothing delivered again.
-                worker.stats().publishes_deduplicated.add(1);
-                return answer(seen);
-            }
-            let mut store = app.store.borrow_mut();
-            let keep = store.keeps_history(name);
-            if !keep && !app.owned.borrow().contains(name) {
-                // Nobody to deliver to and nothing to keep: no offset is taken.
-                drop(store);
-                answer(None);
-                if let Some(key) = key {
-                    app.dedup.borrow_mut().remember(key, None, now);
-                }
-                return;
-            }
-            let at = store.append(name, now);
-            let frame = if keep {
-                // A kept frame gets an allocation of its own, so holding it pins no other frame.
-                let mut own = BytesMut::with_capacity(render::message_capacity(
-                    name,
-                    user.as_deref(),
-                    &payload,
-                ));
-                render::message_by(
-                    &mut own,
-                    name,
-                    at.offset,
-                    from,
-                    user.as_deref(),
-                    ts,
-                    &payload,
-                )
-            } else {
-                render::message_by(
-                    &mut app.arena.borrow_mut(),
-                    name,
-                    at.offset,
-                    from,
-                    user.as_deref(),
-                    ts,
-                    &payload,
-                )
-            };
-            store.record(
-                name,
-                Entry {
-                    offset: at.offset,
-                    frame: frame.clone(),
-                },
-                now,
-            );
-            drop(store);
-            if let Some(key) = key {
-                app.dedup.borrow_mut().remember(key, Some(at), now);
-            }
-            // The reply goes before the frame on the same channel: the publisher reads its offset,
-            // then (with echo) the message.
-            answer(Some(at));
-            // Encoded once (and compressed once, when it is); each member worker gets the same
-            // buffers (reference counts only).
-            let frame = worker.compression.room_frame(frame);
-            for w in app.owned.borrow().workers_of(name, Audience::Members) {
-                let skip = (!echo && from.worker as usize == w).then_some(from.key);
-                app.send(
-                    w,
-                    MeshMsg::Deliver {
-                        room: room.clone(),
-                        audience: Audience::Members,
-                        frame: frame.clone(),
-                        skip,
-                    },
-                );
-            }
         }
+        MeshMsg::Api(call) => super::api::on_mesh(worker, call),
         MeshMsg::Presence { room, conn, id } => {
-            let owned = app.owned.borrow();
-            let members = owned.members(&room);
-            let count = members.len();
-            let frame = render::presence(
-                &mut app.arena.borrow_mut(),
-                id.as_deref(),
-                &room,
-                count,
-                members.map(|(conn, info)| render::Member {
-                    conn,
-                    user: info.user.as_deref(),
-                    name: info.name.as_deref(),
-                }),
-            );
-            drop(owned);
+            let frame = presence_at_owner(worker, &room, id.as_deref());
             app.send(
                 conn.worker as usize,
                 MeshMsg::ToConn {
@@ -939,33 +846,7 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
                 }
                 return;
             }
-            let store = app.store.borrow();
-            let now = worker.now();
-            let mut frames = Vec::new();
-            let recovered = match &resume {
-                Some(r) => Some(
-                    store.replay(&room, since(r), app.max_recovery, now, &mut frames)
-                        == Recovery::Recovered,
-                ),
-                None => {
-                    let n = limit.map_or(app.max_recovery, |l| {
-                        usize::try_from(l)
-                            .unwrap_or(usize::MAX)
-                            .min(app.max_recovery)
-                    });
-                    store.last(&room, n, now, &mut frames);
-                    None
-                }
-            };
-            let frame = render::history(
-                &mut app.arena.borrow_mut(),
-                id.as_deref(),
-                &room,
-                store.position(&room),
-                recovered,
-                &frames,
-            );
-            drop(store);
+            let frame = history_at_owner(worker, &room, id.as_deref(), limit, resume.as_ref());
             app.send(
                 conn.worker as usize,
                 MeshMsg::ToConn {
@@ -1120,4 +1001,167 @@ fn cluster_joined(
     if ok {
         announce(worker, true, &room, conn, &info);
     }
+}
+
+/// A publish at the room's owner, from a `/ws` connection or the server API alike: deduplicates
+/// by `msg_id`, assigns the offset, renders the frame once, keeps it in history and fans it out.
+/// `answer` gets the position (or the original one for a retry, or `None` when no offset was
+/// taken) before any frame of the message is sent, so a publisher reads its offset first.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn publish_at_owner(
+    worker: &Worker,
+    room: Bytes,
+    from: ConnId,
+    user: Option<std::sync::Arc<str>>,
+    payload: Bytes,
+    echo: bool,
+    msg_id: Option<Box<str>>,
+    answer: impl FnOnce(Option<crate::room::stream::Position>),
+) {
+    let app = &worker.app;
+    let name = room_str(&room);
+    let ts = unix_now(worker);
+    let now = worker.now();
+    let key = msg_id.as_deref().map(|m| {
+        let sender = user.clone().map_or(Sender::Conn(from), Sender::User);
+        DedupKey::new(name, sender, m)
+    });
+    if let Some(seen) = key.as_ref().and_then(|k| app.dedup.borrow().seen(k, now)) {
+        // A retry: the original answer, nothing delivered again.
+        worker.stats().publishes_deduplicated.add(1);
+        return answer(seen);
+    }
+    let mut store = app.store.borrow_mut();
+    let keep = store.keeps_history(name);
+    if !keep && !app.owned.borrow().contains(name) {
+        // Nobody to deliver to and nothing to keep: no offset is taken.
+        drop(store);
+        answer(None);
+        if let Some(key) = key {
+            app.dedup.borrow_mut().remember(key, None, now);
+        }
+        return;
+    }
+    let at = store.append(name, now);
+    let frame = if keep {
+        // A kept frame gets an allocation of its own, so holding it pins no other frame.
+        let mut own =
+            BytesMut::with_capacity(render::message_capacity(name, user.as_deref(), &payload));
+        render::message_by(
+            &mut own,
+            name,
+            at.offset,
+            from,
+            user.as_deref(),
+            ts,
+            &payload,
+        )
+    } else {
+        render::message_by(
+            &mut app.arena.borrow_mut(),
+            name,
+            at.offset,
+            from,
+            user.as_deref(),
+            ts,
+            &payload,
+        )
+    };
+    store.record(
+        name,
+        Entry {
+            offset: at.offset,
+            frame: frame.clone(),
+        },
+        now,
+    );
+    drop(store);
+    if let Some(key) = key {
+        app.dedup.borrow_mut().remember(key, Some(at), now);
+    }
+    // The reply goes before the frame on the same channel: the publisher reads its offset,
+    // then (with echo) the message.
+    answer(Some(at));
+    // Encoded once (and compressed once, when it is); each member worker gets the same buffers
+    // (reference counts only).
+    let frame = worker.compression.room_frame(frame);
+    for w in app.owned.borrow().workers_of(name, Audience::Members) {
+        let skip = (!echo && from.worker as usize == w).then_some(from.key);
+        app.send(
+            w,
+            MeshMsg::Deliver {
+                room: room.clone(),
+                audience: Audience::Members,
+                frame: frame.clone(),
+                skip,
+            },
+        );
+    }
+}
+
+/// The `presence` frame of `room`, at its owner (for a `/ws` client or the server API).
+pub(super) fn presence_at_owner(worker: &Worker, room: &str, id: Option<&str>) -> Bytes {
+    let app = &worker.app;
+    let owned = app.owned.borrow();
+    let members = owned.members(room);
+    let count = members.len();
+    render::presence(
+        &mut app.arena.borrow_mut(),
+        id,
+        room,
+        count,
+        members.map(|(conn, info)| render::Member {
+            conn,
+            user: info.user.as_deref(),
+            name: info.name.as_deref(),
+        }),
+    )
+}
+
+/// The `history` frame of `room`, at its owner: after `resume` (all or nothing), or the last
+/// `limit` messages, at most `max_recovery_messages` either way.
+pub(super) fn history_at_owner(
+    worker: &Worker,
+    room: &str,
+    id: Option<&str>,
+    limit: Option<u64>,
+    resume: Option<&Resume>,
+) -> Bytes {
+    let app = &worker.app;
+    let store = app.store.borrow();
+    let now = worker.now();
+    let mut frames = Vec::new();
+    let recovered = match resume {
+        Some(r) => Some(
+            store.replay(room, since(r), app.max_recovery, now, &mut frames) == Recovery::Recovered,
+        ),
+        None => {
+            let n = limit.map_or(app.max_recovery, |l| {
+                usize::try_from(l)
+                    .unwrap_or(usize::MAX)
+                    .min(app.max_recovery)
+            });
+            store.last(room, n, now, &mut frames);
+            None
+        }
+    };
+    render::history(
+        &mut app.arena.borrow_mut(),
+        id,
+        room,
+        store.position(room),
+        recovered,
+        &frames,
+    )
+}
+
+/// The rooms this worker owns whose name starts with `prefix`, with their member counts.
+pub(super) fn room_counts(worker: &Worker, prefix: &str) -> Vec<(Box<str>, usize)> {
+    worker
+        .app
+        .owned
+        .borrow()
+        .counts(prefix)
+        .map(|(name, n)| (name.into(), n))
+        .collect()
 }

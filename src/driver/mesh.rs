@@ -223,6 +223,8 @@ pub enum MeshMsg {
         /// The acknowledging connection (it gets the reply).
         conn: ConnId,
     },
+    /// A server API call for this worker (see [`super::api::Call`]).
+    Api(super::api::Call),
 }
 
 /// The sending side of one worker's inbox.

@@ -5,10 +5,12 @@
 //!
 //! - [`Server::start`] binds the workers' listeners (one shared socket, or one `SO_REUSEPORT`
 //!   socket each with `reuse_port`) and starts the workers;
-//!   [`Server::shutdown`] begins the graceful drain; [`Server::wait`] joins the workers.
+//!   [`Server::shutdown`] begins the graceful drain;
+//!   with `api_listen`, the same again for the server API's listeners ([`api`]); [`Server::wait`] joins the workers.
 //! - [`run`] is the binary's entry point: a server plus SIGTERM/SIGINT handling.
 
 mod admission;
+mod api;
 mod app;
 mod compress;
 mod connection;
@@ -36,6 +38,7 @@ pub use worker::Shared;
 /// A running server: its workers, their inboxes and the address they listen on.
 pub struct Server {
     local_addr: SocketAddr,
+    api_addr: Option<SocketAddr>,
     outboxes: Vec<mesh::Outbox>,
     threads: Vec<JoinHandle<io::Result<()>>>,
     shared: Arc<Shared>,
@@ -56,6 +59,15 @@ impl Server {
         let workers = config.workers;
         let (listeners, local_addr) =
             listener::bind(config.listen, workers, config.backlog, config.reuse_port)?;
+        let api_keys = api_keys(&config)?;
+        let (api_listeners, api_addr) = match config.api_listen {
+            Some(addr) => {
+                let (sockets, bound) =
+                    listener::bind(addr, workers, config.backlog, config.reuse_port)?;
+                (sockets.into_iter().map(Some).collect(), Some(bound))
+            }
+            None => ((0..workers).map(|_| None).collect::<Vec<_>>(), None),
+        };
         let pin = config.pin;
         let shared = Arc::new(Shared {
             stats: (0..workers).map(|_| WorkerStats::default()).collect(),
@@ -67,6 +79,7 @@ impl Server {
                 .cluster
                 .is_some()
                 .then(|| Arc::new(crate::cluster::ClusterStatus::default())),
+            api_keys,
             config,
         });
         let (outboxes, mut inboxes) = mesh::mesh(workers);
@@ -97,7 +110,8 @@ impl Server {
             Vec::new()
         };
         let mut threads = Vec::with_capacity(workers);
-        for (id, (listener, inbox)) in listeners.into_iter().zip(inboxes).enumerate() {
+        let sockets = listeners.into_iter().zip(api_listeners);
+        for (id, ((listener, api_listener), inbox)) in sockets.zip(inboxes).enumerate() {
             let shared = shared.clone();
             let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
             let thread = std::thread::Builder::new()
@@ -112,13 +126,17 @@ impl Server {
                             );
                         }
                     }
-                    worker::run(id, shared, listener, inbox)
+                    worker::run(id, shared, listener, api_listener, inbox)
                 })?;
             threads.push(thread);
         }
         tracing::info!(listen = %local_addr, workers, pin, "ringcast listening");
+        if let Some(api) = api_addr {
+            tracing::info!(api = %api, "ringcast API listening");
+        }
         Ok(Server {
             local_addr,
+            api_addr,
             outboxes,
             threads,
             shared,
@@ -128,6 +146,11 @@ impl Server {
     /// The address every worker listens on (the real port when the config said port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the server API (`api_listen`, with its real port), when it is on.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api_addr
     }
 
     /// Counters and flags shared by the workers.
@@ -185,6 +208,32 @@ pub fn run(config: Config, policy: Policy) -> io::Result<()> {
             _ = int.recv() => second_signal(),
         }
     })
+}
+
+/// The server API's keys: `api_key` and those of `api_key_file`. With `api_listen` set, at least
+/// one is needed (an API nobody can call is a misconfiguration, refused at start-up).
+fn api_keys(config: &Config) -> io::Result<crate::api::ApiKeys> {
+    let mut keys = crate::api::ApiKeys::default();
+    if config.api_listen.is_none() {
+        return Ok(keys);
+    }
+    keys.extend(config.api_key.iter().cloned());
+    if let Some(path) = &config.api_key_file {
+        let from_file = crate::config::read_api_key_file(path).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("api_key_file {}: {e}", path.display()),
+            )
+        })?;
+        keys.extend(from_file);
+    }
+    if keys.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "api_listen is set but no API key is: set api_key (RINGCAST_API_KEY) or api_key_file",
+        ));
+    }
+    Ok(keys)
 }
 
 fn second_signal() -> ! {

@@ -299,55 +299,36 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
         } => {
             // Put in the mesh from a `&str` by `on_send`.
             let user = std::str::from_utf8(&user).expect("user ids in the mesh are UTF-8");
-            let n = users.ids.borrow_mut().assign();
-            let sessions = users.sessions.borrow();
-            let conns = sessions.conns(user);
-            let online = !conns.is_empty();
-            let message = UserMessage {
-                n,
+            let receipt_id = id.clone();
+            send_at_owner(
+                worker,
+                user,
                 from,
                 sender,
-                ts: super::app::unix_now(worker),
                 payload,
                 ack,
-                receipt: receipt.then(|| Receipt {
-                    to: from,
-                    id: id.clone(),
-                }),
-            };
-            if ack || !online {
-                // Kept: its own copy of the payload, so the inbox holds (and is charged for)
-                // exactly the payload and not the whole envelope it arrived in.
-                let kept = UserMessage {
-                    payload: Bytes::copy_from_slice(&message.payload),
-                    ..message.clone()
-                };
-                let pushed = users.inbox.borrow_mut().push(user, kept, online, now);
-                if let Err(full) = pushed {
-                    worker.stats().inbox_refused[full.index()].add(1);
-                    let frame = render::reply_err(
-                        &mut worker.app.arena.borrow_mut(),
-                        id.as_deref(),
-                        ErrorCode::InboxFull,
-                        full,
-                    );
-                    return to_conn(worker, from, frame);
-                }
-            }
-            worker.stats().user_messages.add(1);
-            let reply = {
-                let ids = users.ids.borrow();
-                render::reply_ok_msg(&mut worker.app.arena.borrow_mut(), id.as_deref(), ids.id(n))
-            };
-            to_conn(worker, from, reply);
-            if online {
-                deliver(worker, &message, false, conns);
-                if receipt && !ack {
-                    send_receipt(worker, user, &message);
-                }
-            }
-            drop(sessions);
-            gauges(worker);
+                receipt,
+                receipt_id,
+                |result| {
+                    let frame = match result {
+                        Ok(n) => {
+                            let ids = users.ids.borrow();
+                            render::reply_ok_msg(
+                                &mut worker.app.arena.borrow_mut(),
+                                id.as_deref(),
+                                ids.id(n),
+                            )
+                        }
+                        Err(full) => render::reply_err(
+                            &mut worker.app.arena.borrow_mut(),
+                            id.as_deref(),
+                            ErrorCode::InboxFull,
+                            full,
+                        ),
+                    };
+                    to_conn(worker, from, frame);
+                },
+            );
         }
         MeshMsg::UserAck { user, msg_id, conn } => {
             let n = users.ids.borrow().parse(&msg_id);
@@ -397,4 +378,103 @@ pub fn on_tick(worker: &Worker, now: u64) {
     scratch.clear();
     *users.scratch.borrow_mut() = scratch;
     gauges(worker);
+}
+
+/// A message to `user` at its owner, from a `/ws` connection or the server API alike: assigns
+/// its id, keeps it in the inbox when it must, and delivers it to every live connection of the
+/// user. `answer` gets the message's number (or the inbox's refusal) before any delivery; with
+/// `receipt`, the sender gets a `delivered` receipt carrying its `id`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn send_at_owner(
+    worker: &Worker,
+    user: &str,
+    from: ConnId,
+    sender: Option<std::sync::Arc<str>>,
+    payload: Bytes,
+    ack: bool,
+    receipt: bool,
+    id: Option<Box<str>>,
+    answer: impl FnOnce(Result<u64, crate::user::inbox::InboxFull>),
+) {
+    let users = &worker.app.users;
+    let now = worker.now();
+    let n = users.ids.borrow_mut().assign();
+    let sessions = users.sessions.borrow();
+    let conns = sessions.conns(user);
+    let online = !conns.is_empty();
+    let message = UserMessage {
+        n,
+        from,
+        sender,
+        ts: super::app::unix_now(worker),
+        payload,
+        ack,
+        receipt: receipt.then_some(Receipt { to: from, id }),
+    };
+    if ack || !online {
+        // Kept: its own copy of the payload, so the inbox holds (and is charged for)
+        // exactly the payload and not the whole envelope it arrived in.
+        let kept = UserMessage {
+            payload: Bytes::copy_from_slice(&message.payload),
+            ..message.clone()
+        };
+        let pushed = users.inbox.borrow_mut().push(user, kept, online, now);
+        if let Err(full) = pushed {
+            worker.stats().inbox_refused[full.index()].add(1);
+            return answer(Err(full));
+        }
+    }
+    worker.stats().user_messages.add(1);
+    answer(Ok(n));
+    if online {
+        deliver(worker, &message, false, conns);
+        if receipt && !ack {
+            send_receipt(worker, user, &message);
+        }
+    }
+    drop(sessions);
+    gauges(worker);
+}
+
+/// `POST /api/send` at the user's owner: the same path as a `/ws` send; `reply` gets the
+/// message id, or the inbox's refusal.
+pub(super) fn api_send(
+    worker: &Worker,
+    user: &str,
+    payload: Bytes,
+    ack: bool,
+    reply: tokio::sync::oneshot::Sender<Result<String, String>>,
+) {
+    let users = &worker.app.users;
+    send_at_owner(
+        worker,
+        user,
+        crate::api::API_SENDER,
+        None,
+        payload,
+        ack,
+        false,
+        None,
+        |result| {
+            let _ = reply.send(match result {
+                Ok(n) => Ok(users.ids.borrow().id(n).to_string()),
+                Err(full) => Err(full.to_string()),
+            });
+        },
+    );
+}
+
+/// The live connections of `user`, at its owner.
+pub(super) fn conns_of(worker: &Worker, user: &str) -> Vec<ConnId> {
+    worker.app.users.sessions.borrow().conns(user).to_vec()
+}
+
+/// Whether messages to users are possible (auth is on).
+pub(super) fn auth_on(worker: &Worker) -> bool {
+    worker.app.users.auth_on
+}
+
+/// The owner worker of `user`.
+pub(super) fn owner_of(worker: &Worker, user: &str) -> usize {
+    owner(worker, user)
 }

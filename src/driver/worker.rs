@@ -59,6 +59,8 @@ pub struct Shared {
     pub policy: Policy,
     /// The link to the cluster's Redis, when clustered (read by `/healthz` and `/metrics`).
     pub cluster: Option<Arc<crate::cluster::ClusterStatus>>,
+    /// The server API's keys (`api_key` and `api_key_file`); empty when the API is off.
+    pub api_keys: crate::api::ApiKeys,
 }
 
 impl Shared {
@@ -236,6 +238,7 @@ pub fn run(
     id: usize,
     shared: Arc<Shared>,
     listener: std::net::TcpListener,
+    api_listener: Option<std::net::TcpListener>,
     inbox: Inbox,
 ) -> std::io::Result<()> {
     let config = &shared.config;
@@ -288,6 +291,10 @@ pub fn run(
         });
         let listener = tokio_uring::net::TcpListener::from_std(listener);
         tokio_uring::spawn(accept_loop(worker.clone(), listener));
+        if let Some(api) = api_listener {
+            let api = tokio_uring::net::TcpListener::from_std(api);
+            tokio_uring::spawn(super::api::accept_loop(worker.clone(), api));
+        }
         tokio_uring::spawn(tick_loop(worker.clone()));
         tokio_uring::spawn(inbox_loop(worker.clone(), inbox));
         let reactor = tokio_uring::spawn(reactor::run(worker.clone(), poll));

@@ -261,6 +261,15 @@ impl OwnedRooms {
             .map(|(c, m)| (c, &m.info))
     }
 
+    /// The owned rooms whose name starts with `prefix`, with their member counts, in no
+    /// particular order. O(rooms owned).
+    pub fn counts<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, usize)> + 'a {
+        self.rooms
+            .iter()
+            .filter(move |(name, _)| name.starts_with(prefix))
+            .map(|(name, state)| (&**name, state.members.len()))
+    }
+
     /// Rooms with members.
     pub fn len(&self) -> usize {
         self.rooms.len()
