@@ -4,6 +4,7 @@
 //! killed mid-stream.
 
 mod cluster_support;
+mod common;
 mod rooms_client;
 
 use std::sync::atomic::{AtomicBool, Ordering};

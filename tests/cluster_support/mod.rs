@@ -7,7 +7,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -204,48 +204,7 @@ impl Drop for Node {
 }
 
 /// Starts the `ringcast` binary with `args` (plus `--listen 127.0.0.1:0`) and returns once it
-/// logs that it is listening, with the address it logged. Its stderr keeps being drained into
-/// the returned buffer. (The approach of `spawn_binary` in tests/common on `main`.)
+/// logs that it is listening ([`crate::common::spawn_binary`]).
 pub fn spawn_binary(args: &[&str]) -> (Child, SocketAddr, Arc<Mutex<String>>) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringcast"));
-    cmd.arg("serve");
-    if !args.contains(&"--listen") {
-        cmd.args(["--listen", "127.0.0.1:0"]);
-    }
-    let mut child = cmd
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ringcast");
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let log = Arc::new(Mutex::new(String::new()));
-    let addr = loop {
-        let Some(Ok(line)) = lines.next() else {
-            let _ = child.kill();
-            panic!(
-                "ringcast exited before listening; it said:\n{}",
-                log.lock().unwrap()
-            );
-        };
-        log.lock().unwrap().push_str(&line);
-        log.lock().unwrap().push('\n');
-        if line.contains("ringcast listening") {
-            let addr = line
-                .split_whitespace()
-                .find_map(|field| field.strip_prefix("listen="))
-                .expect("the listening line names its address");
-            break addr.parse().expect("a socket address");
-        }
-    };
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            let mut log = sink.lock().unwrap();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
-    (child, addr, log)
+    crate::common::spawn_binary(env!("CARGO_BIN_EXE_ringcast"), args)
 }
