@@ -709,22 +709,7 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
                     render::reply_err(&mut app.arena.borrow_mut(), id.as_deref(), e.code(), e),
                 ),
             };
-            // The result goes out before the `joined` event and any later message of the room, on
-            // the same FIFO channel: the joiner is a local member before they arrive.
-            app.send(
-                conn.worker as usize,
-                MeshMsg::JoinResult {
-                    room: room.clone(),
-                    key: conn.key,
-                    ok,
-                    watch,
-                    reply,
-                    replay,
-                },
-            );
-            if ok {
-                announce(worker, true, &room, conn, &info);
-            }
+            finish_join(worker, &room, conn, &info, watch, ok, reply, replay);
         }
         MeshMsg::Leave { room, conn, reply } => {
             let left = app.owned.borrow_mut().leave(&room, conn);
@@ -987,10 +972,27 @@ fn cluster_joined(
             (false, reply, Vec::new())
         }
     };
-    app.send(
+    finish_join(worker, &room, conn, &info, watch, ok, reply, replay);
+}
+
+/// Sends a join's result to the joiner's worker and, when it was accepted, announces the member.
+/// The result goes out before the `joined` event and any later message of the room, on the same
+/// FIFO channel: the joiner is a local member before they arrive.
+#[allow(clippy::too_many_arguments)]
+fn finish_join(
+    worker: &Worker,
+    room: &str,
+    conn: ConnId,
+    info: &MemberInfo,
+    watch: bool,
+    ok: bool,
+    reply: Bytes,
+    replay: Vec<Bytes>,
+) {
+    worker.app.send(
         conn.worker as usize,
         MeshMsg::JoinResult {
-            room: room.clone(),
+            room: room.into(),
             key: conn.key,
             ok,
             watch,
@@ -999,7 +1001,7 @@ fn cluster_joined(
         },
     );
     if ok {
-        announce(worker, true, &room, conn, &info);
+        announce(worker, true, room, conn, info);
     }
 }
 
