@@ -5,11 +5,14 @@
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use ringcast::security::auth::Verifier;
 use ringcast::security::rate::{MessageGuard, MessageLimits, PeerTable, Rate, Verdict};
+use ringcast::security::ShardedPeers;
 
 const SECRET: &[u8] = b"an-hmac-secret-of-at-least-32-bytes!";
 const NOW_S: u64 = 1_700_000_000;
@@ -46,6 +49,75 @@ fn peer_table(c: &mut Criterion) {
             table.release(ip);
         });
         assert!(table.len() <= 65_536);
+    });
+    // The same through the shared, sharded table every worker uses (the lock and the shard hash
+    // are the difference), and with a second thread hammering other addresses meanwhile.
+    g.bench_function("sharded_admit_release_distinct_ips", |b| {
+        let table = ShardedPeers::new(65_536, Some(8), Rate::new(5, 10));
+        let mut i = 0u32;
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            let ip = IpAddr::V4(Ipv4Addr::from(i));
+            assert!(table.admit(ip, u64::from(i)).is_ok());
+            table.release(ip);
+        });
+    });
+    g.bench_function("one_lock_admit_release_with_a_contending_thread", |b| {
+        // The baseline: the whole table behind one lock, as before it was sharded.
+        let table = Arc::new(Mutex::new(PeerTable::new(
+            65_536,
+            Some(8),
+            Rate::new(5, 10),
+        )));
+        let stop = Arc::new(AtomicBool::new(false));
+        let other = {
+            let (table, stop) = (Arc::clone(&table), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut j = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    j = j.wrapping_add(1);
+                    let ip = IpAddr::V4(Ipv4Addr::from(j | 0x8000_0000));
+                    if table.lock().unwrap().admit(ip, u64::from(j)).is_ok() {
+                        table.lock().unwrap().release(ip);
+                    }
+                }
+            })
+        };
+        let mut i = 0u32;
+        b.iter(|| {
+            i = i.wrapping_add(1) & 0x7fff_ffff;
+            let ip = IpAddr::V4(Ipv4Addr::from(i));
+            assert!(table.lock().unwrap().admit(ip, u64::from(i)).is_ok());
+            table.lock().unwrap().release(ip);
+        });
+        stop.store(true, Ordering::Relaxed);
+        other.join().unwrap();
+    });
+    g.bench_function("sharded_admit_release_with_a_contending_thread", |b| {
+        let table = Arc::new(ShardedPeers::new(65_536, Some(8), Rate::new(5, 10)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let other = {
+            let (table, stop) = (Arc::clone(&table), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut j = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    j = j.wrapping_add(1);
+                    let ip = IpAddr::V4(Ipv4Addr::from(j | 0x8000_0000));
+                    if table.admit(ip, u64::from(j)).is_ok() {
+                        table.release(ip);
+                    }
+                }
+            })
+        };
+        let mut i = 0u32;
+        b.iter(|| {
+            i = i.wrapping_add(1) & 0x7fff_ffff;
+            let ip = IpAddr::V4(Ipv4Addr::from(i));
+            assert!(table.admit(ip, u64::from(i)).is_ok());
+            table.release(ip);
+        });
+        stop.store(true, Ordering::Relaxed);
+        other.join().unwrap();
     });
     g.finish();
 }

@@ -714,9 +714,10 @@ options! {
             example "192.168.0.0/24", bad "::1/129";
         /// Most open connections from one client address; more get 503. Default 0 (no
         /// per-address cap, only `max_connections`): loopback load tests and offices behind one
-        /// NAT share an address. Cost: one mutex-guarded hash lookup per accept and close; the
-        /// per-IP table keeps at most [`TRACKED_IPS`](crate::security::TRACKED_IPS) idle entries
-        /// (≈ 3 MiB). Set it (e.g. 100) on a public endpoint.
+        /// NAT share an address. Cost: one hash lookup under one of 64 shard locks per accept
+        /// and close; the per-IP table keeps at most
+        /// [`TRACKED_IPS`](crate::security::TRACKED_IPS) idle entries (≈ 3 MiB). Set it (e.g.
+        /// 100) on a public endpoint.
         MaxConnectionsPerIp max_connections_per_ip: u32 as Count = 0,
             group "Rate limits",
             help "Most open connections from one client address (503 past it); 0: off",

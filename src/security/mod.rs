@@ -26,17 +26,19 @@
 //! Never does I/O, never reads a clock (time comes in as [`Now`] or a tick in ms), never logs:
 //! the driver counts and logs each [`Refusal`] once, by its [`Refusal::label`]. The one exception
 //! is [`Policy::from_config`] / [`read_public_key`], which read the PEM file at start-up. The
-//! per-IP table is shared by all workers behind a mutex taken once per accept and once per
-//! close, never per message.
+//! per-IP table is shared by all workers, a lock taken once per accept and once per
+//! close, never per message, split into shards ([`peers`]) so workers admitting different
+//! addresses do not wait on one lock.
 
 pub mod auth;
 pub mod config;
 pub mod ip;
 pub mod origin;
+pub mod peers;
 pub mod rate;
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use bytes::BufMut;
 use thiserror::Error;
@@ -50,6 +52,7 @@ pub use config::{
 };
 pub use ip::{Cidr, IpError, IpRules};
 pub use origin::{OriginError, OriginPolicy};
+pub use peers::{ShardedPeers, PEER_SHARDS};
 pub use rate::{MessageGuard, MessageLimits, PeerLimit, PeerTable, Rate, TokenBucket, Verdict};
 
 /// Addresses the per-IP table remembers while idle (see [`PeerTable`]); about 48 bytes each,
@@ -164,7 +167,7 @@ impl Refusal {
 pub struct PeerPermit {
     /// The table holding the count, or `None` when nothing was counted (limits off, or a
     /// trusted proxy whose clients are counted in [`Policy::admit_request`]).
-    table: Option<Arc<Mutex<PeerTable>>>,
+    table: Option<Arc<ShardedPeers>>,
     ip: IpAddr,
 }
 
@@ -188,7 +191,7 @@ impl PeerPermit {
 impl Drop for PeerPermit {
     fn drop(&mut self) {
         if let Some(table) = self.table.take() {
-            lock(&table).release(self.ip);
+            table.release(self.ip);
         }
     }
 }
@@ -203,14 +206,6 @@ pub struct Admitted {
     /// The forwarded client's per-IP slot, when the peer is a trusted proxy (keep it for the
     /// connection's life, like the accept permit).
     pub forwarded_permit: Option<PeerPermit>,
-}
-
-/// Locks the table; a panic while holding it cannot leave it inconsistent (every update is a
-/// single field write), so a poisoned lock is used as is.
-fn lock(table: &Mutex<PeerTable>) -> MutexGuard<'_, PeerTable> {
-    table
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Every security rule of a server, built once from a [`SecurityConfig`] and meant to be shared
@@ -228,7 +223,7 @@ pub struct Policy {
     /// The keys; present whenever `auth` is not off (validation guarantees a key then).
     verifier: Option<Verifier>,
     /// Per-IP counts and handshake buckets, shared with every [`PeerPermit`].
-    peers: Arc<Mutex<PeerTable>>,
+    peers: Arc<ShardedPeers>,
     /// `true` when neither per-IP limit is on, so the table is never touched.
     peers_disabled: bool,
     /// `message_rate` / `message_burst` / `message_bytes_rate`.
@@ -288,7 +283,7 @@ impl Policy {
             auth: config.auth,
             verifier,
             peers_disabled: per_ip.is_none() && handshake.is_none(),
-            peers: Arc::new(Mutex::new(PeerTable::new(TRACKED_IPS, per_ip, handshake))),
+            peers: Arc::new(ShardedPeers::new(TRACKED_IPS, per_ip, handshake)),
             messages: MessageLimits {
                 messages: Rate::new(
                     u64::from(config.message_rate),
@@ -317,14 +312,12 @@ impl Policy {
         if self.peers_disabled {
             return Ok(PeerPermit { table: None, ip });
         }
-        lock(&self.peers)
-            .admit(ip, tick_ms)
-            .map_err(|limit| match limit {
-                PeerLimit::Connections { limit } => Refusal::TooManyConnections { limit },
-                PeerLimit::HandshakeRate { retry_after_ms } => Refusal::HandshakeRate {
-                    retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
-                },
-            })?;
+        self.peers.admit(ip, tick_ms).map_err(|limit| match limit {
+            PeerLimit::Connections { limit } => Refusal::TooManyConnections { limit },
+            PeerLimit::HandshakeRate { retry_after_ms } => Refusal::HandshakeRate {
+                retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
+            },
+        })?;
         Ok(PeerPermit {
             table: Some(Arc::clone(&self.peers)),
             ip,
@@ -406,12 +399,12 @@ impl Policy {
 
     /// Open connections counted for `ip` (for /metrics and tests).
     pub fn connections_from(&self, ip: IpAddr) -> u32 {
-        lock(&self.peers).active(ip)
+        self.peers.active(ip)
     }
 
     /// Addresses the per-IP table remembers (bounded; see [`PeerTable`]).
     pub fn tracked_addresses(&self) -> usize {
-        lock(&self.peers).len()
+        self.peers.len()
     }
 }
 
