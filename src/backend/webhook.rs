@@ -173,7 +173,7 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration, rng: &mut Rng) -> Du
         .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
         .min(cap);
     let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(if ms == 0 { 0 } else { rng.next() % ms })
+    Duration::from_millis(if ms == 0 { 0 } else { rng.next_u64() % ms })
 }
 
 /// One log line when a burst of drops begins and one when it ends, whatever its length.

@@ -338,7 +338,7 @@ pub fn on_message(
                 return;
             };
             if let Err(e) = start_join(worker, conn, key, room, join) {
-                return reply(machine, id, Err((e.code(), &e)));
+                reply(machine, id, Err((e.code(), &e)));
             }
         }
         Command::Leave { room, id } => {
@@ -813,7 +813,7 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             });
         }
         MeshMsg::Api(call) => super::api::on_mesh(worker, call),
-        MeshMsg::JoinAuthorized(answer) => hooks::on_authorized(worker, answer),
+        MeshMsg::JoinAuthorized(answer) => hooks::on_authorized(worker, *answer),
         MeshMsg::Presence { room, conn, id } => {
             let frame = presence_at_owner(worker, &room, id.as_deref());
             app.send(

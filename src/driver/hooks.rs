@@ -153,8 +153,8 @@ pub fn authorize_join(
 /// The authorizer's answer, at the joiner's worker: the join goes ahead, or is refused with
 /// `forbidden` (the backend's reason) or `unavailable` (fail closed). Dropped when the
 /// connection went away meanwhile.
-pub fn on_authorized(worker: &Rc<Worker>, answer: Box<JoinAnswer>) {
-    let JoinAnswer { ask, verdict } = *answer;
+pub fn on_authorized(worker: &Rc<Worker>, answer: JoinAnswer) {
+    let JoinAnswer { ask, verdict } = answer;
     let key = ask.conn.key;
     let conn = worker.table.borrow().get(key).cloned();
     let Some(conn) = conn.filter(|c| super::app::in_session(c, key)) else {

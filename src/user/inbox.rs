@@ -610,12 +610,16 @@ mod tests {
         s.push(&ann, msg(1, true, 10), true, 0).unwrap();
         s.push(&bob, msg(2, false, 10), false, 1_000).unwrap();
         let mut out = Vec::new();
-        assert_eq!(s.poll(59_999, &|_| false, &mut out, &mut |_, _, _| {}), 0);
-        assert_eq!(s.poll(60_000, &|_| false, &mut out, &mut |_, _, _| {}), 1);
+        // Each expired message is shown with its user and how often it was delivered.
+        let mut gone: Vec<(String, u64, u32)> = Vec::new();
+        let mut seen = |u: &Arc<str>, m: &UserMessage, d: u32| gone.push((u.to_string(), m.n, d));
+        assert_eq!(s.poll(59_999, &|_| false, &mut out, &mut seen), 0);
+        assert_eq!(s.poll(60_000, &|_| false, &mut out, &mut seen), 1);
         assert_eq!(s.user_usage("ann"), Usage::default());
-        assert_eq!(s.poll(61_000, &|_| false, &mut out, &mut |_, _, _| {}), 1);
+        assert_eq!(s.poll(61_000, &|_| false, &mut out, &mut seen), 1);
         assert_eq!(s.usage(), Usage::default());
         assert!(out.is_empty());
+        assert_eq!(gone, [("ann".to_owned(), 1, 1), ("bob".to_owned(), 2, 0)]);
     }
 
     #[test]
