@@ -412,3 +412,36 @@ fn the_binary_refuses_a_webhook_url_without_a_secret_with_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_publish_through_the_server_api_raises_the_same_event_marked_api() {
+    const API_KEY: &str = "webhook-api-key-0123456789";
+    let receiver = Receiver::start(|_| Answer::status(200));
+    let server = server(receiver.url("/hooks"), |c| {
+        c.webhook_events = vec!["publish".into()];
+        c.api_listen = Some("127.0.0.1:0".parse().unwrap());
+        c.api_key = vec![Secret(API_KEY.into())];
+    });
+    // A member, so the publish takes an offset.
+    let mut member = Client::connect(&server.url("/ws")).await;
+    member.ok(json!({"type":"join","room":"news"})).await;
+    let api = server.api_addr().expect("the API listens");
+    let body = json!({"room":"news","payload":{"title":"hello"}}).to_string();
+    let request = format!(
+        "POST /api/publish HTTP/1.1\r\nHost: x\r\nAuthorization: apikey {API_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (head, answer) = common::http_request(api, &request);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let offset = serde_json::from_str::<Value>(&answer).unwrap()["offset"]
+        .as_u64()
+        .expect("an offset");
+    let requests = receiver.wait_until("the publish event", |r| !accepted_events(r).is_empty());
+    let events = accepted_events(&requests);
+    assert_eq!(events[0]["type"], "publish");
+    assert_eq!(events[0]["conn"], "api");
+    assert_eq!(events[0]["user"], Value::Null);
+    assert_eq!(events[0]["offset"], offset);
+    assert_eq!(events[0]["payload"], json!({"title":"hello"}));
+}
