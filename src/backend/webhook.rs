@@ -146,14 +146,10 @@ pub fn start(config: WebhookConfig) -> std::io::Result<Webhooks> {
     let (tx, rx) = mpsc::channel(config.queue_size);
     let status = Arc::new(WebhookStatus::default());
     let handle = Webhooks {
-        tx: tx.clone(),
+        tx,
         events: config.events,
         status: status.clone(),
     };
-    // The sender watches the queue's length through a weak handle, so it does not keep the
-    // channel open once the server is gone.
-    let weak = tx.downgrade();
-    drop(tx);
     std::thread::Builder::new()
         .name("ringcast-webhook".into())
         .spawn(move || {
@@ -161,7 +157,7 @@ pub fn start(config: WebhookConfig) -> std::io::Result<Webhooks> {
                 .enable_all()
                 .build()
                 .expect("the webhook runtime starts");
-            rt.block_on(run(config, rx, weak, status));
+            rt.block_on(run(config, rx, status));
         })?;
     Ok(handle)
 }
@@ -214,12 +210,7 @@ impl OverflowLog {
     }
 }
 
-async fn run(
-    config: WebhookConfig,
-    mut rx: mpsc::Receiver<Event>,
-    queue: mpsc::WeakSender<Event>,
-    status: Arc<WebhookStatus>,
-) {
+async fn run(config: WebhookConfig, mut rx: mpsc::Receiver<Event>, status: Arc<WebhookStatus>) {
     let client = Client::new(config.target.clone(), config.timeout);
     let mut batch: Vec<Event> = Vec::with_capacity(config.batch_size);
     let mut seq = 0u64;
@@ -257,10 +248,7 @@ async fn run(
                 }
             }
         }
-        if let Some(tx) = queue.upgrade() {
-            let waiting = tx.max_capacity() - tx.capacity();
-            status.queued.store(waiting as u64, Ordering::Relaxed);
-        }
+        status.queued.store(rx.len() as u64, Ordering::Relaxed);
         let body = render_batch(&config.node, seq, &batch);
         let mut attempt = 0u32;
         loop {
@@ -295,7 +283,8 @@ async fn run(
                 );
             }
             log_overflow(&mut overflow, false);
-            if rx.is_closed() && queue.upgrade().is_none() {
+            status.queued.store(rx.len() as u64, Ordering::Relaxed);
+            if rx.is_closed() {
                 // The server is gone: nobody will retry what is left.
                 let left = batch.len() + rx.len();
                 status
