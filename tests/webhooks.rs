@@ -448,3 +448,61 @@ async fn a_publish_through_the_server_api_raises_the_same_event_marked_api() {
     assert_eq!(events[0]["offset"], offset);
     assert_eq!(events[0]["payload"], json!({"title":"hello"}));
 }
+
+#[tokio::test]
+async fn an_outage_and_its_overflow_are_logged_once_each_not_per_event() {
+    let port = refused_port();
+    let url = format!("http://{port}/hooks");
+    let (mut child, addr, log) = common::spawn_binary(
+        env!("CARGO_BIN_EXE_ringcast"),
+        &[
+            "--workers",
+            "1",
+            "--webhook-url",
+            &url,
+            "--webhook-events",
+            "publish",
+            "--webhook-queue-size",
+            "4",
+            "--webhook-batch-size",
+            "2",
+            "--webhook-retry-max-delay",
+            "50ms",
+            "--webhook-secret",
+            HOOK_SECRET,
+        ],
+    );
+    let mut client = Client::connect(&format!("ws://{addr}/ws")).await;
+    publish_many(&mut client, "feed", 40).await;
+    let metrics = || http_get(addr, "/metrics");
+    let dropped = |m: &str| -> u64 {
+        m.lines()
+            .find_map(|l| {
+                l.strip_prefix("ringcast_webhook_dropped_total{reason=\"queue_full\"} ")?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    wait_for("the overflow is counted", || {
+        dropped(&metrics()) >= 40 - 4 - 2
+    });
+    // The backend comes back: the queue drains and the burst's end is logged.
+    let receiver = Receiver::start_at(port, |_| Answer::status(200));
+    receiver.wait_until("the kept events arrive", |r| {
+        offsets_of(&accepted_events(r)).len() as u64 + dropped(&metrics()) == 40
+    });
+    // One more event after the burst: delivered, and it ends the burst in the log.
+    publish_many(&mut client, "feed2", 1).await;
+    wait_for("the end of the burst is logged", || {
+        log.lock().unwrap().contains("webhook queue has room again")
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = log.lock().unwrap().clone();
+    let count = |needle: &str| log.matches(needle).count();
+    assert_eq!(count("webhook delivery failed"), 1, "{log}");
+    assert_eq!(count("webhook queue full"), 1, "{log}");
+    assert_eq!(count("webhook queue has room again"), 1, "{log}");
+    assert_eq!(count("webhook backend takes events again"), 1, "{log}");
+}
