@@ -189,7 +189,7 @@ fn server_with_ttl_zero(backend: &Receiver) -> TestServer {
 #[tokio::test]
 async fn a_backend_that_is_down_refuses_joins_when_fail_closed_and_allows_them_when_fail_open() {
     let down = refused_port();
-    let closed = server(format!("http://{down}/authorize"), |_| {});
+    let closed = server(format!("http://{}/authorize", down.addr), |_| {});
     let mut client = Client::connect(&closed.url("/ws")).await;
     client
         .fails(json!({"type":"join","room":"lobby"}), "unavailable")
@@ -207,7 +207,7 @@ async fn a_backend_that_is_down_refuses_joins_when_fail_closed_and_allows_them_w
         .await;
     assert_eq!(metric(&closed, "ringcast_authorize_join_requests_total"), 2);
 
-    let open = server(format!("http://{down}/authorize"), |c| {
+    let open = server(format!("http://{}/authorize", down.addr), |c| {
         c.authorize_join_fail_open = true;
     });
     let mut client = Client::connect(&open.url("/ws")).await;

@@ -15,8 +15,10 @@
 //!   and signature, after a delay drawn uniformly in `[0, min(cap, 100ms × 2^attempt))` (full
 //!   jitter, cap `webhook_retry_max_delay`) — forever, while the server runs;
 //! - while a batch is retried the next events wait in the channel behind it, so events arrive in
-//!   the order the channel took them, within a batch and across retries, and what is lost when
-//!   the backend stays down is the newest events, never a gap in the middle of what is delivered.
+//!   the order the channel took them, within a batch and across retries. An event refused by a
+//!   full channel is lost: while the backend stays down (nothing leaves the channel) that is the
+//!   newest events; when the sender merely falls behind, a loss can fall between two delivered
+//!   events, whose `id`s are consecutive all the same (ids are given as the sender takes events).
 //!
 //! Delivery is at least once: a backend that processed a batch but answered too late gets it
 //! again; every event carries an `id` (`<node>-<sequence>`) to deduplicate on. Events still queued

@@ -164,11 +164,30 @@ impl Drop for Receiver {
     }
 }
 
-/// A port nothing listens on now (bound, then released): connections to it are refused until a
-/// test starts a [`Receiver`] there.
-pub fn refused_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+/// A port held by a socket that is bound but not listening: connections to it are refused, and
+/// no other test can take it meanwhile (the socket is bound without `SO_REUSEADDR`, so a later
+/// bind to the port fails and port 0 never picks it) until [`RefusedPort::release`].
+pub struct RefusedPort {
+    socket: socket2::Socket,
+    pub addr: SocketAddr,
+}
+
+impl RefusedPort {
+    /// Frees the port for a [`Receiver`]: "the backend comes back".
+    pub fn release(self) -> SocketAddr {
+        drop(self.socket);
+        self.addr
+    }
+}
+
+pub fn refused_port() -> RefusedPort {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    RefusedPort { socket, addr }
 }
 
 fn serve(
@@ -221,13 +240,14 @@ fn serve(
             answer.body.len(),
             answer.body
         );
-        let written = writer.write_all(reply.as_bytes());
+        // Logged before the answer is written: once the server has seen the answer, the test
+        // sees the request.
         {
             let (lock, cond) = log;
             lock.lock().unwrap().push(request);
             cond.notify_all();
         }
-        if written.is_err() {
+        if writer.write_all(reply.as_bytes()).is_err() {
             return;
         }
     }
