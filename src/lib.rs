@@ -37,10 +37,15 @@
 //! - [`api`]: the server API for backends (`api_listen`), sans-IO: routes, API keys, body
 //!   length decided from the head, JSON bodies (simd-json) → typed calls, rendered answers with
 //!   stable error codes; `docs/api.yaml` is its contract.
+//! - [`backend`]: the application backend over HTTP (`webhook_url`, `authorize_join_url`):
+//!   webhook events batched, signed and retried from a bounded queue, and the question whether a
+//!   user may join a room, with its cache; each on its own thread, answering workers through the
+//!   mesh.
 //! - [`driver`]: the only I/O. One thread per worker, each with its own tokio-uring runtime,
 //!   `SO_REUSEPORT` listener, connection table, timer wheel and buffer pool; the graceful drain.
 //!
-//! Nothing outside `driver`, `cluster::bridge` and the binary performs I/O or reads a clock.
+//! Nothing outside `driver`, `cluster::bridge`, the `backend` threads and the binary performs
+//! I/O or reads a clock.
 //!
 //! The load tool is not part of this crate: it is the workspace member `load/` (package
 //! `ringcast-load`, binary `ringcast-bench`), which uses `proto`'s client side and `envelope`,
@@ -50,6 +55,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod backend;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -239,6 +239,19 @@ fn every_invalid_value_exits_2_naming_the_key_and_where_it_came_from() {
         (Env, Key::ApiKey, "short"),
         (File, Key::ApiKeyFile, "\"/nonexistent/ringcast-api-keys\""),
         (Flag, Key::ApiMaxBody, "12"),
+        (Env, Key::WebhookUrl, "https://backend.example.com/hooks"),
+        (File, Key::WebhookEvents, "[\"join\", \"teleport\"]"),
+        (Flag, Key::WebhookSecret, "short"),
+        (Env, Key::WebhookBatchSize, "0"),
+        (File, Key::WebhookBatchWait, "\"0s\""),
+        (Flag, Key::WebhookQueueSize, "0"),
+        (Env, Key::WebhookTimeout, "0s"),
+        (File, Key::WebhookRetryMaxDelay, "\"0s\""),
+        (Flag, Key::AuthorizeJoinUrl, "ftp://backend/authorize"),
+        (Env, Key::AuthorizeJoinTimeout, "0s"),
+        (File, Key::AuthorizeJoinFailOpen, "\"sometimes\""),
+        (Flag, Key::AuthorizeJoinCacheTtl, "forever"),
+        (Env, Key::AuthorizeJoinCacheSize, "0"),
     ];
     for key in Key::ALL {
         assert!(
@@ -359,7 +372,11 @@ fn serve_help_lists_every_option_with_its_default_and_variable() {
         };
         let line = help
             .lines()
-            .skip_while(|l| !l.trim_start().starts_with(&format!("--{}", key.flag())))
+            // The whole flag: `--auth` must not match `--authorize-join-url`.
+            .skip_while(|l| {
+                l.trim_start().split([' ', '[']).next()
+                    != Some(format!("--{}", key.flag()).as_str())
+            })
             .nth(1)
             .unwrap_or_else(|| panic!("--{} missing from help:\n{help}", key.flag()));
         assert!(

@@ -213,6 +213,14 @@ pub enum ConfigError {
         /// The offending entry.
         protocol: String,
     },
+    /// An option set without another it needs (`webhook_url` without `webhook_secret`).
+    #[error("{} is set ({at}) but needs {needs}", at.key)]
+    Requires {
+        /// The key and where it came from.
+        at: Provenance,
+        /// What else must be set, and why.
+        needs: &'static str,
+    },
     /// A subprotocol listed twice.
     #[error("invalid subprotocols ({at}): {protocol:?} is listed twice (RFC 6455 §4.1: \"MUST all be unique strings\")")]
     DuplicateSubprotocol {

@@ -20,8 +20,8 @@ use super::kind::Choices;
 use super::units::{KIB, MIB};
 use super::validate::{
     api_keys_long_enough, at_least, at_least_1ms, at_least_one, between, greater_than_zero,
-    history_rules_are_valid, longer_than_zero, off_or_whole_ms, power_of_two_up_to, redis_url,
-    sizes_between, subprotocols_are_tokens,
+    history_rules_are_valid, http_url, longer_than_zero, off_or_whole_ms, power_of_two_up_to,
+    redis_url, secret_long_enough, sizes_between, subprotocols_are_tokens, webhook_event_names,
 };
 use crate::proto::frame::MAX_HEADER_LEN;
 use crate::room::stream::HistoryRule;
@@ -638,6 +638,97 @@ options! {
             group "API", help "Largest API request body (413 past it)",
             example "64KiB", bad "12",
             check |v| at_least(*v, KIB, "");
+        /// Where webhooks go: `http://HOST:PORT/path` (plain HTTP only, no TLS: put a local
+        /// proxy in front of an `https` backend). Default: not set (no webhooks). Events are
+        /// batched, signed with `webhook_secret` (required with it) and retried until the backend
+        /// answers 2xx; see `docs/webhooks.md`.
+        WebhookUrl webhook_url: Option<String> as Url = None,
+            group "Webhooks",
+            help "Where webhooks are POSTed: http://HOST:PORT/path (http only, no TLS); unset: off",
+            example "http://127.0.0.1:9000/hooks", bad "https://backend.example.com/hooks",
+            check |v| http_url(v);
+        /// The events sent, comma-separated: `connect`, `disconnect` (a `/ws` session opened or
+        /// ended), `join`, `leave` (a member entered or left a room), `publish` (a message got its
+        /// offset; one event per message: leave it out for high-rate rooms) and `inbox_expired`
+        /// (a message to a user expired unacknowledged). Default: every event but `publish`.
+        WebhookEvents webhook_events: Vec<String> as Words = ["connect", "disconnect", "join", "leave", "inbox_expired"].map(String::from).to_vec(),
+            group "Webhooks",
+            help "Events sent: connect, disconnect, join, leave, publish, inbox_expired (comma-separated)",
+            example "join,leave,publish", bad "join,teleport",
+            check |v| webhook_event_names(v);
+        /// The HMAC-SHA256 key that signs every webhook (and join authorization) request:
+        /// `X-Ringcast-Signature: sha256=<hex of HMAC(key, "<X-Ringcast-Timestamp>.<body>")>`.
+        /// Required with `webhook_url`; at least 16 bytes. Default: none. Prefer the environment
+        /// variable over the flag, which `ps` shows.
+        WebhookSecret webhook_secret: Option<Secret> as Secret = None,
+            group "Webhooks",
+            help "HMAC-SHA256 key signing webhook and authorization requests, at least 16 bytes (prefer RINGCAST_WEBHOOK_SECRET: flags show in ps)",
+            example "a-webhook-secret-0123456789", bad "short",
+            check |v| secret_long_enough(v);
+        /// Most events in one webhook request. Default 100. Between 1 and 10 000. Larger batches
+        /// cost fewer requests per event; smaller ones less latency per retry.
+        WebhookBatchSize webhook_batch_size: usize as Count = 100,
+            group "Webhooks", help "Most events in one webhook request",
+            example "10", bad "0",
+            check |v| between(*v, 1, 10_000);
+        /// Longest wait for more events after the first of a batch. Default 50 ms. At least 1 ms.
+        /// Raise it to send fewer, fuller requests; lower it for fresher events.
+        WebhookBatchWait webhook_batch_wait: Duration as Time = Duration::from_millis(50),
+            group "Webhooks", help "Longest wait for more events after the first of a batch",
+            example "200ms", bad "0s",
+            check |v| at_least_1ms(*v);
+        /// Events that may wait for the sender (besides the batch it is sending). Default 65 536
+        /// (each costs about 200 bytes plus its room, user and, for `publish`, nothing more: the
+        /// payload is shared). When it is full, new events are dropped and counted
+        /// (`ringcast_webhook_dropped_total`) and logged once per burst; workers never wait.
+        WebhookQueueSize webhook_queue_size: usize as Count = 65_536,
+            group "Webhooks", help "Events that may wait for the webhook sender; past it new events are dropped (counted)",
+            example "1000", bad "0",
+            check |v| between(*v, 1, 16_777_216);
+        /// Longest webhook exchange (connect, send, answer); past it the attempt fails and is
+        /// retried. Default 5 s. At least 1 ms.
+        WebhookTimeout webhook_timeout: Duration as Time = Duration::from_secs(5),
+            group "Webhooks", help "Longest webhook request (then it is retried)",
+            example "2s", bad "0s",
+            check |v| at_least_1ms(*v);
+        /// Cap on the delay between two attempts of a failed batch. Default 10 s. At least 1 ms.
+        /// The delay is drawn uniformly below min(this, 100 ms × 2^attempt) (full jitter).
+        WebhookRetryMaxDelay webhook_retry_max_delay: Duration as Time = Duration::from_secs(10),
+            group "Webhooks", help "Longest delay between two attempts of a failed webhook batch",
+            example "1s", bad "0s",
+            check |v| at_least_1ms(*v);
+        /// Asked before every join: `http://HOST:PORT/path` (plain HTTP only) gets
+        /// `{"user","room","conn","node"}` and answers 2xx `{"allow": true}` or
+        /// `{"allow": false, "reason": "..."}` (refused with `forbidden` and the reason). Default:
+        /// not set (joins are not asked about). See `docs/webhooks.md`.
+        AuthorizeJoinUrl authorize_join_url: Option<String> as Url = None,
+            group "Join authorization",
+            help "Backend asked before each join: http://HOST:PORT/path (http only); unset: off",
+            example "http://127.0.0.1:9000/authorize", bad "ftp://backend/authorize",
+            check |v| http_url(v);
+        /// Longest wait for the backend's answer; past it the join follows
+        /// `authorize_join_fail_open`. Default 1 s. At least 1 ms.
+        AuthorizeJoinTimeout authorize_join_timeout: Duration as Time = Duration::from_secs(1),
+            group "Join authorization", help "Longest wait for the join authorization answer",
+            example "250ms", bad "0s",
+            check |v| at_least_1ms(*v);
+        /// When the backend cannot decide (down, slow, a broken answer): `true` lets the join
+        /// through, `false` refuses it with `unavailable`. Default `false` (fail closed).
+        AuthorizeJoinFailOpen authorize_join_fail_open: bool as Bool = false,
+            group "Join authorization",
+            help "Allow joins when the authorization backend fails (--authorize-join-fail-open alone means true); default: refuse them",
+            example "true", bad "sometimes";
+        /// How long an allow or deny is reused for the same user and room. Default 30 s; `0s`
+        /// asks every time. Failures are never cached.
+        AuthorizeJoinCacheTtl authorize_join_cache_ttl: Duration as Time = Duration::from_secs(30),
+            group "Join authorization", help "How long a join decision is reused for the same user and room (0s: never)",
+            example "5m", bad "forever";
+        /// Most join decisions kept. Default 100 000 (each about 100 bytes plus the user and
+        /// room). At least 1.
+        AuthorizeJoinCacheSize authorize_join_cache_size: usize as Count = 100_000,
+            group "Join authorization", help "Most join decisions kept",
+            example "1000", bad "0",
+            check |v| at_least_one(*v);
     }
     /// Authentication, Origin, address and rate rules (`auth`, `allowed_origins`, `allow_cidr`,
     /// `max_connections_per_ip`, `message_rate`, ...): each field of [`SecurityConfig`] is a key

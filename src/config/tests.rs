@@ -403,6 +403,20 @@ fn every_key_can_be_set_from_each_layer() {
             "/tests/api_fixtures/keys.txt"
         ))),
         api_max_body: 64 * KIB,
+        webhook_url: Some("http://127.0.0.1:9000/hooks".into()),
+        // Not `publish`: the config is clustered.
+        webhook_events: vec!["join".into(), "leave".into(), "inbox_expired".into()],
+        webhook_secret: Some(Secret("a-webhook-secret-0123456789".into())),
+        webhook_batch_size: 10,
+        webhook_batch_wait: Duration::from_millis(200),
+        webhook_queue_size: 1000,
+        webhook_timeout: Duration::from_secs(2),
+        webhook_retry_max_delay: Duration::from_secs(1),
+        authorize_join_url: Some("http://127.0.0.1:9000/authorize".into()),
+        authorize_join_timeout: Duration::from_millis(250),
+        authorize_join_fail_open: true,
+        authorize_join_cache_ttl: Duration::from_secs(300),
+        authorize_join_cache_size: 1000,
         security: SecurityConfig {
             auth: AuthMode::Required,
             auth_jwt_secret: Some(Secret("0123456789abcdef0123456789abcdef!".into())),

@@ -218,6 +218,38 @@ impl Config {
                 ),
             });
         }
+        // Every webhook is signed: a receiver that cannot check where events come from would
+        // take forged ones. A secret with nothing to sign is a mistake worth naming.
+        if self.webhook_url.is_some() && self.webhook_secret.is_none() {
+            return Err(ConfigError::Requires {
+                at: at(Key::WebhookUrl),
+                needs: "webhook_secret (every webhook is signed; set RINGCAST_WEBHOOK_SECRET)",
+            });
+        }
+        if self.webhook_secret.is_some()
+            && self.webhook_url.is_none()
+            && self.authorize_join_url.is_none()
+        {
+            return Err(ConfigError::Requires {
+                at: at(Key::WebhookSecret),
+                needs:
+                    "webhook_url or authorize_join_url (it signs their requests and nothing else)",
+            });
+        }
+        // Clustered, offsets are assigned in Redis by the bridge, which raises no webhook
+        // events: refuse rather than promise `publish` events that would never come.
+        if self.cluster.is_some()
+            && self.webhook_url.is_some()
+            && self.webhook_events.iter().any(|e| e == "publish")
+        {
+            return Err(ConfigError::OutOfRange {
+                at: at(Key::WebhookEvents),
+                value: self.webhook_events.join(","),
+                allowed: "without publish while cluster is set (clustered publishes raise no \
+                          webhook event yet)"
+                    .to_owned(),
+            });
+        }
         // The backoff starts at ack_timeout and grows up to the cap: a cap below the start
         // could never be honoured.
         if self.ack_backoff_cap < self.ack_timeout {
@@ -252,3 +284,41 @@ pub(super) fn api_keys_long_enough(keys: &[crate::security::Secret]) -> Result<(
     }
     Ok(())
 }
+
+/// Unset, or a plain `http://HOST[:PORT][/path]` URL ([`crate::backend::http::Target`]).
+pub(super) fn http_url(value: &Option<String>) -> Result<(), Refusal> {
+    match value.as_deref().map(crate::backend::http::Target::parse) {
+        Some(Err(e)) => Err(Refusal::MustBe(format!(
+            "an http://HOST:PORT/path URL; this one {e}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Event names [`crate::backend::event::EventKind`] knows.
+pub(super) fn webhook_event_names(names: &[String]) -> Result<(), Refusal> {
+    crate::backend::event::EventSet::from_names(names).map_err(|name| {
+        let known: Vec<&str> = crate::backend::event::EventKind::ALL
+            .iter()
+            .map(|k| k.name())
+            .collect();
+        Refusal::MustBe(format!(
+            "a list of: {} ({name:?} is no event)",
+            known.join(", ")
+        ))
+    })?;
+    Ok(())
+}
+
+/// Unset, or at least [`MIN_WEBHOOK_SECRET_BYTES`] bytes.
+pub(super) fn secret_long_enough(value: &Option<crate::security::Secret>) -> Result<(), Refusal> {
+    match value {
+        Some(s) if s.0.len() < MIN_WEBHOOK_SECRET_BYTES => Err(Refusal::MustBe(format!(
+            "at least {MIN_WEBHOOK_SECRET_BYTES} bytes"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Shortest `webhook_secret`: an HMAC key guessable in less than 2^128 tries signs nothing.
+pub const MIN_WEBHOOK_SECRET_BYTES: usize = 16;

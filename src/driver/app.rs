@@ -43,10 +43,12 @@ use crate::table::ConnKey;
 
 use super::admission;
 use super::connection::ConnShared;
+use super::hooks;
 use super::mesh::{ClusterOpen, MeshMsg, Outbox, Resume};
 use super::users::{self, Users};
 use super::worker::millis;
 use super::worker::Worker;
+use crate::backend::authorize::PendingJoin;
 use crate::cluster::bridge::{BridgeCmd, Link, UNAVAILABLE};
 
 /// The close reason after `max_envelope_errors` malformed envelopes in a row.
@@ -221,6 +223,7 @@ pub fn on_open(worker: &Worker, key: ConnKey, conn: &ConnShared) {
     }
     // After the welcome: whatever the user's owner sends back follows it.
     users::on_open(worker, conn, me(worker, key));
+    hooks::session(worker, key, conn, true);
 }
 
 /// Ends a `/ws` session: leaves every room (O(rooms of the connection)) and tells their owners.
@@ -242,6 +245,7 @@ pub fn on_close(worker: &Worker, key: ConnKey, conn: &ConnShared) {
         );
     }
     users::on_close(worker, conn, me(worker, key));
+    hooks::session(worker, key, conn, false);
 }
 
 pub(super) fn queue(worker: &Worker, machine: &mut Connection, frame: Bytes) -> bool {
@@ -323,23 +327,19 @@ pub fn on_message(
             if !admission::may_use_room(conn, room) {
                 return reply(machine, id, Err((ErrorCode::Forbidden, &FORBIDDEN_ROOM)));
             }
-            if let Err(e) = app.local.borrow_mut().begin_join(key, room, &app.limits) {
-                return reply(machine, id, Err((e.code(), &e)));
+            let join = PendingJoin {
+                id: id.map(Into::into),
+                name: name.map(Into::into),
+                watch: presence,
+                since: since.map(resume),
+            };
+            // With `authorize_join_url` the join waits for the backend's answer.
+            let Some(join) = hooks::authorize_join(worker, conn, key, room, join) else {
+                return;
+            };
+            if let Err(e) = start_join(worker, conn, key, room, join) {
+                reply(machine, id, Err((e.code(), &e)));
             }
-            app.send(
-                app.owner(room),
-                MeshMsg::Join {
-                    room: room.into(),
-                    conn: me,
-                    info: MemberInfo {
-                        user: admission::user(conn).as_deref().map(Into::into),
-                        name: name.map(Into::into),
-                    },
-                    id: id.map(Into::into),
-                    watch: presence,
-                    since: since.map(resume),
-                },
-            );
         }
         Command::Leave { room, id } => {
             if let Err(e) = app.local.borrow_mut().leave(key, room) {
@@ -494,6 +494,39 @@ pub fn on_message(
     }
 }
 
+/// Registers a join of `room` on this worker (pending until the owner answers) and asks the
+/// owner; refused here when the connection is already a member or in too many rooms.
+pub(super) fn start_join(
+    worker: &Worker,
+    conn: &ConnShared,
+    key: ConnKey,
+    room: &str,
+    join: PendingJoin,
+) -> Result<(), crate::room::RoomError> {
+    let app = &worker.app;
+    app.local.borrow_mut().begin_join(key, room, &app.limits)?;
+    app.send(
+        app.owner(room),
+        MeshMsg::Join {
+            room: room.into(),
+            conn: me(worker, key),
+            info: MemberInfo {
+                user: admission::user(conn).as_deref().map(Into::into),
+                name: join.name,
+            },
+            id: join.id,
+            watch: join.watch,
+            since: join.since,
+        },
+    );
+    Ok(())
+}
+
+/// Whether `key` is `conn`'s open `/ws` session.
+pub(super) fn in_session(conn: &ConnShared, key: ConnKey) -> bool {
+    conn.session.key.get() == Some(key)
+}
+
 fn resume(since: Since<'_>) -> Resume {
     Resume {
         offset: since.offset,
@@ -552,7 +585,7 @@ pub fn on_rate_limited(
 
 /// Queues `frame` on local connection `key` and wakes it. `false` when there is no such `/ws`
 /// connection (or it no longer takes data).
-fn push(worker: &Rc<Worker>, key: ConnKey, frame: Bytes) -> bool {
+pub(super) fn push(worker: &Rc<Worker>, key: ConnKey, frame: Bytes) -> bool {
     let conn = worker.table.borrow().get(key).cloned();
     let Some(conn) = conn else {
         return false;
@@ -712,6 +745,7 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             finish_join(worker, &room, conn, &info, watch, ok, reply, replay);
         }
         MeshMsg::Leave { room, conn, reply } => {
+            let asked = reply.is_some();
             let left = app.owned.borrow_mut().leave(&room, conn);
             if let (Ok(_), Some(link)) = (&left, &app.cluster) {
                 let _ = link.try_send(BridgeCmd::Leave { room: room.clone() });
@@ -734,6 +768,7 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
                 );
             }
             if let Ok(gone) = left {
+                hooks::membership(worker, &room, conn, &gone.info, false, asked);
                 announce(worker, false, &room, conn, &gone.info);
             }
         }
@@ -778,6 +813,7 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             });
         }
         MeshMsg::Api(call) => super::api::on_mesh(worker, call),
+        MeshMsg::JoinAuthorized(answer) => hooks::on_authorized(worker, *answer),
         MeshMsg::Presence { room, conn, id } => {
             let frame = presence_at_owner(worker, &room, id.as_deref());
             app.send(
@@ -1001,6 +1037,7 @@ fn finish_join(
         },
     );
     if ok {
+        hooks::membership(worker, room, conn, info, true, false);
         announce(worker, true, room, conn, info);
     }
 }
@@ -1084,6 +1121,7 @@ pub(super) fn publish_at_owner(
     // The reply goes before the frame on the same channel: the publisher reads its offset,
     // then (with echo) the message.
     answer(Some(at));
+    hooks::published(worker, name, from, user.as_ref(), at.offset, &payload);
     // Encoded once (and compressed once, when it is); each member worker gets the same buffers
     // (reference counts only).
     let frame = worker.compression.room_frame(frame);

@@ -225,6 +225,9 @@ pub enum MeshMsg {
     },
     /// A server API call for this worker (see [`super::api::Call`]).
     Api(super::api::Call),
+    /// From the join authorizer to the joiner's worker: the backend's answer to a join
+    /// ([`crate::backend::authorize`]).
+    JoinAuthorized(Box<crate::backend::authorize::JoinAnswer>),
 }
 
 /// The sending side of one worker's inbox.

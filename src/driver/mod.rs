@@ -14,6 +14,7 @@ mod api;
 mod app;
 mod compress;
 mod connection;
+mod hooks;
 mod listener;
 pub(crate) mod mesh;
 mod notify;
@@ -69,6 +70,8 @@ impl Server {
             None => ((0..workers).map(|_| None).collect::<Vec<_>>(), None),
         };
         let pin = config.pin;
+        let (outboxes, mut inboxes) = mesh::mesh(workers);
+        let backend = crate::backend::Backend::start(&config, &outboxes)?;
         let shared = Arc::new(Shared {
             stats: (0..workers).map(|_| WorkerStats::default()).collect(),
             draining: AtomicBool::new(false),
@@ -80,9 +83,9 @@ impl Server {
                 .is_some()
                 .then(|| Arc::new(crate::cluster::ClusterStatus::default())),
             api_keys,
+            backend,
             config,
         });
-        let (outboxes, mut inboxes) = mesh::mesh(workers);
         if let Some(url) = &shared.config.cluster {
             let link = crate::cluster::bridge::start(
                 crate::cluster::bridge::BridgeConfig {

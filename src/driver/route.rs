@@ -187,6 +187,7 @@ fn route_get(worker: &Worker, request: &Request, peer: IpAddr) -> Route {
             if let Some(cluster) = &worker.shared.cluster {
                 cluster.render_metrics(&mut text);
             }
+            worker.shared.backend.render_metrics(&mut text);
             (
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",

@@ -364,10 +364,16 @@ pub fn on_tick(worker: &Worker, now: u64) {
     let mut scratch = users.scratch.take();
     let expired = {
         let sessions = users.sessions.borrow();
-        users
-            .inbox
-            .borrow_mut()
-            .poll(now, &|u| sessions.is_online(u), &mut scratch)
+        users.inbox.borrow_mut().poll(
+            now,
+            &|u| sessions.is_online(u),
+            &mut scratch,
+            &mut |user, message, deliveries| {
+                super::hooks::inbox_expired(worker, user, deliveries, || {
+                    users.ids.borrow().id(message.n).to_string().into()
+                });
+            },
+        )
     };
     worker.stats().inbox_expired.add(expired as u64);
     for delivery in &scratch {

@@ -61,6 +61,8 @@ pub struct Shared {
     pub cluster: Option<Arc<crate::cluster::ClusterStatus>>,
     /// The server API's keys (`api_key` and `api_key_file`); empty when the API is off.
     pub api_keys: crate::api::ApiKeys,
+    /// The webhook sender and the join authorizer, when configured.
+    pub backend: crate::backend::Backend,
 }
 
 impl Shared {

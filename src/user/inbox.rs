@@ -237,9 +237,16 @@ pub trait InboxStore {
     /// (acknowledged already, expired, never sent to this user).
     fn ack(&mut self, user: &str, n: u64) -> Option<UserMessage>;
 
-    /// Everything due by `now`: expired messages are dropped (their count is returned) and
+    /// Everything due by `now`: expired messages are dropped (their count is returned, and each
+    /// is shown to `expired` with its user and how many times it was delivered) and
     /// redeliveries to users that `online` says are connected are appended to `out`.
-    fn poll(&mut self, now: u64, online: &dyn Fn(&str) -> bool, out: &mut Vec<Delivery>) -> usize;
+    fn poll(
+        &mut self,
+        now: u64,
+        online: &dyn Fn(&str) -> bool,
+        out: &mut Vec<Delivery>,
+        expired: &mut dyn FnMut(&Arc<str>, &UserMessage, u32),
+    ) -> usize;
 
     /// What the whole store holds (its bytes include [`USER_OVERHEAD`] per user with messages).
     fn usage(&self) -> Usage;
@@ -416,7 +423,13 @@ impl InboxStore for MemoryInbox {
         Some(self.remove(user, at))
     }
 
-    fn poll(&mut self, now: u64, online: &dyn Fn(&str) -> bool, out: &mut Vec<Delivery>) -> usize {
+    fn poll(
+        &mut self,
+        now: u64,
+        online: &dyn Fn(&str) -> bool,
+        out: &mut Vec<Delivery>,
+        on_expired: &mut dyn FnMut(&Arc<str>, &UserMessage, u32),
+    ) -> usize {
         let mut expired = 0;
         while let Some(&(deadline, n)) = self.due.first() {
             if deadline > now {
@@ -426,7 +439,9 @@ impl InboxStore for MemoryInbox {
             let at = self.users[&user].find(n).expect("indexed entry");
             let entry = &self.users[&user].entries[at];
             if entry.expires_at <= now {
-                self.remove(&user, at);
+                let deliveries = entry.deliveries;
+                let message = self.remove(&user, at);
+                on_expired(&user, &message, deliveries);
                 expired += 1;
                 continue;
             }
@@ -549,7 +564,7 @@ mod tests {
         assert_eq!(s.ack("ann", 1), None);
         assert_eq!(s.usage(), Usage::default());
         let mut out = Vec::new();
-        assert_eq!(s.poll(u64::MAX, &|_| true, &mut out), 0);
+        assert_eq!(s.poll(u64::MAX, &|_| true, &mut out, &mut |_, _, _| {}), 0);
         assert!(out.is_empty());
     }
 
@@ -561,7 +576,7 @@ mod tests {
         let mut out = Vec::new();
         let mut fired = Vec::new();
         for now in (0..=2_000).step_by(10) {
-            s.poll(now, &|_| true, &mut out);
+            s.poll(now, &|_| true, &mut out, &mut |_, _, _| {});
             fired.extend(out.drain(..).map(|d| (now, d.redelivered)));
         }
         // Delivered at 0 (push); redelivered at 100, +200 = 300, +350 = 650: four in the round.
@@ -571,7 +586,7 @@ mod tests {
         s.on_connect(&ann, 3_000, &mut out);
         assert_eq!(ns(&out), [(1, true)]);
         out.clear();
-        s.poll(3_100, &|_| true, &mut out);
+        s.poll(3_100, &|_| true, &mut out, &mut |_, _, _| {});
         assert_eq!(ns(&out), [(1, true)]);
     }
 
@@ -581,8 +596,8 @@ mod tests {
         let ann = user("ann");
         s.push(&ann, msg(1, true, 10), true, 0).unwrap();
         let mut out = Vec::new();
-        s.poll(100, &|_| false, &mut out);
-        s.poll(10_000, &|_| true, &mut out);
+        s.poll(100, &|_| false, &mut out, &mut |_, _, _| {});
+        s.poll(10_000, &|_| true, &mut out, &mut |_, _, _| {});
         assert!(out.is_empty());
         s.on_connect(&ann, 10_001, &mut out);
         assert_eq!(ns(&out), [(1, true)]);
@@ -595,12 +610,16 @@ mod tests {
         s.push(&ann, msg(1, true, 10), true, 0).unwrap();
         s.push(&bob, msg(2, false, 10), false, 1_000).unwrap();
         let mut out = Vec::new();
-        assert_eq!(s.poll(59_999, &|_| false, &mut out), 0);
-        assert_eq!(s.poll(60_000, &|_| false, &mut out), 1);
+        // Each expired message is shown with its user and how often it was delivered.
+        let mut gone: Vec<(String, u64, u32)> = Vec::new();
+        let mut seen = |u: &Arc<str>, m: &UserMessage, d: u32| gone.push((u.to_string(), m.n, d));
+        assert_eq!(s.poll(59_999, &|_| false, &mut out, &mut seen), 0);
+        assert_eq!(s.poll(60_000, &|_| false, &mut out, &mut seen), 1);
         assert_eq!(s.user_usage("ann"), Usage::default());
-        assert_eq!(s.poll(61_000, &|_| false, &mut out), 1);
+        assert_eq!(s.poll(61_000, &|_| false, &mut out, &mut seen), 1);
         assert_eq!(s.usage(), Usage::default());
         assert!(out.is_empty());
+        assert_eq!(gone, [("ann".to_owned(), 1, 1), ("bob".to_owned(), 2, 0)]);
     }
 
     #[test]
@@ -663,7 +682,7 @@ mod tests {
             assert_eq!(sum + inboxes * USER_OVERHEAD, usage.bytes);
             if n % 97 == 0 {
                 s.ack(&users[((n - 1) % 5) as usize], n - 1);
-                s.poll(n * 40, &|_| true, &mut out);
+                s.poll(n * 40, &|_| true, &mut out, &mut |_, _, _| {});
                 out.clear();
             }
         }
@@ -671,7 +690,7 @@ mod tests {
         assert_eq!(accepted + refused.iter().sum::<usize>(), 2_000);
         assert!(refused[2] > 0, "the global budget was reached: {refused:?}");
         // Everything expires in the end and the accounting comes back to zero.
-        s.poll(u64::MAX, &|_| true, &mut out);
+        s.poll(u64::MAX, &|_| true, &mut out, &mut |_, _, _| {});
         assert_eq!(s.usage(), Usage::default());
         assert!(s.due.is_empty() && s.owner.is_empty() && s.users.is_empty());
     }

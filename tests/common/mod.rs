@@ -39,6 +39,11 @@ impl TestServer {
         }
     }
 
+    /// The server API's address, when `api_listen` is set.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().unwrap().api_addr()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("ws://{}{}", self.addr, path)
     }
