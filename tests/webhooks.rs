@@ -517,3 +517,91 @@ async fn an_outage_and_its_overflow_are_logged_once_each_not_per_event() {
     assert_eq!(count("webhook queue has room again"), 1, "{log}");
     assert_eq!(count("webhook backend takes events again"), 1, "{log}");
 }
+
+/// `kill -SIG pid`: the graceful stop a service manager sends.
+fn signal(child: &std::process::Child, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[tokio::test]
+async fn events_queued_when_the_server_stops_reach_the_backend_before_it_exits() {
+    // A slow backend: each request of one event takes 200 ms, so the queue is still long when
+    // the drain (a moment) is over.
+    let receiver = Receiver::start(|_| Answer {
+        hold: Duration::from_millis(200),
+        ..Answer::status(204)
+    });
+    let url = receiver.url("/hooks");
+    let (mut child, addr, log) = common::spawn_binary(
+        env!("CARGO_BIN_EXE_ringcast"),
+        &[
+            "--workers",
+            "1",
+            "--webhook-url",
+            &url,
+            "--webhook-events",
+            "publish,disconnect",
+            "--webhook-batch-size",
+            "1",
+            "--webhook-secret",
+            HOOK_SECRET,
+        ],
+    );
+    let mut client = Client::connect(&format!("ws://{addr}/ws")).await;
+    let offsets = publish_many(&mut client, "feed", 8).await;
+    signal(&child, "TERM");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    // Everything was delivered before the process exited: nothing arrives afterwards.
+    let events = accepted_events(&receiver.requests());
+    assert_eq!(offsets_of(&events), offsets, "{events:?}");
+    assert_eq!(
+        events.last().map(|e| e["type"].clone()),
+        Some(json!("disconnect")),
+        "the drain's own disconnect event is delivered last: {events:?}"
+    );
+    let log = log.lock().unwrap().clone();
+    assert!(!log.contains("undelivered"), "{log}");
+}
+
+#[tokio::test]
+async fn a_backend_that_is_down_at_stop_delays_the_exit_by_at_most_the_drain_timeout_and_the_loss_is_logged(
+) {
+    let down = refused_port();
+    let url = format!("http://{}/hooks", down.addr);
+    let (mut child, addr, log) = common::spawn_binary(
+        env!("CARGO_BIN_EXE_ringcast"),
+        &[
+            "--workers",
+            "1",
+            "--drain-timeout",
+            "1s",
+            "--webhook-url",
+            &url,
+            "--webhook-events",
+            "publish",
+            "--webhook-secret",
+            HOOK_SECRET,
+        ],
+    );
+    let mut client = Client::connect(&format!("ws://{addr}/ws")).await;
+    publish_many(&mut client, "feed", 5).await;
+    signal(&child, "TERM");
+    // The process exits by itself (a hang here fails the test by its harness timeout).
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let log = log.lock().unwrap().clone();
+    assert_eq!(
+        log.matches("server stopped with webhook events undelivered")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("lost=5"), "{log}");
+    drop(down);
+}

@@ -21,15 +21,19 @@
 //!   events, whose `id`s are consecutive all the same (ids are given as the sender takes events).
 //!
 //! Delivery is at least once: a backend that processed a batch but answered too late gets it
-//! again; every event carries an `id` (`<node>-<sequence>`) to deduplicate on. Events still queued
-//! when the process exits are lost (counted as `reason="shutdown"` when the sender sees it).
+//! again; every event carries an `id` (`<node>-<sequence>`) to deduplicate on.
+//!
+//! At a graceful stop ([`Webhooks::finish`], after every worker has drained, so the drain's own
+//! `disconnect` events are in the queue) the sender delivers what is queued, retrying as usual,
+//! for up to `drain_timeout`; what is still undelivered then is counted as
+//! `ringcast_webhook_dropped_total{reason="shutdown"}` and logged once. A SIGKILL loses the queue.
 //!
 //! It must never block a worker, never hold more than `webhook_queue_size + webhook_batch_size`
 //! events, and never reorder events.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -126,6 +130,26 @@ pub struct Webhooks {
     events: EventSet,
     /// The counters.
     pub status: Arc<WebhookStatus>,
+    /// Tells the sender to finish (see [`Webhooks::finish`]).
+    stop: Arc<Stop>,
+    /// Disconnected when the sender thread has returned.
+    finished: Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+/// The graceful stop, as the sender sees it: set once, with the moment the flush must end.
+#[derive(Debug, Default)]
+struct Stop {
+    /// The end of the flush; set means the server is stopping.
+    deadline: OnceLock<Instant>,
+    /// Wakes a sender waiting for events.
+    wake: tokio::sync::Notify,
+}
+
+impl Stop {
+    /// `Some(deadline)` once the server is stopping.
+    fn deadline(&self) -> Option<Instant> {
+        self.deadline.get().copied()
+    }
 }
 
 impl Webhooks {
@@ -141,16 +165,35 @@ impl Webhooks {
             self.status.dropped_full.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    /// At a graceful stop, once no worker emits any more: lets the sender deliver what is
+    /// queued for up to `budget`, and waits for it. What it could not deliver by then is counted
+    /// (`reason="shutdown"`) and logged by the sender.
+    pub fn finish(&self, budget: Duration) {
+        let deadline = Instant::now() + budget;
+        if self.stop.deadline.set(deadline).is_err() {
+            return;
+        }
+        self.stop.wake.notify_one();
+        let finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+        // The sender returns by the deadline (its waits are cut there); the margin covers one
+        // request in flight at that moment, bounded by `webhook_timeout`.
+        let _ = finished.recv_timeout(budget + Duration::from_secs(1));
+    }
 }
 
 /// Starts the sender thread.
 pub fn start(config: WebhookConfig) -> std::io::Result<Webhooks> {
     let (tx, rx) = mpsc::channel(config.queue_size);
     let status = Arc::new(WebhookStatus::default());
+    let stop = Arc::new(Stop::default());
+    let (finished_tx, finished) = std::sync::mpsc::channel::<()>();
     let handle = Webhooks {
         tx,
         events: config.events,
         status: status.clone(),
+        stop: stop.clone(),
+        finished: Mutex::new(finished),
     };
     std::thread::Builder::new()
         .name("ringcast-webhook".into())
@@ -159,7 +202,8 @@ pub fn start(config: WebhookConfig) -> std::io::Result<Webhooks> {
                 .enable_all()
                 .build()
                 .expect("the webhook runtime starts");
-            rt.block_on(run(config, rx, status));
+            rt.block_on(run(config, rx, status, &stop));
+            drop(finished_tx);
         })?;
     Ok(handle)
 }
@@ -212,7 +256,12 @@ impl OverflowLog {
     }
 }
 
-async fn run(config: WebhookConfig, mut rx: mpsc::Receiver<Event>, status: Arc<WebhookStatus>) {
+async fn run(
+    config: WebhookConfig,
+    mut rx: mpsc::Receiver<Event>,
+    status: Arc<WebhookStatus>,
+    stop: &Stop,
+) {
     let client = Client::new(config.target.clone(), config.timeout);
     let mut batch: Vec<Event> = Vec::with_capacity(config.batch_size);
     let mut seq = 0u64;
@@ -233,8 +282,20 @@ async fn run(config: WebhookConfig, mut rx: mpsc::Receiver<Event>, status: Arc<W
         None => {}
     };
     loop {
-        let Some(first) = rx.recv().await else {
-            return;
+        let first = if stop.deadline().is_some() {
+            // Stopping: nothing more is coming; deliver what is queued, then return.
+            match rx.try_recv() {
+                Ok(e) => e,
+                Err(_) => return,
+            }
+        } else {
+            tokio::select! {
+                e = rx.recv() => match e {
+                    Some(e) => e,
+                    None => return,
+                },
+                () = stop.wake.notified() => continue,
+            }
         };
         batch.push(first);
         let deadline = tokio::time::Instant::now() + config.batch_wait;
@@ -286,8 +347,10 @@ async fn run(config: WebhookConfig, mut rx: mpsc::Receiver<Event>, status: Arc<W
             }
             log_overflow(&mut overflow, false);
             status.queued.store(rx.len() as u64, Ordering::Relaxed);
-            if rx.is_closed() {
-                // The server is gone: nobody will retry what is left.
+            let out_of_time = stop.deadline().is_some_and(|d| Instant::now() >= d);
+            if rx.is_closed() || out_of_time {
+                // The server is gone, or its stop's flush time is over: nobody will retry what
+                // is left.
                 let left = batch.len() + rx.len();
                 status
                     .dropped_shutdown
@@ -299,13 +362,16 @@ async fn run(config: WebhookConfig, mut rx: mpsc::Receiver<Event>, status: Arc<W
                 return;
             }
             attempt += 1;
-            tokio::time::sleep(backoff(
-                attempt,
-                RETRY_BASE,
-                config.retry_max_delay,
-                &mut rng,
-            ))
-            .await;
+            let mut delay = backoff(attempt, RETRY_BASE, config.retry_max_delay, &mut rng);
+            if let Some(deadline) = stop.deadline() {
+                delay = delay.min(deadline.saturating_duration_since(Instant::now()));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                // A stop cuts a long backoff short: one more attempt, then the flush deadline
+                // applies.
+                () = stop.wake.notified() => {}
+            }
         }
         seq += batch.len() as u64;
         batch.clear();

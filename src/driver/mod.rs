@@ -170,7 +170,9 @@ impl Server {
         }
     }
 
-    /// Waits for every worker to finish its drain.
+    /// Waits for every worker to finish its drain, then for the webhook sender to deliver the
+    /// events still queued (the drain's `disconnect` events among them), for up to
+    /// `drain_timeout` more.
     pub fn wait(self) -> io::Result<()> {
         let mut result = Ok(());
         for thread in self.threads {
@@ -179,6 +181,9 @@ impl Server {
                 Ok(Err(e)) => result = Err(e),
                 Err(_) => result = Err(io::Error::other("a worker thread panicked")),
             }
+        }
+        if let Some(webhooks) = &self.shared.backend.webhooks {
+            webhooks.finish(self.shared.config.drain_timeout);
         }
         result
     }
