@@ -895,6 +895,11 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_without_history_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<Stream>(), 24);
+    }
+
+    #[test]
     fn frames_are_shared_not_copied() {
         let mut s = store(&[keep("r", 5)], 1 << 20);
         let p = s.append("r", 0);
