@@ -7,8 +7,8 @@
 # history-on / history-off.
 #
 # Server on core 0 (1 worker), tool on core 1, 127.0.0.1 only. Bounded: per size 2 × ROUNDS runs
-# of DURATION plus joins and drain (about 1 minute per round pair for 1 000 subscribers, 2 for
-# 10 000).
+# of DURATION plus joins and drain, each run killed after 300 s; about 3 minutes in all at the
+# defaults.
 #
 # Environment: SIZES (default "1000 10000"), RATES (messages/s for each size, default "200 20":
 # 200 000 deliveries/s either way, which one core serves without slow consumers), DURATION
