@@ -1,6 +1,8 @@
 //! Memory per room, counted at the allocator: what one more one-member room costs across the
 //! three structures a room lives in (the member's worker's [`LocalRooms`], the owner's
-//! [`OwnedRooms`] and the owner's stream store), with history off and on.
+//! [`OwnedRooms`] and the owner's stream store), with history off and on. The budget: with
+//! history off at most 256 B plus its name; history on adds its entries and its header, and
+//! nothing outside the stream.
 //!
 //! Counts the bytes requested from the allocator (live bytes after minus before, divided by the
 //! room count), so it includes hash-table slack at the count measured but not the allocator's own
@@ -53,17 +55,63 @@ const ROOMS: u64 = 50_000;
 /// `dm:00000000`: the name every structure keeps a copy of.
 const NAME_LEN: usize = 11;
 
-/// Bytes per room for `ROOMS` one-member rooms, each with `kept` messages of history.
-fn per_room(history: usize, kept: u64) -> isize {
+/// Bytes per room, for `ROOMS` one-member rooms each with `kept` messages of history, in each
+/// of the three structures a room lives in.
+#[derive(Debug)]
+struct PerRoom {
+    /// The member's worker: the room's local entry and the connection's membership.
+    local: isize,
+    /// The owner's member list.
+    owner: isize,
+    /// The owner's stream (offset, epoch, history).
+    stream: isize,
+}
+
+impl PerRoom {
+    fn total(&self) -> isize {
+        self.local + self.owner + self.stream
+    }
+}
+
+fn live_since(before: isize) -> isize {
+    (LIVE.load(Ordering::Relaxed) - before) / ROOMS as isize
+}
+
+fn per_room(history: usize, kept: u64) -> PerRoom {
     let limits = RoomLimits::default();
     let policy = HistoryPolicy {
         size: history,
         ttl: 60_000,
     };
     let frame = Bytes::from(vec![b'x'; 100]);
+    let name = |i: u64| format!("dm:{i:08}");
+
     let before = LIVE.load(Ordering::Relaxed);
     let mut local = LocalRooms::new();
+    for i in 0..ROOMS {
+        let key = ConnKey::from_u64(i);
+        local.begin_join(key, &name(i), &limits).unwrap();
+        assert!(local.confirm_join(key, &name(i), false));
+    }
+    let local_bytes = live_since(before);
+
+    let before = LIVE.load(Ordering::Relaxed);
     let mut owned = OwnedRooms::new(4);
+    for i in 0..ROOMS {
+        let conn = ConnId {
+            worker: 1,
+            key: ConnKey::from_u64(i),
+        };
+        let info = MemberInfo {
+            user: None,
+            name: None,
+        };
+        assert!(owned.join(&name(i), conn, info, false, &limits).unwrap());
+    }
+    let owner_bytes = live_since(before);
+    assert_eq!(owned.len(), ROOMS as usize);
+
+    let before = LIVE.load(Ordering::Relaxed);
     let mut store = MemoryStore::new(
         HistoryRules::new(policy, &[]),
         usize::MAX,
@@ -71,16 +119,7 @@ fn per_room(history: usize, kept: u64) -> isize {
         0,
     );
     for i in 0..ROOMS {
-        let room = format!("dm:{i:08}");
-        let key = ConnKey::from_u64(i);
-        local.begin_join(key, &room, &limits).unwrap();
-        assert!(local.confirm_join(key, &room, false));
-        let conn = ConnId { worker: 1, key };
-        let info = MemberInfo {
-            user: None,
-            name: None,
-        };
-        owned.join(&room, conn, info, false, &limits).unwrap();
+        let room = name(i);
         store.open(&room, 0);
         for _ in 0..kept {
             let at = store.append(&room, 0);
@@ -91,28 +130,46 @@ fn per_room(history: usize, kept: u64) -> isize {
             store.record(&room, entry, 0);
         }
     }
-    let after = LIVE.load(Ordering::Relaxed);
-    assert_eq!(owned.len(), ROOMS as usize);
+    let stream_bytes = live_since(before);
+    assert_eq!(store.stats().streams, ROOMS as usize);
+    assert_eq!(store.stats().entries, (ROOMS * kept) as usize);
+
     drop((local, owned, store));
-    (after - before) / ROOMS as isize
+    PerRoom {
+        local: local_bytes,
+        owner: owner_bytes,
+        stream: stream_bytes,
+    }
 }
 
 #[test]
-fn a_one_member_room_costs_under_half_a_kilobyte_and_history_adds_its_entries() {
+fn a_one_member_room_costs_at_most_256_bytes_plus_its_name_and_history_adds_its_entries() {
     let off = per_room(0, 0);
     let with = per_room(10, 10);
     println!(
-        "one-member room: {off} B with history off ({NAME_LEN} B name, kept 4 times), {with} B \
-         with 10 kept messages (their frames are shared with the fan-out and not counted: {} B \
-         more per room)",
-        with - off
+        "one-member room: {} B with history off ({NAME_LEN} B name, kept 4 times; {off:?}), {} B \
+         with 10 kept messages ({with:?}; their frames are shared with the fan-out and not \
+         counted: {} B more per room)",
+        off.total(),
+        with.total(),
+        with.total() - off.total()
     );
-    // Measured 1266 B before this change (a B-tree node per room, slabs and vectors of four).
-    assert!(off <= 512, "{off} B per room");
-    // With history on: 40 B per entry, the history header (64 B) and its ttl timer.
+    // Measured 1266 B, then 486 B, before the compact shapes (a member kept inline, no per-worker
+    // counts below 17 members, a 24-byte stream without history).
     assert!(
-        with - off <= 10 * 40 + 160,
+        off.total() <= 256 + NAME_LEN as isize,
+        "{} B per room",
+        off.total()
+    );
+    assert_eq!(
+        (with.local, with.owner),
+        (off.local, off.owner),
+        "history costs nothing outside the stream"
+    );
+    // With history on: 40 B per entry, the history header (88 B) and its ttl timer.
+    assert!(
+        with.stream - off.stream <= 10 * 40 + 160,
         "{} B of history per room",
-        with - off
+        with.stream - off.stream
     );
 }

@@ -315,22 +315,26 @@ pub trait RoomStore {
     fn stats(&self) -> StoreStats;
 }
 
-/// One room's stream in memory: 48 bytes, plus its [`History`] once the room keeps one.
+/// One room's stream in memory: 24 bytes, plus its [`History`] when the room keeps one.
+///
+/// A stream without history exists exactly while its room has members (`open` to `release`), so
+/// it needs no flag for that, nor its policy (it keeps nothing): offset, epoch and a null
+/// pointer.
 #[derive(Debug)]
 struct Stream {
     offset: u64,
     epoch: Epoch,
-    policy: HistoryPolicy,
-    /// Whether the room has members (told by `open` / `release`).
-    members: bool,
-    /// `Some` only when `policy.keeps()`, from the first publish or ttl on (a room without
-    /// history pays one pointer for it).
+    /// `Some` exactly when the room's policy keeps history ([`HistoryPolicy::keeps`]), from the
+    /// stream's creation on.
     history: Option<Box<History>>,
 }
 
-/// The kept messages of one room.
-#[derive(Debug, Default)]
+/// The history of one room that keeps one: its policy, whether it has members, its entries.
+#[derive(Debug)]
 struct History {
+    policy: HistoryPolicy,
+    /// Whether the room has members (told by `open` / `release`).
+    members: bool,
     /// Invariant: offsets consecutive, the last one `<=` the stream's offset; `len() <=
     /// policy.size`.
     entries: VecDeque<Entry>,
@@ -375,8 +379,8 @@ impl Stream {
 
 /// The in-memory [`RoomStore`] of one owner worker.
 ///
-/// Memory: per stream a map entry (its name, 16 B of key and 48 B of [`Stream`], plus hash-table
-/// slack); a room that keeps history adds a [`History`] (64 B), a timer (its name again and a
+/// Memory: per stream a map entry (its name, 16 B of key and 24 B of [`Stream`], plus hash-table
+/// slack); a room that keeps history adds a [`History`] (88 B), a timer (its name again and a
 /// wheel entry) and 40 B per entry plus its frame (shared with the fan-out; a room that keeps
 /// history has its frames rendered into their own allocation, so a held frame pins nothing
 /// else). Frames count against `max_bytes`; the rest does not (`tests/rooms_memory.rs` measures
@@ -417,12 +421,19 @@ impl MemoryStore {
 
     fn stream(&mut self, room: &str) -> &mut Stream {
         if !self.streams.contains_key(room) {
+            let policy = self.rules.policy(room);
             let stream = Stream {
                 offset: 0,
                 epoch: self.epochs.next_epoch(),
-                policy: self.rules.policy(room),
-                members: false,
-                history: None,
+                history: policy.keeps().then(|| {
+                    Box::new(History {
+                        policy,
+                        members: false,
+                        entries: VecDeque::new(),
+                        bytes: 0,
+                        timer: None,
+                    })
+                }),
             };
             self.streams.insert(room.into(), stream);
         }
@@ -431,14 +442,10 @@ impl MemoryStore {
 
     /// Arms or pushes back `room`'s ttl timer to `now + ttl`.
     fn touch(&mut self, room: &str, now: Millis) {
-        let Some(stream) = self.streams.get_mut(room) else {
+        let Some(h) = self.streams.get_mut(room).and_then(|s| s.history.as_mut()) else {
             return;
         };
-        if !stream.policy.keeps() {
-            return;
-        }
-        let deadline = now.saturating_add(stream.policy.ttl);
-        let h = stream.history.get_or_insert_with(Box::default);
+        let deadline = now.saturating_add(h.policy.ttl);
         match h.timer {
             Some(t) if self.expiry.reset(t, deadline) => {}
             _ => h.timer = Some(self.expiry.insert(deadline, room.into())),
@@ -503,7 +510,9 @@ impl MemoryStore {
 impl RoomStore for MemoryStore {
     fn open(&mut self, room: &str, _now: Millis) -> Position {
         let stream = self.stream(room);
-        stream.members = true;
+        if let Some(h) = &mut stream.history {
+            h.members = true;
+        }
         stream.position()
     }
 
@@ -511,18 +520,21 @@ impl RoomStore for MemoryStore {
         let Some(stream) = self.streams.get_mut(room) else {
             return;
         };
-        stream.members = false;
-        if !stream.policy.keeps() {
-            self.remove(room);
-        } else if stream.timer().is_none() {
-            // Never published to (or its history already expired): keep it for one ttl.
-            self.touch(room, now);
+        match &mut stream.history {
+            None => self.remove(room),
+            Some(h) => {
+                h.members = false;
+                if h.timer.is_none() {
+                    // Never published to (or its history already expired): keep it for one ttl.
+                    self.touch(room, now);
+                }
+            }
         }
     }
 
     fn keeps_history(&self, room: &str) -> bool {
         match self.streams.get(room) {
-            Some(s) => s.policy.keeps(),
+            Some(s) => s.history.is_some(),
             None => self.rules.policy(room).keeps(),
         }
     }
@@ -539,12 +551,11 @@ impl RoomStore for MemoryStore {
         let Some(s) = self.streams.get_mut(room) else {
             return;
         };
-        if !s.policy.keeps() {
-            return;
-        }
         debug_assert_eq!(entry.offset, s.offset, "record follows its append");
-        let size = s.policy.size;
-        let h = s.history.get_or_insert_with(Box::default);
+        let Some(h) = &mut s.history else {
+            return;
+        };
+        let size = h.policy.size;
         if h.entries.capacity() == 0 {
             // Small histories get exactly their size, not the next power of two.
             h.entries.reserve_exact(size.min(64));
@@ -614,13 +625,11 @@ impl RoomStore for MemoryStore {
         let mut due = std::mem::take(&mut self.due);
         self.expiry.advance(now, &mut due);
         for room in due.drain(..) {
-            let Some(s) = self.streams.get_mut(&room) else {
+            let Some(h) = self.streams.get_mut(&room).and_then(|s| s.history.as_mut()) else {
                 continue;
             };
-            if let Some(h) = &mut s.history {
-                h.timer = None;
-            }
-            if s.members {
+            h.timer = None;
+            if h.members {
                 // Members keep the stream alive (offset and epoch); its history is gone.
                 self.drop_entries(&room);
             } else {
@@ -883,6 +892,11 @@ mod tests {
         // Resuming from an evicted offset is refused, never partial.
         let p = s.position("big").unwrap();
         assert_eq!(replay(&s, "big", &since(p, 1), 1000), None);
+    }
+
+    #[test]
+    fn a_stream_without_history_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<Stream>(), 24);
     }
 
     #[test]
