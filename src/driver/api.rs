@@ -266,16 +266,21 @@ pub async fn accept_loop(worker: Rc<Worker>, listener: TcpListener) {
     }
 }
 
-/// Reads more bytes into `buf`; `None` when the peer closed, the read failed, or nothing came
+/// Appends more bytes to `buf`; `None` when the peer closed, the read failed, or nothing came
 /// for `idle` (`idle_timeout`, as on `/ws`): a silent API connection, idle between requests or
 /// stalled inside one, is closed rather than held.
 async fn read_more(stream: &TcpStream, buf: BytesMut, idle: Duration) -> Option<BytesMut> {
+    use tokio_uring::buf::{BoundedBuf, Slice};
     let mut buf = buf;
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(4096);
     }
-    match tokio::time::timeout(idle, stream.read(buf)).await {
-        Ok((Ok(n), buf)) if n > 0 => Some(buf),
+    // Invariant: the read goes after the bytes already held. tokio-uring reads into a buffer
+    // from its start, so it is handed the free tail as a slice (whose `set_init` extends the
+    // whole buffer); reading into `buf` itself would overwrite a request that arrived in parts.
+    let len = buf.len();
+    match tokio::time::timeout(idle, stream.read(buf.slice(len..))).await {
+        Ok((Ok(n), tail)) if n > 0 => Some(Slice::into_inner(tail)),
         Ok(_) => None,
         Err(_) => {
             // The dropped read is still in flight in the ring (tokio-uring keeps its buffer until
