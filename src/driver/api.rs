@@ -8,10 +8,14 @@
 //! fan-out. Clustered, the owner hands an API publish or history read to the node's Redis bridge
 //! exactly as a `/ws` one ([`crate::cluster::bridge::Asker::Api`]): Redis assigns the offset,
 //! the room's channel delivers it on every node, history is read from the room's Stream, and
-//! while Redis is unreachable the call answers 503 `unavailable`. Requests on one connection are answered one at a time, in order (pipelined requests
-//! wait in the read buffer), so answers are never reordered. A request head goes through the
-//! handshake's parser (`RequestParser`, httparse) with the same head limits; a body is read only
-//! once its `Content-Length` is known to be within `api_max_body`. It never blocks a worker: a
+//! while Redis is unreachable the call answers 503 `unavailable`.
+//!
+//! Pipelined requests of one connection that have arrived whole are started together, in order
+//! (each owner sees them in request order), and answered in order in one write
+//! ([`PIPELINE_BATCH`] at most at once): answers are never reordered, and a backend that
+//! pipelines pays one turn of the worker per batch, not per request. A request head goes through
+//! the handshake's parser (`RequestParser`, httparse) with the same head limits; a body is read
+//! only once its `Content-Length` is known to be within `api_max_body`. It never blocks a worker: a
 //! call to another worker is awaited on a oneshot channel, on this connection's own task.
 
 use std::rc::Rc;
@@ -336,16 +340,57 @@ async fn serve(worker: Rc<Worker>, stream: TcpStream) {
                 None => return,
             }
         }
-        let mut body = buf.split_to(len);
+        let body = buf.split_to(len);
         let close = wants_close(&request);
-        let (out, close) = answer(&worker, &request, &mut body, close).await;
-        worker.stats().api_requests.add(1);
+        let mut batch = vec![(request, body, close)];
+        // Pipelined requests already read whole join this one, up to one that asks to close;
+        // one still arriving, or refused from its head, waits for the next turn.
+        while batch.len() < PIPELINE_BATCH && !batch.last().is_some_and(|(_, _, close)| *close) {
+            match parser.parse(&buf) {
+                Ok(Parse::Complete(request, consumed)) => {
+                    parser.reset();
+                    match api::body_length(&request, max_body) {
+                        Ok(len) if consumed + len <= buf.len() => {
+                            let _ = buf.split_to(consumed);
+                            let body = buf.split_to(len);
+                            let close = wants_close(&request);
+                            batch.push((request, body, close));
+                        }
+                        _ => break,
+                    }
+                }
+                Ok(Parse::Partial) => break,
+                Err(_) => {
+                    parser.reset();
+                    break;
+                }
+            }
+        }
+        // Started together, in order (each sends its mesh message when first polled, so every
+        // owner sees them in request order), answered in order, written in one write.
+        let answers = futures_util::future::join_all(
+            batch
+                .iter_mut()
+                .map(|(request, body, close)| answer(&worker, request, body, *close)),
+        )
+        .await;
+        let mut out = Vec::new();
+        let mut close = false;
+        for (answer, closes) in answers {
+            out.extend_from_slice(&answer);
+            close |= closes;
+            worker.stats().api_requests.add(1);
+        }
         let (written, _) = stream.write_all(out).await;
         if written.is_err() || close {
             return;
         }
     }
 }
+
+/// Most pipelined requests of one connection started together: bounds one connection's share of
+/// its worker's turn (and the answers buffered for one write).
+const PIPELINE_BATCH: usize = 64;
 
 /// Whether the client asked to close after this answer (`Connection: close`, or HTTP/1.0
 /// without `keep-alive`).
