@@ -211,7 +211,11 @@ async fn info_names_the_version_the_workers_and_the_connections() {
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(info["workers"], 2);
     assert_eq!(info["connections"], 1);
-    assert_eq!(info.get("cluster"), Some(&Value::Null), "not clustered: {info}");
+    assert_eq!(
+        info.get("cluster"),
+        Some(&Value::Null),
+        "not clustered: {info}"
+    );
 }
 
 #[tokio::test]
@@ -355,6 +359,43 @@ async fn requests_that_arrive_in_pieces_are_read_whole() {
         offsets.push(a.json()["offset"].as_u64().unwrap());
     }
     assert_eq!(offsets, [1, 2, 3]);
+}
+
+#[tokio::test]
+async fn pipelined_requests_act_in_order_and_nothing_after_a_close_is_served() {
+    let server = ApiServer::start(|c| c.history_size = 10);
+    let mut api = Http::connect(server.api).await;
+    let publish = |n: u32| {
+        let body = publish_body("batch", json!(n), None);
+        format!(
+            "POST /api/publish HTTP/1.1\r\nAuthorization: apikey {KEY}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // One write: publish, history (sees it), a request asking to close, and one after it.
+    let batch = format!(
+        "{}GET /api/history?room=batch HTTP/1.1\r\nAuthorization: apikey {KEY}\r\n\r\n\
+         GET /api/info HTTP/1.1\r\nAuthorization: apikey {KEY}\r\nConnection: close\r\n\r\n{}",
+        publish(1),
+        publish(2)
+    );
+    api.send_raw(batch.as_bytes()).await;
+    assert_eq!(api.answer().await.json()["offset"], 1);
+    let history = api.answer().await.json();
+    assert_eq!(history["messages"][0]["payload"], 1, "{history}");
+    let info = api.answer().await;
+    assert!(info.head.contains("connection: close"), "{info:?}");
+    api.assert_closed().await;
+    let mut again = Http::connect(server.api).await;
+    let history = again
+        .call("GET", "/api/history?room=batch", "")
+        .await
+        .json();
+    assert_eq!(
+        history["messages"].as_array().map(Vec::len),
+        Some(1),
+        "the publish after the close was never served: {history}"
+    );
 }
 
 #[tokio::test]
