@@ -7,26 +7,22 @@
 //!
 //! Waiting is always for an event (an answer, a message), never for a span of wall-clock time.
 
+mod api_client;
 mod common;
 mod rooms_client;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use api_client::{publish_body, Http, HANG_GUARD, KEY};
 use common::{http_get, http_request};
 use ringcast::config::Config;
 use ringcast::driver::Server;
 use ringcast::security::Secret;
 use rooms_client::Client;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-const KEY: &str = "api-test-key-0123456789";
 const OTHER_KEY: &str = "api-rotated-key-0123456789";
-
-/// Guards against a broken server hanging the test; never part of an assertion.
-const HANG_GUARD: Duration = Duration::from_secs(10);
 
 /// A server with the API on, two workers, shut down when dropped.
 struct ApiServer {
@@ -68,114 +64,6 @@ impl Drop for ApiServer {
             let _ = server.wait();
         }
     }
-}
-
-/// One answer: status, head (lower-cased), body.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("the API answers JSON")
-    }
-
-    /// Asserts an error answer with `status` and stable `code`.
-    fn is_error(&self, status: u16, code: &str) {
-        assert_eq!(self.status, status, "{self:?}");
-        let v = self.json();
-        assert_eq!(v["error"]["code"], code, "{v}");
-        assert!(v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()));
-    }
-}
-
-/// A keep-alive HTTP/1.1 connection to the API, written independently of the server's code.
-struct Http {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Http {
-    async fn connect(addr: SocketAddr) -> Http {
-        Http {
-            stream: TcpStream::connect(addr).await.expect("connect"),
-            buf: Vec::new(),
-        }
-    }
-
-    async fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.expect("write");
-    }
-
-    async fn send(&mut self, method: &str, path: &str, key: Option<&str>, body: &str) {
-        let auth = key.map_or(String::new(), |k| format!("Authorization: apikey {k}\r\n"));
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: api\r\n{auth}Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.send_raw(request.as_bytes()).await;
-    }
-
-    async fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(HANG_GUARD, self.stream.read(&mut chunk))
-            .await
-            .expect("an answer before the hang guard")
-            .expect("read");
-        self.buf.extend_from_slice(&chunk[..n]);
-        n > 0
-    }
-
-    /// The next answer on the connection.
-    async fn answer(&mut self) -> Answer {
-        let end = loop {
-            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            assert!(self.fill().await, "connection closed before an answer");
-        };
-        let head = String::from_utf8(self.buf[..end].to_vec())
-            .unwrap()
-            .to_ascii_lowercase();
-        let status = head[9..12].parse().unwrap();
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length: "))
-            .expect("content-length")
-            .trim()
-            .parse()
-            .unwrap();
-        while self.buf.len() < end + len {
-            assert!(self.fill().await, "connection closed inside a body");
-        }
-        let body = self.buf[end..end + len].to_vec();
-        self.buf.drain(..end + len);
-        Answer { status, head, body }
-    }
-
-    async fn call(&mut self, method: &str, path: &str, body: &str) -> Answer {
-        self.send(method, path, Some(KEY), body).await;
-        self.answer().await
-    }
-
-    /// Asserts the server closes the connection (after any answer already read).
-    async fn assert_closed(&mut self) {
-        assert!(self.buf.is_empty());
-        assert!(!self.fill().await, "expected the server to close");
-    }
-}
-
-fn publish_body(room: &str, payload: Value, msg_id: Option<&str>) -> String {
-    let mut body = json!({"room": room, "payload": payload});
-    if let Some(m) = msg_id {
-        body["msg_id"] = json!(m);
-    }
-    body.to_string()
 }
 
 /// The all-workers total of a counter in `/metrics` (counted before the answer is written).
@@ -323,6 +211,11 @@ async fn info_names_the_version_the_workers_and_the_connections() {
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(info["workers"], 2);
     assert_eq!(info["connections"], 1);
+    assert_eq!(
+        info.get("cluster"),
+        Some(&Value::Null),
+        "not clustered: {info}"
+    );
 }
 
 #[tokio::test]
@@ -436,6 +329,73 @@ async fn pipelined_requests_are_answered_in_order_on_one_connection() {
     for i in 0..16 {
         assert_eq!(member.next_of("message").await["payload"], i);
     }
+}
+
+#[tokio::test]
+async fn requests_that_arrive_in_pieces_are_read_whole() {
+    let server = ApiServer::start(|c| c.history_size = 10);
+    let mut api = Http::connect(server.api).await;
+    let mut stream = Vec::new();
+    for i in 0..3 {
+        let body = publish_body("pieces", json!({"n": i}), None);
+        stream.extend_from_slice(
+            format!(
+                "POST /api/publish HTTP/1.1\r\nAuthorization: apikey {KEY}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+    }
+    // Cut inside the method, the head and the bodies, each piece its own segment (the pause
+    // only shapes the input: pieces that still coalesce make the test weaker, never wrong).
+    for piece in stream.chunks(23) {
+        api.send_raw(piece).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut offsets = Vec::new();
+    for _ in 0..3 {
+        let a = api.answer().await;
+        assert_eq!(a.status, 200, "{a:?}");
+        offsets.push(a.json()["offset"].as_u64().unwrap());
+    }
+    assert_eq!(offsets, [1, 2, 3]);
+}
+
+#[tokio::test]
+async fn pipelined_requests_act_in_order_and_nothing_after_a_close_is_served() {
+    let server = ApiServer::start(|c| c.history_size = 10);
+    let mut api = Http::connect(server.api).await;
+    let publish = |n: u32| {
+        let body = publish_body("batch", json!(n), None);
+        format!(
+            "POST /api/publish HTTP/1.1\r\nAuthorization: apikey {KEY}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // One write: publish, history (sees it), a request asking to close, and one after it.
+    let batch = format!(
+        "{}GET /api/history?room=batch HTTP/1.1\r\nAuthorization: apikey {KEY}\r\n\r\n\
+         GET /api/info HTTP/1.1\r\nAuthorization: apikey {KEY}\r\nConnection: close\r\n\r\n{}",
+        publish(1),
+        publish(2)
+    );
+    api.send_raw(batch.as_bytes()).await;
+    assert_eq!(api.answer().await.json()["offset"], 1);
+    let history = api.answer().await.json();
+    assert_eq!(history["messages"][0]["payload"], 1, "{history}");
+    let info = api.answer().await;
+    assert!(info.head.contains("connection: close"), "{info:?}");
+    api.assert_closed().await;
+    let mut again = Http::connect(server.api).await;
+    let history = again
+        .call("GET", "/api/history?room=batch", "")
+        .await
+        .json();
+    assert_eq!(
+        history["messages"].as_array().map(Vec::len),
+        Some(1),
+        "the publish after the close was never served: {history}"
+    );
 }
 
 #[tokio::test]

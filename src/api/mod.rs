@@ -9,7 +9,8 @@
 //! Every refusal is an [`ApiError`]: an HTTP status and a stable code (the codes of
 //! `docs/protocol.md` where one fits: `unauthorized`, `bad_json`, `missing_field`, `bad_field`,
 //! `room_name_too_long`, `payload_too_large`; and `not_found`, `method_not_allowed`,
-//! `length_required`, `unavailable` for what only HTTP can get wrong).
+//! `length_required` for what only HTTP can get wrong; `unavailable` while draining, or while a
+//! clustered node cannot reach Redis).
 
 pub mod keys;
 
@@ -17,6 +18,7 @@ use std::fmt;
 
 use crate::envelope::{EnvelopeLimits, ErrorCode};
 use crate::proto::handshake::{self, Request};
+use crate::room::stream::Position;
 
 pub use keys::ApiKeys;
 
@@ -118,10 +120,12 @@ pub enum ApiError {
     /// The server is draining.
     #[error("the server is shutting down")]
     Unavailable,
-    /// `/api/publish`, `/api/broadcast` or `/api/history` on a clustered node: those go through
-    /// the cluster's Redis from `/ws` only, so far.
-    #[error("publish, broadcast and history through the API are not available on a clustered node yet (use /ws)")]
-    ClusterUnsupported,
+    /// Clustered: a publish, broadcast or history read needs the cluster's Redis, which is
+    /// unreachable (or this node's bridge to it is saturated). No offset is assigned outside
+    /// Redis; whether a publish cut off mid-flight reached Redis is unknown, which a retry with
+    /// the same `msg_id` settles.
+    #[error("the cluster's Redis is unreachable; retry (with the same msg_id a retry is never published twice)")]
+    RedisUnreachable,
     /// `/api/send` on a server with auth off (no connection is a user).
     #[error("messages to users need authentication: this server runs with auth off")]
     AuthDisabled,
@@ -142,7 +146,7 @@ impl ApiError {
             ApiError::Unauthorized => 401,
             ApiError::LengthRequired => 411,
             ApiError::BodyTooLarge(_) | ApiError::PayloadTooLarge => 413,
-            ApiError::Unavailable | ApiError::ClusterUnsupported => 503,
+            ApiError::Unavailable | ApiError::RedisUnreachable => 503,
             ApiError::InboxFull(_) => 429,
             ApiError::NoSuchConnection => 404,
             ApiError::AuthDisabled
@@ -169,7 +173,7 @@ impl ApiError {
             ApiError::MissingField(_) => ErrorCode::MissingField.as_str(),
             ApiError::BadField(_) => ErrorCode::BadField.as_str(),
             ApiError::RoomNameTooLong => ErrorCode::RoomNameTooLong.as_str(),
-            ApiError::Unavailable | ApiError::ClusterUnsupported => "unavailable",
+            ApiError::Unavailable | ApiError::RedisUnreachable => "unavailable",
             ApiError::AuthDisabled => ErrorCode::AuthDisabled.as_str(),
             ApiError::InboxFull(_) => ErrorCode::InboxFull.as_str(),
             ApiError::NoSuchConnection => ErrorCode::NoSuchConnection.as_str(),
@@ -475,6 +479,60 @@ pub fn parse_disconnect(body: &mut [u8]) -> Result<Disconnect, ApiError> {
     })
 }
 
+/// `"offset":N,"epoch":"…"`, or nulls when no offset was taken.
+pub fn position_fields(at: Option<Position>, out: &mut Vec<u8>) {
+    match at {
+        Some(at) => out.extend_from_slice(
+            format!(
+                r#""offset":{},"epoch":"{}""#,
+                at.offset,
+                std::str::from_utf8(&at.epoch.text()).expect("hex digits")
+            )
+            .as_bytes(),
+        ),
+        None => out.extend_from_slice(br#""offset":null,"epoch":null"#),
+    }
+}
+
+/// The body of a `POST /api/broadcast` answer from each room's outcome (in the request's
+/// order). When no room was published, the first refusal itself (a retry is plainly safe);
+/// otherwise every room's position, a refused room's with nulls and its `error`, so only those
+/// rooms need a retry.
+pub fn broadcast_answer(
+    rooms: &[String],
+    outcomes: Vec<Result<Option<Position>, ApiError>>,
+) -> Result<Vec<u8>, ApiError> {
+    if let Some(Err(first)) = outcomes.first() {
+        if outcomes.iter().all(Result::is_err) {
+            return Err(first.clone());
+        }
+    }
+    let mut out = br#"{"results":["#.to_vec();
+    for (i, (room, outcome)) in rooms.iter().zip(outcomes).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(format!(r#"{{"room":{},"#, Quoted(room)).as_bytes());
+        match outcome {
+            Ok(at) => position_fields(at, &mut out),
+            Err(err) => {
+                position_fields(None, &mut out);
+                out.extend_from_slice(
+                    format!(
+                        r#","error":{{"code":"{}","message":{}}}"#,
+                        err.code(),
+                        Quoted(&err.to_string())
+                    )
+                    .as_bytes(),
+                );
+            }
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    Ok(out)
+}
+
 /// Renders an answer of `content_type`; `close` adds `Connection: close`.
 pub fn render(status: u16, content_type: &str, body: &[u8], close: bool, out: &mut Vec<u8>) {
     let headers: &[(&str, &str)] = if close {
@@ -729,6 +787,36 @@ mod tests {
         assert_eq!(
             parse(r#"{"to_user":"a","payload":1,"ack":1}"#),
             Err(ApiError::BadField("ack"))
+        );
+    }
+
+    #[test]
+    fn a_broadcast_answer_names_each_refused_room_or_is_the_refusal_when_none_was_published() {
+        let at = |offset| Position {
+            offset,
+            epoch: crate::room::stream::Epoch::from_text(b"00000000000000ab").unwrap(),
+        };
+        let rooms = ["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        let body = broadcast_answer(
+            &rooms,
+            vec![Ok(Some(at(3))), Err(ApiError::RedisUnreachable), Ok(None)],
+        )
+        .unwrap();
+        let expected = format!(
+            concat!(
+                r#"{{"results":[{{"room":"a","offset":3,"epoch":"00000000000000ab"}},"#,
+                r#"{{"room":"b","offset":null,"epoch":null,"error":{{"code":"unavailable","message":{}}}}},"#,
+                r#"{{"room":"c","offset":null,"epoch":null}}]}}"#
+            ),
+            Quoted(&ApiError::RedisUnreachable.to_string())
+        );
+        assert_eq!(String::from_utf8(body).unwrap(), expected);
+        assert_eq!(
+            broadcast_answer(
+                &rooms[..2],
+                vec![Err(ApiError::RedisUnreachable), Err(ApiError::Unavailable)]
+            ),
+            Err(ApiError::RedisUnreachable)
         );
     }
 

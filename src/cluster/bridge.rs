@@ -5,7 +5,8 @@
 //! waits, a full channel is answered `unavailable`) and it answers through the mesh
 //! (`MeshMsg::ToConn` to a connection's worker, `MeshMsg::ClusterJoined` and
 //! `MeshMsg::ClusterDeliver` to the room's owner worker, which fans out as for a local
-//! publish).
+//! publish), or, for a call of the server API, on the oneshot channel its request waits on
+//! ([`Asker`]): an API publish or history read takes exactly the path of a `/ws` one.
 //!
 //! # One connection, and why it orders delivery
 //!
@@ -44,7 +45,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, Value};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::record::{self, Body, RoomKeys};
 use super::script;
@@ -67,6 +68,53 @@ pub const QUEUE: usize = 65_536;
 /// The message of an `unavailable` reply.
 pub const UNAVAILABLE: &str = "the cluster's Redis is unreachable; nothing was published (retry)";
 
+/// Why a server-API call through the bridge got no answer from Redis: the connection is down,
+/// or the bridge's queue is full. The API answers it 503 `unavailable`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{UNAVAILABLE}")]
+pub struct Unreachable;
+
+/// Who waits for the answer to a publish or a history read, and how it is told.
+///
+/// A `/ws` command is answered with a reply frame through the mesh (its `id` echoed); a call of
+/// the server API ([`crate::api`]) with a value on the oneshot channel its request waits on.
+/// Either way exactly one answer: the result, or `unavailable`.
+#[derive(Debug)]
+pub enum Asker<T> {
+    /// A `/ws` connection's command.
+    Conn {
+        /// The connection.
+        conn: ConnId,
+        /// The command's `id`, for the reply.
+        id: Option<Box<str>>,
+    },
+    /// A server-API request, waiting on its own task; a dropped receiver (the caller hung up)
+    /// is ignored.
+    Api(oneshot::Sender<Result<T, Unreachable>>),
+}
+
+impl<T> Asker<T> {
+    /// Answers `unavailable`: the API caller directly; for a connection, the reply frame (rendered
+    /// into `arena`) and whom to send it to, through the mesh.
+    pub fn unavailable(self, arena: &mut BytesMut) -> Option<(ConnId, Bytes)> {
+        match self {
+            Asker::Conn { conn, id } => Some((
+                conn,
+                render::reply_err(arena, id.as_deref(), ErrorCode::Unavailable, UNAVAILABLE),
+            )),
+            Asker::Api(tx) => {
+                let _ = tx.send(Err(Unreachable));
+                None
+            }
+        }
+    }
+
+    /// Whether the server API asks (its `msg_id`s share one space across nodes).
+    pub fn is_api(&self) -> bool {
+        matches!(self, Asker::Api(_))
+    }
+}
+
 /// What a worker asks of the bridge.
 #[derive(Debug)]
 pub enum BridgeCmd {
@@ -82,8 +130,9 @@ pub enum BridgeCmd {
         payload: Bytes,
         /// Whether the publisher gets its own message.
         echo: bool,
-        /// The client's id, for the reply.
-        id: Option<Box<str>>,
+        /// Who gets the position Redis assigns (or `unavailable`); for the server API the
+        /// position is always `Some` (every clustered publish takes an offset).
+        asker: Asker<Option<Position>>,
         /// The client's message id.
         msg_id: Option<Box<str>>,
         /// Unix ms when the owner received it.
@@ -110,14 +159,12 @@ pub enum BridgeCmd {
         /// The room.
         room: Box<str>,
     },
-    /// A `history` command.
+    /// A `history` command, or a `GET /api/history`.
     History {
         /// The room.
         room: Box<str>,
-        /// Who asks.
-        conn: ConnId,
-        /// The client's id.
-        id: Option<Box<str>>,
+        /// Who gets the `history` frame (the API: with `id` null).
+        asker: Asker<Bytes>,
         /// The last `limit` messages.
         limit: Option<u64>,
         /// Or those after this point.
@@ -295,15 +342,12 @@ impl Ctx {
         );
     }
 
-    fn unavailable(&self, conn: ConnId, id: Option<&str>) {
+    fn unavailable<T>(&self, asker: Asker<T>) {
         self.status.count_unavailable();
-        let frame = render::reply_err(
-            &mut self.arena.borrow_mut(),
-            id,
-            ErrorCode::Unavailable,
-            UNAVAILABLE,
-        );
-        self.to_conn(conn, frame);
+        let frame = asker.unavailable(&mut self.arena.borrow_mut());
+        if let Some((conn, frame)) = frame {
+            self.to_conn(conn, frame);
+        }
     }
 
     /// The `message` frame of a record, rendered once for this node, and who not to echo to.
@@ -555,11 +599,10 @@ async fn command_loop(ctx: Rc<Ctx>, mut rx: mpsc::Receiver<BridgeCmd>) {
             BridgeCmd::Leave { room } => leave(&ctx, room).await,
             BridgeCmd::History {
                 room,
-                conn,
-                id,
+                asker,
                 limit,
                 since,
-            } => history(&ctx, room, conn, id, limit, since).await,
+            } => history(&ctx, room, asker, limit, since).await,
         }
     }
 }
@@ -577,9 +620,9 @@ async fn publish(ctx: &Ctx, batch: Vec<BridgeCmd>) {
             user,
             payload,
             echo,
+            asker,
             msg_id,
             ts,
-            ..
         } = cmd
         else {
             continue;
@@ -588,9 +631,13 @@ async fn publish(ctx: &Ctx, batch: Vec<BridgeCmd>) {
         let keys = RoomKeys::of(name);
         let policy = ctx.config.rules.policy(name);
         let dedup = msg_id.as_deref().map(|m| {
-            let sender = match user {
-                Some(u) => format!("u:{u}"),
-                None => format!("c:{:016x}:{from}", ctx.node),
+            // The server API is one sender on every node (a retry through another node's API
+            // finds the original); a user is one sender on every node; an anonymous connection
+            // is itself, on its node.
+            let sender = match (asker.is_api(), user) {
+                (true, _) => "api".to_owned(),
+                (false, Some(u)) => format!("u:{u}"),
+                (false, None) => format!("c:{:016x}:{from}", ctx.node),
             };
             RoomKeys::dedup(name, &sender, m)
         });
@@ -632,7 +679,7 @@ async fn publish(ctx: &Ctx, batch: Vec<BridgeCmd>) {
     };
     let mut replies = replies.map(Vec::into_iter);
     for cmd in batch {
-        let BridgeCmd::Publish { from, id, .. } = cmd else {
+        let BridgeCmd::Publish { asker, .. } = cmd else {
             continue;
         };
         let at = replies
@@ -647,13 +694,16 @@ async fn publish(ctx: &Ctx, batch: Vec<BridgeCmd>) {
                 },
                 _ => None,
             });
-        match at {
-            Some(at) => {
+        match (at, asker) {
+            (Some(at), Asker::Conn { conn, id }) => {
                 let frame =
                     render::reply_published(&mut ctx.arena.borrow_mut(), id.as_deref(), Some(at));
-                ctx.to_conn(from, frame);
+                ctx.to_conn(conn, frame);
             }
-            None => ctx.unavailable(from, id.as_deref()),
+            (Some(at), Asker::Api(tx)) => {
+                let _ = tx.send(Ok(Some(at)));
+            }
+            (None, asker) => ctx.unavailable(asker),
         }
     }
 }
@@ -749,13 +799,12 @@ async fn leave(ctx: &Ctx, room: Box<str>) {
 async fn history(
     ctx: &Ctx,
     room: Box<str>,
-    conn: ConnId,
-    id: Option<Box<str>>,
+    asker: Asker<Bytes>,
     limit: Option<u64>,
     since: Option<Resume>,
 ) {
     let Some(mut redis) = ctx.conn.borrow().clone() else {
-        return ctx.unavailable(conn, id.as_deref());
+        return ctx.unavailable(asker);
     };
     let keys = RoomKeys::of(&room);
     let answer = match &since {
@@ -810,19 +859,28 @@ async fn history(
                 .filter_map(|r| record::parse(r).ok())
                 .map(|rec| ctx.render(&room, &rec).0)
                 .collect();
+            let id = match &asker {
+                Asker::Conn { id, .. } => id.as_deref(),
+                Asker::Api(_) => None,
+            };
             let frame = render::history(
                 &mut ctx.arena.borrow_mut(),
-                id.as_deref(),
+                id,
                 &room,
                 Some(at),
                 recovered,
                 &frames,
             );
-            ctx.to_conn(conn, frame);
+            match asker {
+                Asker::Conn { conn, .. } => ctx.to_conn(conn, frame),
+                Asker::Api(tx) => {
+                    let _ = tx.send(Ok(frame));
+                }
+            }
         }
         Err(e) => {
             ctx.failed(&e);
-            ctx.unavailable(conn, id.as_deref());
+            ctx.unavailable(asker);
         }
     }
 }

@@ -5,10 +5,17 @@
 //! Owns the API connections' sockets and buffers, and nothing else: every decision (route, key,
 //! body length, JSON, the answer's bytes) is [`crate::api`]'s, and a publish goes through the
 //! same owner code as a `/ws` publish ([`app::publish_at_owner`]): same offsets, history, dedup,
-//! fan-out. Requests on one connection are answered one at a time, in order (pipelined requests
-//! wait in the read buffer), so answers are never reordered. A request head goes through the
-//! handshake's parser (`RequestParser`, httparse) with the same head limits; a body is read only
-//! once its `Content-Length` is known to be within `api_max_body`. It never blocks a worker: a
+//! fan-out. Clustered, the owner hands an API publish or history read to the node's Redis bridge
+//! exactly as a `/ws` one ([`crate::cluster::bridge::Asker::Api`]): Redis assigns the offset,
+//! the room's channel delivers it on every node, history is read from the room's Stream, and
+//! while Redis is unreachable the call answers 503 `unavailable`.
+//!
+//! Pipelined requests of one connection that have arrived whole are started together, in order
+//! (each owner sees them in request order), and answered in order in one write
+//! ([`PIPELINE_BATCH`] at most at once): answers are never reordered, and a backend that
+//! pipelines pays one turn of the worker per batch, not per request. A request head goes through
+//! the handshake's parser (`RequestParser`, httparse) with the same head limits; a body is read
+//! only once its `Content-Length` is known to be within `api_max_body`. It never blocks a worker: a
 //! call to another worker is awaited on a oneshot channel, on this connection's own task.
 
 use std::rc::Rc;
@@ -19,6 +26,7 @@ use tokio::sync::oneshot;
 use tokio_uring::net::{TcpListener, TcpStream};
 
 use crate::api::{self, ApiError, Route};
+use crate::cluster::bridge::{Asker, BridgeCmd, Unreachable};
 use crate::envelope::render::frame_text;
 use crate::proto::conn::State;
 use crate::proto::handshake::{Parse, Request, RequestParser};
@@ -42,8 +50,9 @@ pub enum Call {
         payload: Bytes,
         /// The idempotency key.
         msg_id: Option<Box<str>>,
-        /// Gets the position (`None`: nobody to deliver to and nothing kept).
-        reply: oneshot::Sender<Option<Position>>,
+        /// Gets the position (`None`: nobody to deliver to and nothing kept, on a node that is
+        /// not clustered), or, clustered, [`Unreachable`] while Redis is.
+        reply: oneshot::Sender<Result<Option<Position>, Unreachable>>,
     },
     /// Who is in a room owned by the receiving worker.
     Presence {
@@ -60,8 +69,8 @@ pub enum Call {
         limit: Option<u64>,
         /// Or those after this point.
         since: Option<Resume>,
-        /// Gets the `/ws` history frame.
-        reply: oneshot::Sender<Bytes>,
+        /// Gets the `/ws` history frame, or, clustered, [`Unreachable`] while Redis is.
+        reply: oneshot::Sender<Result<Bytes, Unreachable>>,
     },
     /// A message to a user owned by the receiving worker.
     Send {
@@ -136,19 +145,38 @@ pub fn on_mesh(worker: &Rc<Worker>, call: Call) {
             payload,
             msg_id,
             reply,
-        } => app::publish_at_owner(
-            worker,
-            room,
-            api::API_SENDER,
-            None,
-            payload,
-            true,
-            msg_id,
-            |at| {
-                // The caller may have hung up meanwhile: the publish stands, unanswered.
-                let _ = reply.send(at);
-            },
-        ),
+        } => {
+            if let Some(link) = app::cluster(worker) {
+                // As a `/ws` publish at its owner: Redis assigns the offset; the bridge answers.
+                let cmd = BridgeCmd::Publish {
+                    room,
+                    from: api::API_SENDER,
+                    user: None,
+                    payload,
+                    echo: true,
+                    asker: Asker::Api(reply),
+                    msg_id,
+                    ts: app::unix_now(worker),
+                };
+                if let Err(BridgeCmd::Publish { asker, .. }) = link.try_send(cmd).map_err(|c| *c) {
+                    app::unavailable(worker, link, asker);
+                }
+                return;
+            }
+            app::publish_at_owner(
+                worker,
+                room,
+                api::API_SENDER,
+                None,
+                payload,
+                true,
+                msg_id,
+                |at| {
+                    // The caller may have hung up meanwhile: the publish stands, unanswered.
+                    let _ = reply.send(Ok(at));
+                },
+            );
+        }
         Call::Presence { room, reply } => {
             let _ = reply.send(app::presence_at_owner(worker, &room, None));
         }
@@ -158,8 +186,21 @@ pub fn on_mesh(worker: &Rc<Worker>, call: Call) {
             since,
             reply,
         } => {
+            if let Some(link) = app::cluster(worker) {
+                // As a `/ws` history at its owner: read from the room's Redis Stream.
+                let cmd = BridgeCmd::History {
+                    room,
+                    asker: Asker::Api(reply),
+                    limit,
+                    since,
+                };
+                if let Err(BridgeCmd::History { asker, .. }) = link.try_send(cmd).map_err(|c| *c) {
+                    app::unavailable(worker, link, asker);
+                }
+                return;
+            }
             let frame = app::history_at_owner(worker, &room, None, limit, since.as_ref());
-            let _ = reply.send(frame);
+            let _ = reply.send(Ok(frame));
         }
         Call::Send {
             user,
@@ -229,16 +270,21 @@ pub async fn accept_loop(worker: Rc<Worker>, listener: TcpListener) {
     }
 }
 
-/// Reads more bytes into `buf`; `None` when the peer closed, the read failed, or nothing came
+/// Appends more bytes to `buf`; `None` when the peer closed, the read failed, or nothing came
 /// for `idle` (`idle_timeout`, as on `/ws`): a silent API connection, idle between requests or
 /// stalled inside one, is closed rather than held.
 async fn read_more(stream: &TcpStream, buf: BytesMut, idle: Duration) -> Option<BytesMut> {
+    use tokio_uring::buf::{BoundedBuf, Slice};
     let mut buf = buf;
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(4096);
     }
-    match tokio::time::timeout(idle, stream.read(buf)).await {
-        Ok((Ok(n), buf)) if n > 0 => Some(buf),
+    // Invariant: the read goes after the bytes already held. tokio-uring reads into a buffer
+    // from its start, so it is handed the free tail as a slice (whose `set_init` extends the
+    // whole buffer); reading into `buf` itself would overwrite a request that arrived in parts.
+    let len = buf.len();
+    match tokio::time::timeout(idle, stream.read(buf.slice(len..))).await {
+        Ok((Ok(n), tail)) if n > 0 => Some(Slice::into_inner(tail)),
         Ok(_) => None,
         Err(_) => {
             // The dropped read is still in flight in the ring (tokio-uring keeps its buffer until
@@ -294,16 +340,57 @@ async fn serve(worker: Rc<Worker>, stream: TcpStream) {
                 None => return,
             }
         }
-        let mut body = buf.split_to(len);
+        let body = buf.split_to(len);
         let close = wants_close(&request);
-        let (out, close) = answer(&worker, &request, &mut body, close).await;
-        worker.stats().api_requests.add(1);
+        let mut batch = vec![(request, body, close)];
+        // Pipelined requests already read whole join this one, up to one that asks to close;
+        // one still arriving, or refused from its head, waits for the next turn.
+        while batch.len() < PIPELINE_BATCH && !batch.last().is_some_and(|(_, _, close)| *close) {
+            match parser.parse(&buf) {
+                Ok(Parse::Complete(request, consumed)) => {
+                    parser.reset();
+                    match api::body_length(&request, max_body) {
+                        Ok(len) if consumed + len <= buf.len() => {
+                            let _ = buf.split_to(consumed);
+                            let body = buf.split_to(len);
+                            let close = wants_close(&request);
+                            batch.push((request, body, close));
+                        }
+                        _ => break,
+                    }
+                }
+                Ok(Parse::Partial) => break,
+                Err(_) => {
+                    parser.reset();
+                    break;
+                }
+            }
+        }
+        // Started together, in order (each sends its mesh message when first polled, so every
+        // owner sees them in request order), answered in order, written in one write.
+        let answers = futures_util::future::join_all(
+            batch
+                .iter_mut()
+                .map(|(request, body, close)| answer(&worker, request, body, *close)),
+        )
+        .await;
+        let mut out = Vec::new();
+        let mut close = false;
+        for (answer, closes) in answers {
+            out.extend_from_slice(&answer);
+            close |= closes;
+            worker.stats().api_requests.add(1);
+        }
         let (written, _) = stream.write_all(out).await;
         if written.is_err() || close {
             return;
         }
     }
 }
+
+/// Most pipelined requests of one connection started together: bounds one connection's share of
+/// its worker's turn (and the answers buffered for one write).
+const PIPELINE_BATCH: usize = 64;
 
 /// Whether the client asked to close after this answer (`Connection: close`, or HTTP/1.0
 /// without `keep-alive`).
@@ -367,20 +454,18 @@ async fn handle(
     if worker.draining() {
         return Err(ApiError::Unavailable);
     }
-    // Clustered, a room's offsets and history live in Redis and only `/ws` publishes reach them
-    // (through the bridge) so far: the API answers 503 rather than assigning node-local offsets
-    // that would collide with the cluster's.
-    if worker.shared.cluster.is_some()
-        && matches!(route, Route::Publish | Route::Broadcast | Route::History)
-    {
-        return Err(ApiError::ClusterUnsupported);
-    }
     match route {
         Route::OpenApi => Ok(api::OPENAPI.as_bytes().to_vec()),
         Route::Info => {
+            // This node's figures; clustered, whether it reaches the cluster's Redis.
             let shared = &worker.shared;
+            let cluster = match &shared.cluster {
+                None => "null",
+                Some(status) if status.connected() => r#"{"connected":true}"#,
+                Some(_) => r#"{"connected":false}"#,
+            };
             Ok(format!(
-                r#"{{"version":"{}","workers":{},"connections":{}}}"#,
+                r#"{{"version":"{}","workers":{},"connections":{},"cluster":{cluster}}}"#,
                 env!("CARGO_PKG_VERSION"),
                 shared.stats.len(),
                 shared
@@ -400,7 +485,7 @@ async fn handle(
             )
             .await?;
             let mut out = b"{".to_vec();
-            position_fields(at, &mut out);
+            api::position_fields(at, &mut out);
             out.push(b'}');
             Ok(out)
         }
@@ -414,18 +499,11 @@ async fn handle(
                 .iter()
                 .map(|room| publish_one(worker, room.clone(), payload.clone(), None))
                 .collect();
-            let mut out = br#"{"results":["#.to_vec();
-            for (i, (room, wait)) in broadcast.rooms.iter().zip(waits).enumerate() {
-                let at = wait.await?;
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(format!(r#"{{"room":{},"#, api::Quoted(room)).as_bytes());
-                position_fields(at, &mut out);
-                out.push(b'}');
+            let mut outcomes = Vec::with_capacity(waits.len());
+            for wait in waits {
+                outcomes.push(wait.await);
             }
-            out.extend_from_slice(b"]}");
-            Ok(out)
+            api::broadcast_answer(&broadcast.rooms, outcomes)
         }
         Route::Send => {
             let limits = app::envelope_limits(worker.config());
@@ -543,7 +621,10 @@ async fn handle(
                     reply,
                 }),
             );
-            let frame = rx.await.map_err(|_| ApiError::Unavailable)?;
+            let frame = rx
+                .await
+                .map_err(|_| ApiError::Unavailable)?
+                .map_err(|Unreachable| ApiError::RedisUnreachable)?;
             Ok(frame_text(&frame).to_vec())
         }
     }
@@ -588,21 +669,10 @@ fn publish_one(
             reply,
         }),
     );
-    // The owner always answers unless it has exited (shutdown).
-    async move { rx.await.map_err(|_| ApiError::Unavailable) }
-}
-
-/// `"offset":N,"epoch":"…"`, or nulls when no offset was taken.
-fn position_fields(at: Option<Position>, out: &mut Vec<u8>) {
-    match at {
-        Some(at) => out.extend_from_slice(
-            format!(
-                r#""offset":{},"epoch":"{}""#,
-                at.offset,
-                std::str::from_utf8(&at.epoch.text()).expect("hex digits")
-            )
-            .as_bytes(),
-        ),
-        None => out.extend_from_slice(br#""offset":null,"epoch":null"#),
+    // The owner (or, clustered, the bridge) always answers unless it has exited (shutdown).
+    async move {
+        rx.await
+            .map_err(|_| ApiError::Unavailable)?
+            .map_err(|Unreachable| ApiError::RedisUnreachable)
     }
 }

@@ -49,7 +49,7 @@ use super::users::{self, Users};
 use super::worker::millis;
 use super::worker::Worker;
 use crate::backend::authorize::PendingJoin;
-use crate::cluster::bridge::{BridgeCmd, Link, UNAVAILABLE};
+use crate::cluster::bridge::{Asker, BridgeCmd, Link, UNAVAILABLE};
 
 /// The close reason after `max_envelope_errors` malformed envelopes in a row.
 pub const ABUSE_REASON: &str = crate::proto::error::REASON_MALFORMED_ENVELOPES;
@@ -791,13 +791,12 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
                     user,
                     payload,
                     echo,
-                    id,
+                    asker: Asker::Conn { conn: from, id },
                     msg_id,
                     ts,
                 };
-                if let Err(BridgeCmd::Publish { from, id, .. }) = link.try_send(cmd).map_err(|c| *c)
-                {
-                    unavailable(worker, link, from, id.as_deref());
+                if let Err(BridgeCmd::Publish { asker, .. }) = link.try_send(cmd).map_err(|c| *c) {
+                    unavailable(worker, link, asker);
                 }
                 return;
             }
@@ -856,14 +855,12 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
             if let Some(link) = &app.cluster {
                 let cmd = BridgeCmd::History {
                     room,
-                    conn,
-                    id,
+                    asker: Asker::Conn { conn, id },
                     limit,
                     since: resume,
                 };
-                if let Err(BridgeCmd::History { conn, id, .. }) = link.try_send(cmd).map_err(|c| *c)
-                {
-                    unavailable(worker, link, conn, id.as_deref());
+                if let Err(BridgeCmd::History { asker, .. }) = link.try_send(cmd).map_err(|c| *c) {
+                    unavailable(worker, link, asker);
                 }
                 return;
             }
@@ -949,22 +946,25 @@ pub fn on_mesh(worker: &Rc<Worker>, msg: MeshMsg) {
     }
 }
 
-/// Answers `conn` with `unavailable` (the cluster's Redis is unreachable or the bridge is full).
-fn unavailable(worker: &Worker, link: &Link, conn: ConnId, id: Option<&str>) {
+/// Answers `asker` with `unavailable` (the cluster's Redis is unreachable or the bridge is
+/// full), counted.
+pub(super) fn unavailable<T>(worker: &Worker, link: &Link, asker: Asker<T>) {
     link.status.count_unavailable();
-    let frame = render::reply_err(
-        &mut worker.app.arena.borrow_mut(),
-        id,
-        ErrorCode::Unavailable,
-        UNAVAILABLE,
-    );
-    worker.app.send(
-        conn.worker as usize,
-        MeshMsg::ToConn {
-            key: conn.key,
-            frame,
-        },
-    );
+    let frame = asker.unavailable(&mut worker.app.arena.borrow_mut());
+    if let Some((conn, frame)) = frame {
+        worker.app.send(
+            conn.worker as usize,
+            MeshMsg::ToConn {
+                key: conn.key,
+                frame,
+            },
+        );
+    }
+}
+
+/// This worker's link to the cluster's Redis, when the node is clustered.
+pub(super) fn cluster(worker: &Worker) -> Option<&Link> {
+    worker.app.cluster.as_ref()
 }
 
 /// Clustered: finishes a join the bridge opened in Redis (`Some`), or undoes it (`None`).

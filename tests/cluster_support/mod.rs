@@ -144,6 +144,33 @@ impl Node {
         node
     }
 
+    /// The server API's address of a node started with `--api-listen 127.0.0.1:0`, from the
+    /// line it logs when the API listens (logged right after the main listening line; waited
+    /// for, bounded).
+    pub fn api_addr(&self) -> SocketAddr {
+        let until = Instant::now() + DEADLINE;
+        loop {
+            let found = self.log.lock().unwrap().lines().find_map(|line| {
+                line.contains("ringcast API listening")
+                    .then(|| {
+                        line.split_whitespace()
+                            .find_map(|field| field.strip_prefix("api="))
+                    })
+                    .flatten()
+                    .map(|a| a.parse().expect("a socket address"))
+            });
+            if let Some(addr) = found {
+                return addr;
+            }
+            assert!(
+                Instant::now() < until,
+                "the node never logged its API address; log:\n{}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// `ws://ADDR/path`.
     pub fn url(&self, path: &str) -> String {
         format!("ws://{}{}", self.addr, path)
