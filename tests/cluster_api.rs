@@ -8,11 +8,13 @@
 //! wall-clock time.
 
 mod api_client;
+mod backend_support;
 mod cluster_support;
 mod common;
 mod rooms_client;
 
 use api_client::{publish_body, Http, KEY};
+use backend_support::{Answer, Receiver};
 use cluster_support::{Node, Redis};
 use rooms_client::Client;
 use serde_json::{json, Value};
@@ -355,4 +357,83 @@ async fn connections_settle_at(api: &mut Http, n: u64) -> Value {
         );
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clustered_publishes_raise_one_webhook_event_each_from_the_node_that_published_them() {
+    let redis = Redis::start();
+    let receiver = Receiver::start(|_| Answer::status(204));
+    let url = receiver.url("/hooks");
+    let hooked = |redis: &Redis| {
+        Node::start(
+            redis,
+            &[
+                "--workers",
+                "2",
+                "--api-listen",
+                "127.0.0.1:0",
+                "--api-key",
+                KEY,
+                "--webhook-url",
+                &url,
+                "--webhook-events",
+                "publish",
+                "--webhook-secret",
+                "webhook-test-secret-0123456789",
+                "--webhook-batch-wait",
+                "5ms",
+            ],
+        )
+    };
+    let nodes = [hooked(&redis), hooked(&redis)];
+    let mut ws = Client::connect(&nodes[0].url("/ws")).await;
+    let first = ws
+        .call(json!({"type":"publish","room":"news","payload":"a","msg_id":"m-1"}))
+        .await;
+    assert_eq!(first["offset"], 1, "{first}");
+    let mut api = Http::connect(nodes[1].api_addr()).await;
+    assert_eq!(
+        publish(&mut api, "news", json!("b"), None).await["offset"],
+        2
+    );
+    // A retry of m-1 is answered with the original offset and raises no event; the sentinel
+    // after it, from the same connection, shows the retry's event would have arrived by now.
+    let retry = ws
+        .call(json!({"type":"publish","room":"news","payload":"a","msg_id":"m-1"}))
+        .await;
+    assert_eq!(retry["offset"], 1, "{retry}");
+    let last = ws
+        .call(json!({"type":"publish","room":"news","payload":"c"}))
+        .await;
+    assert_eq!(last["offset"], 3, "{last}");
+    let requests = receiver.wait_until("three publish events", |r| {
+        r.iter()
+            .flat_map(|r| r.json()["events"].as_array().cloned().unwrap_or_default())
+            .count()
+            >= 3
+    });
+    let mut events: Vec<Value> = requests
+        .iter()
+        .flat_map(|r| r.json()["events"].as_array().cloned().unwrap_or_default())
+        .collect();
+    events.sort_by_key(|e| e["offset"].as_u64());
+    let seen: Vec<(Value, Value, Value)> = events
+        .iter()
+        .map(|e| (e["type"].clone(), e["offset"].clone(), e["payload"].clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (json!("publish"), json!(1), json!("a")),
+            (json!("publish"), json!(2), json!("b")),
+            (json!("publish"), json!(3), json!("c")),
+        ],
+        "one event per message, none for the retry: {events:?}"
+    );
+    assert_eq!(events[1]["conn"], "api");
+    assert_ne!(
+        events[0]["node"], events[1]["node"],
+        "each event comes from the node where its message was published"
+    );
+    assert_eq!(events[0]["node"], events[2]["node"]);
 }

@@ -27,7 +27,7 @@ use crate::driver::mesh::Outbox;
 #[derive(Debug, Default)]
 pub struct Backend {
     /// The webhook sender, with `webhook_url`.
-    pub webhooks: Option<webhook::Webhooks>,
+    pub webhooks: Option<Arc<webhook::Webhooks>>,
     /// The join authorizer, with `authorize_join_url`.
     pub authorizer: Option<authorize::Authorizer>,
 }
@@ -64,7 +64,7 @@ impl Backend {
                     node: node.clone(),
                 })?;
                 tracing::info!(url = %url, events = ?config.webhook_events, "webhooks on");
-                Some(hooks)
+                Some(Arc::new(hooks))
             }
         };
         let authorizer = match &config.authorize_join_url {

@@ -50,6 +50,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use super::record::{self, Body, RoomKeys};
 use super::script;
 use super::ClusterStatus;
+use crate::backend::event::{Event as HookEvent, EventKind};
 use crate::driver::mesh::{ClusterOpen, MeshMsg, Outbox, Resume};
 use crate::envelope::{render, ConnId, ErrorCode};
 use crate::room::stream::{Epoch, EpochSource, HistoryRules, Position};
@@ -207,6 +208,10 @@ pub struct BridgeConfig {
     pub max_recovery: usize,
     /// `msg_id` window, ms.
     pub dedup_ms: u64,
+    /// The webhook sender, when it sends `publish` events: clustered, a message's offset is
+    /// known here (from the publish script), so its event is raised here, once per message, on
+    /// the node where it was published.
+    pub publish_events: Option<Arc<crate::backend::webhook::Webhooks>>,
 }
 
 /// Starts the bridge thread; returns the handle every worker gets.
@@ -679,21 +684,43 @@ async fn publish(ctx: &Ctx, batch: Vec<BridgeCmd>) {
     };
     let mut replies = replies.map(Vec::into_iter);
     for cmd in batch {
-        let BridgeCmd::Publish { asker, .. } = cmd else {
+        let BridgeCmd::Publish {
+            asker,
+            room,
+            from,
+            user,
+            payload,
+            ts,
+            ..
+        } = cmd
+        else {
             continue;
         };
-        let at = replies
+        // The script answers `{1, position}` for a new message, `{0, position}` for a `msg_id`
+        // it has seen (the original's position).
+        let answer = replies
             .as_mut()
             .and_then(Iterator::next)
             .and_then(|v| match v {
                 Value::Array(items) => match items.as_slice() {
-                    [Value::Int(_), Value::BulkString(at)] => {
-                        record::parse_position(at).ok().map(|(at, _)| at)
-                    }
+                    [Value::Int(new), Value::BulkString(at)] => record::parse_position(at)
+                        .ok()
+                        .map(|(at, _)| (at, *new == 1)),
                     _ => None,
                 },
                 _ => None,
             });
+        if let (Some((at, true)), Some(hooks)) = (answer, &ctx.config.publish_events) {
+            let name = std::str::from_utf8(&room).unwrap_or_default();
+            let mut event = HookEvent::new(EventKind::Publish, ts, ctx.owner(name) as u32);
+            event.conn = Some(from);
+            event.user = user;
+            event.room = Some(name.into());
+            event.offset = Some(at.offset);
+            event.payload = Some(payload);
+            hooks.emit(event);
+        }
+        let at = answer.map(|(at, _)| at);
         match (at, asker) {
             (Some(at), Asker::Conn { conn, id }) => {
                 let frame =

@@ -404,8 +404,12 @@ fn every_key_can_be_set_from_each_layer() {
         ))),
         api_max_body: 64 * KIB,
         webhook_url: Some("http://127.0.0.1:9000/hooks".into()),
-        // Not `publish`: the config is clustered.
-        webhook_events: vec!["join".into(), "leave".into(), "inbox_expired".into()],
+        webhook_events: vec![
+            "join".into(),
+            "leave".into(),
+            "publish".into(),
+            "inbox_expired".into(),
+        ],
         webhook_secret: Some(Secret("a-webhook-secret-0123456789".into())),
         webhook_batch_size: 10,
         webhook_batch_wait: Duration::from_millis(200),

@@ -236,20 +236,6 @@ impl Config {
                     "webhook_url or authorize_join_url (it signs their requests and nothing else)",
             });
         }
-        // Clustered, offsets are assigned in Redis by the bridge, which raises no webhook
-        // events: refuse rather than promise `publish` events that would never come.
-        if self.cluster.is_some()
-            && self.webhook_url.is_some()
-            && self.webhook_events.iter().any(|e| e == "publish")
-        {
-            return Err(ConfigError::OutOfRange {
-                at: at(Key::WebhookEvents),
-                value: self.webhook_events.join(","),
-                allowed: "without publish while cluster is set (clustered publishes raise no \
-                          webhook event yet)"
-                    .to_owned(),
-            });
-        }
         // The backoff starts at ack_timeout and grows up to the cap: a cap below the start
         // could never be honoured.
         if self.ack_backoff_cap < self.ack_timeout {

@@ -99,6 +99,11 @@ impl Server {
                     ),
                     max_recovery: shared.config.max_recovery_messages,
                     dedup_ms: worker::millis(shared.config.dedup_window),
+                    publish_events: shared
+                        .backend
+                        .webhooks
+                        .clone()
+                        .filter(|w| w.wants(crate::backend::event::EventKind::Publish)),
                 },
                 outboxes.clone(),
                 shared.cluster.clone().expect("set when cluster is"),
