@@ -64,6 +64,8 @@ pub mod args;
 mod baseline;
 pub mod codec;
 mod conn;
+pub mod content;
+pub mod deflate;
 pub mod error;
 pub mod figures;
 pub mod plot;
@@ -235,6 +237,10 @@ fn drive(
     let cpu = Cpu {
         tool_cores: cores(cpu_start.1, cpu_end.1),
         server_cores: cpu_start.2.zip(cpu_end.2).map(|(a, b)| cores(a, b)),
+        server_seconds: cpu_start
+            .2
+            .zip(cpu_end.2)
+            .map(|(a, b)| b.saturating_sub(a).as_secs_f64()),
     };
     let memory = match (rss_before, rss_connected, rss_end) {
         (Some(before), Some(connected), Some(end)) => Some(Memory {
