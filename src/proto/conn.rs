@@ -1962,17 +1962,17 @@ mod tests {
             );
 
             // Takeover both ways (what browsers get in dedicated mode): both contexts are kept,
-            // and our next message still refers back to the last one.
+            // and our next message still refers back to the earlier ones (shorter than "Hello"
+            // standing alone).
             let mut conn = dedicated_conn("permessage-deflate; client_max_window_bits");
             exchange_hellos(&mut conn);
             conn.release_idle_contexts();
             assert!(conn.deflater.is_some() && conn.inflater.is_some());
             conn.send_deflated(MessageKind::Text, Bytes::from_static(b"Hello"))
                 .unwrap();
-            assert_eq!(
-                transmitted(&mut conn),
-                [0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00]
-            );
+            let third = transmitted(&mut conn);
+            assert_eq!(third[0], 0xc1);
+            assert!(third.len() - 2 < HELLO_Z.len(), "{third:x?}");
 
             // No takeover either way: both go, and the machine itself may be dropped.
             let mut conn = dedicated_conn(
