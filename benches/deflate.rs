@@ -156,9 +156,14 @@ fn bench(c: &mut Criterion) {
 /// envelope around a chat payload whose text fills the rest); below the envelope's own size, the
 /// bare chat payload (what an `/echo` or a small direct message carries).
 fn sized(size: usize, count: usize) -> Vec<Vec<u8>> {
-    const WORDS: [&str; 12] = [
+    // Text drawn from a vocabulary in a pseudo-random order: repeats happen, as in real chat,
+    // but not the fixed cycle that would let DEFLATE collapse a long message.
+    const WORDS: [&str; 48] = [
         "ok", "shipping", "it", "to", "staging", "now", "works", "on", "my", "machine", "lgtm",
-        "after",
+        "after", "the", "build", "is", "green", "again", "can", "you", "review", "this", "pr",
+        "before", "lunch", "deploy", "failed", "with", "a", "timeout", "retrying", "rollback",
+        "done", "thanks", "who", "owns", "billing", "service", "alerts", "are", "noisy", "today",
+        "mute", "for", "an", "hour", "please", "merged", "main",
     ];
     (0..count)
         .map(|i| {
@@ -175,11 +180,13 @@ fn sized(size: usize, count: usize) -> Vec<Vec<u8>> {
             };
             let tail = if size >= 192 { r#""}}"# } else { r#""}"# };
             let mut text = String::new();
-            let mut w = i;
+            let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
             while head.len() + text.len() + tail.len() < size {
-                text.push_str(WORDS[w % WORDS.len()]);
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                text.push_str(WORDS[(x % WORDS.len() as u64) as usize]);
                 text.push(' ');
-                w += 5;
             }
             text.truncate(size - head.len() - tail.len());
             format!("{head}{text}{tail}").into_bytes()

@@ -117,7 +117,7 @@ fn shared_mode_answers_no_context_takeover_and_echoes_compressed() {
         extensions_header(&head),
         Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover")
     );
-    // Below the 128-byte threshold the echo goes plain, RSV1 clear.
+    // Below the 256-byte threshold (`compression_min_size`) the echo goes plain, RSV1 clear.
     s.write_all(&client_frame_rsv(true, RSV1, 1, &HELLO_Z))
         .unwrap();
     let f = read_raw(&mut s);
