@@ -25,6 +25,9 @@
 //! - [`args`]: flags, defaults, hard caps → [`Plan`].
 //! - [`target`]: `ws://` URL, resolution, the loopback rule.
 //! - [`codec`]: pre-encoded masked frames out, server frames (or raw echoed bytes) in.
+//! - [`content`]: `--json-payload`'s realistic JSON bodies.
+//! - [`deflate`]: `--deflate`: the permessage-deflate offer, the check of the server's answer,
+//!   inflating what arrives compressed (the tool sends plain).
 //! - `conn`: one connection's I/O: open (TCP, then `ringcast::proto::handshake`'s client
 //!   upgrade), pump, hold, close.
 //! - `runner`: threads and phases (open → measure → close).
