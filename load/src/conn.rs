@@ -7,7 +7,9 @@
 //!
 //! Never allocates per message: reads go into the thread's one read buffer, writes come from the
 //! thread's pre-encoded [`Burst`], send times go into a queue sized when the connection starts
-//! (in `latency` it grows only while the server falls behind, up to the backlog cap).
+//! (in `latency` it grows only while the server falls behind, up to the backlog cap). With
+//! `--deflate`, a connection's compressed messages are gathered and inflated in its own buffers,
+//! which grow to the largest message and are then reused.
 //! Never writes a control frame into the middle of a data frame (§5.4: "control frames MAY be
 //! injected in the middle of a fragmented message", i.e. between frames, never inside one).
 

@@ -5,8 +5,8 @@
 //! line of text, mentions), from 1 KiB a dashboard update (a list of series with changing
 //! values), as `benches/deflate.rs` uses. Variant `k` changes the numbers (ids, timestamps,
 //! values), never the length: every number is written at a fixed width (padded with spaces, as
-//! JSON allows, or inside strings with zeros), so all variants of one
-//! size are exactly `size` bytes (a pre-encoded burst of several variants needs equal frames).
+//! JSON allows, or with zeros inside strings), so all variants of one size are exactly `size`
+//! bytes (a pre-encoded burst of several variants needs equal frames).
 //! Never produces invalid JSON, never does I/O.
 
 /// The smallest payload `--json-payload` can fill exactly: `{"seq":…,"note":""}`.
