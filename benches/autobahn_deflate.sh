@@ -5,7 +5,8 @@
 # Too long for CI (about 20 minutes per mode: the suite's deflate is pure Python), so CI runs a
 # subset (.ci/run) and this script the rest. Needs ../shared/tools/autobahn (setup.sh once).
 #
-# Environment: MODES (default "shared dedicated"), CASES (default "12.*,13.*"), OUTDIR (default
+# Environment: AB (the suite's tools, default ../shared/tools/autobahn beside the checkout),
+# MODES (default "shared dedicated"), CASES (default "12.*,13.*"), OUTDIR (default
 # /tmp/ringcast-autobahn-deflate; one report directory per mode), SKIP_BUILD=1 to use the binary
 # already built. Exit status: 0 when no case FAILED in any mode.
 set -euo pipefail
@@ -20,6 +21,8 @@ OUTDIR=${OUTDIR:-/tmp/ringcast-autobahn-deflate}
 # shellcheck source=benches/server.sh
 source "$ROOT/benches/server.sh"
 
+[[ -f $AB/setup.sh ]] ||
+    { echo "autobahn_deflate.sh: no $AB/setup.sh (from a git worktree, set AB=/path/to/shared/tools/autobahn)" >&2; exit 2; }
 bash "$AB/setup.sh" > /tmp/ringcast-autobahn-setup.log 2>&1 ||
     { echo "autobahn_deflate.sh: setup failed (see /tmp/ringcast-autobahn-setup.log)" >&2; exit 2; }
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then

@@ -3,7 +3,9 @@
 //! form, against miniz_oxide's one-shot raw deflate; and the bytes each puts on the wire.
 //!
 //! `cargo bench --bench deflate -- --quick --noplot`. The compressed sizes are printed once per
-//! message kind (`wire:` lines) so ratios come from the same run as the timings.
+//! message kind (`wire:` lines) so ratios come from the same run as the timings. The
+//! `deflate/min_size` group (its `min_size:` lines) measures the same per message size, 64 B to
+//! 2 KiB, for the `compression_min_size` default.
 //!
 //! Messages: a 300 B chat message and a 4 KiB dashboard update, each a stream of similar but not
 //! identical JSON documents (ids, timestamps and values change), as a room would carry.
@@ -150,5 +152,87 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// `count` distinct room messages of exactly `size` bytes as the server sends them (the `/ws`
+/// envelope around a chat payload whose text fills the rest); below the envelope's own size, the
+/// bare chat payload (what an `/echo` or a small direct message carries).
+fn sized(size: usize, count: usize) -> Vec<Vec<u8>> {
+    // Text drawn from a vocabulary in a pseudo-random order: repeats happen, as in real chat,
+    // but not the fixed cycle that would let DEFLATE collapse a long message.
+    const WORDS: [&str; 48] = [
+        "ok", "shipping", "it", "to", "staging", "now", "works", "on", "my", "machine", "lgtm",
+        "after", "the", "build", "is", "green", "again", "can", "you", "review", "this", "pr",
+        "before", "lunch", "deploy", "failed", "with", "a", "timeout", "retrying", "rollback",
+        "done", "thanks", "who", "owns", "billing", "service", "alerts", "are", "noisy", "today",
+        "mute", "for", "an", "hour", "please", "merged", "main",
+    ];
+    (0..count)
+        .map(|i| {
+            let head = if size >= 192 {
+                format!(
+                    r#"{{"v":1,"type":"message","room":"general","seq":{},"from":"0:{}.0","user":"user-{}","ts":{},"payload":{{"text":""#,
+                    1000 + i,
+                    i % 97,
+                    i % 13,
+                    1764081000123u64 + i as u64 * 917
+                )
+            } else {
+                format!(r#"{{"user":"user-{}","seq":{},"text":""#, i % 13, 1000 + i)
+            };
+            let tail = if size >= 192 { r#""}}"# } else { r#""}"# };
+            let mut text = String::new();
+            let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            while head.len() + text.len() + tail.len() < size {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                text.push_str(WORDS[(x % WORDS.len() as u64) as usize]);
+                text.push(' ');
+            }
+            text.truncate(size - head.len() - tail.len());
+            format!("{head}{text}{tail}").into_bytes()
+        })
+        .collect()
+}
+
+/// The `compression_min_size` decision: for realistic JSON of each size, the bytes a shared
+/// (no context takeover) level-1 compression saves and what it costs, next to the same with
+/// context takeover (dedicated). `cargo bench --bench deflate -- min_size --quick --noplot`;
+/// the `min_size:` lines give the sizes (exact, the same in every run).
+fn min_size(c: &mut Criterion) {
+    let mut group = c.benchmark_group("deflate/min_size");
+    for size in [64usize, 128, 192, 256, 384, 512, 768, 1024, 2048] {
+        let messages = sized(size, 64);
+        assert!(messages.iter().all(|m| m.len() == size));
+        group.throughput(Throughput::Bytes(size as u64));
+        let mut line = format!("min_size: {size} B plain");
+        for (label, takeover) in [("shared_l1", false), ("dedicated_l1", true)] {
+            let mut def = Deflater::new(1, 15, !takeover);
+            let mut out = Vec::with_capacity(4096);
+            let total: usize = messages
+                .iter()
+                .map(|m| {
+                    out.clear();
+                    def.compress(m, &mut out);
+                    out.len()
+                })
+                .sum();
+            let avg = total as f64 / messages.len() as f64;
+            line.push_str(&format!(", {label} {avg:.0} B ({:.2})", avg / size as f64));
+            let mut i = 0;
+            group.bench_function(BenchmarkId::new(label, size), |b| {
+                b.iter(|| {
+                    let m = &messages[i % messages.len()];
+                    i += 1;
+                    out.clear();
+                    def.compress(m, &mut out);
+                    assert!(!out.is_empty());
+                })
+            });
+        }
+        eprintln!("{line}");
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, min_size);
 criterion_main!(benches);

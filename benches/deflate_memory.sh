@@ -8,7 +8,9 @@
 # (default 3: every connection has parked, "idle"), per connection. Loopback only.
 #
 # Environment: N, HOLD, MODES, SKIP_BUILD=1, SERVER_ARGS (more `serve` flags, e.g.
-# "--compression-window-bits 10").
+# "--compression-window-bits 10"), OFFER (the clients' Sec-WebSocket-Extensions, default a
+# browser's "permessage-deflate; client_max_window_bits"; e.g. "permessage-deflate;
+# server_no_context_takeover" to see `dedicated` release its compressor when a connection parks).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +19,7 @@ N=${N:-2000}
 HOLD=${HOLD:-3}
 MODES=${MODES:-"off shared dedicated"}
 SERVER_ARGS=${SERVER_ARGS:-}
+OFFER=${OFFER:-"permessage-deflate; client_max_window_bits"}
 
 # shellcheck source=benches/server.sh
 source "$ROOT/benches/server.sh"
@@ -32,9 +35,10 @@ for mode in $MODES; do
         --max-connections 0 --compression "$mode" $SERVER_ARGS > /dev/null 2>&1 &
     server_pid=$!
     wait_for_port "$port" || { echo "server ($mode) did not start" >&2; exit 2; }
-    python3 - "$port" "$server_pid" "$N" "$HOLD" "$mode" <<'PY'
+    python3 - "$port" "$server_pid" "$N" "$HOLD" "$mode" "$OFFER" <<'PY'
 import os, socket, sys, time, zlib
 port, pid, n, hold, mode = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+offer = sys.argv[6]
 
 def rss():
     with open(f"/proc/{pid}/status") as f:
@@ -65,7 +69,7 @@ for i in range(n):
     s = socket.create_connection(("127.0.0.1", port))
     s.sendall(("GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-               "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n").encode())
+               "Sec-WebSocket-Extensions: " + offer + "\r\n\r\n").encode())
     head = b""
     while not head.endswith(b"\r\n\r\n"):
         head += s.recv(1)
@@ -85,7 +89,7 @@ active = rss()
 time.sleep(hold)
 idle = rss()
 per = lambda r: (r - before) / n
-print(f"compression={mode:9} negotiated={negotiated!s:5} n={n} rss before {before/2**20:.1f} MiB, "
+print(f"compression={mode:9} offer={offer!r} negotiated={negotiated!s:5} n={n} rss before {before/2**20:.1f} MiB, "
       f"active {active/2**20:.1f} MiB ({per(active)/1024:.1f} KiB/conn), "
       f"idle {idle/2**20:.1f} MiB ({per(idle)/1024:.1f} KiB/conn)")
 for s in socks: s.close()

@@ -117,7 +117,7 @@ fn shared_mode_answers_no_context_takeover_and_echoes_compressed() {
         extensions_header(&head),
         Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover")
     );
-    // Below the 128-byte threshold the echo goes plain, RSV1 clear.
+    // Below the 256-byte threshold (`compression_min_size`) the echo goes plain, RSV1 clear.
     s.write_all(&client_frame_rsv(true, RSV1, 1, &HELLO_Z))
         .unwrap();
     let f = read_raw(&mut s);
@@ -163,6 +163,67 @@ fn dedicated_mode_keeps_the_context_across_messages() {
         sizes[1] < sizes[0] / 2,
         "the repeat refers back to the first: {sizes:?}"
     );
+}
+
+/// How long an echo connection waits here for the server to park it: the driver parks a
+/// connection after 1 s without traffic (`PARK_AFTER`, src/driver/connection.rs), checked on its
+/// timer; twice that leaves room for a busy machine. Time itself is the input here (there is no
+/// event to wait for: parking is invisible on the wire, which is what this test checks).
+const PARKED: std::time::Duration = std::time::Duration::from_millis(2500);
+
+#[test]
+fn a_dedicated_connection_parks_without_losing_the_contexts_it_must_keep() {
+    let server = TestServer::with(|c| c.compression = CompressionMode::Dedicated);
+    let message = json_message(40);
+    // (offer, answer, whether the server keeps its context between messages)
+    let cases = [
+        // The server's context holds nothing between messages: parking releases it. The
+        // client's window must stay: its next message refers back across the park.
+        (
+            "permessage-deflate; server_no_context_takeover",
+            "permessage-deflate; server_no_context_takeover",
+            false,
+        ),
+        // Context takeover both ways (what a browser gets in this mode): both stay.
+        ("permessage-deflate", "permessage-deflate", true),
+    ];
+    let mut conns = Vec::new();
+    for (offer, answer, server_takeover) in cases {
+        let (mut s, head) = ws_connect_offering(server.addr, "/echo", offer);
+        assert_eq!(extensions_header(&head), Some(answer));
+        let mut c = Compress::new(Compression::default(), false);
+        let mut d = Decompress::new(false);
+        s.write_all(&client_frame_rsv(true, RSV1, 1, &deflate(&mut c, &message)))
+            .unwrap();
+        let f = read_raw(&mut s);
+        assert_eq!(f.rsv, RSV1);
+        assert_eq!(inflate(&mut d, &f.payload), message);
+        conns.push((s, c, d, server_takeover, f.payload.len()));
+    }
+    std::thread::sleep(PARKED);
+    for (mut s, mut c, mut d, server_takeover, first) in conns {
+        // Compressed against the client's window: it inflates only if the server kept it.
+        let z = deflate(&mut c, &message);
+        assert!(z.len() < first / 2, "the repeat refers back: {} B", z.len());
+        s.write_all(&client_frame_rsv(true, RSV1, 1, &z)).unwrap();
+        let f = read_raw(&mut s);
+        assert_eq!(
+            f.rsv, RSV1,
+            "no close: the inflate window survived the park"
+        );
+        if server_takeover {
+            assert_eq!(inflate(&mut d, &f.payload), message);
+            assert!(
+                f.payload.len() < first / 2,
+                "the server's context survived the park: {} B after {first} B",
+                f.payload.len()
+            );
+        } else {
+            // A fresh context: a stream that stands alone, as long as the first.
+            assert_eq!(inflate(&mut Decompress::new(false), &f.payload), message);
+            assert_eq!(f.payload.len(), first);
+        }
+    }
 }
 
 #[test]

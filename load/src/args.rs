@@ -177,6 +177,18 @@ pub struct BenchArgs {
     /// Send text frames (ASCII payload) instead of binary ones.
     #[arg(long)]
     pub text: bool,
+    /// Offer permessage-deflate (RFC 7692) as browsers do (`permessage-deflate;
+    /// client_max_window_bits`). Where the server accepts, its compressed messages are inflated
+    /// (and checked) before they count; the tool's own messages go uncompressed. The report
+    /// says how many connections negotiated it and the bytes read from the server.
+    #[arg(long)]
+    pub deflate: bool,
+    /// Payloads are realistic JSON of exactly --payload bytes (at least 64): a chat message
+    /// below 1 KiB, a dashboard update from 1 KiB, with numbers that change from message to
+    /// message (16 variants) instead of one repeated byte. Text frames. In `fanout` the
+    /// published payload is `{"t":<send time>,"body":<this JSON>}`.
+    #[arg(long)]
+    pub json_payload: bool,
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
@@ -298,6 +310,26 @@ impl BenchArgs {
             }
             Scenario::Connect | Scenario::Idle => {}
         }
+        if self.deflate && self.raw {
+            return Err(LoadError::Unsupported("--deflate with --raw (no upgrade)"));
+        }
+        if self.json_payload {
+            check(
+                "payload (with --json-payload)",
+                self.payload as u64,
+                super::content::MIN_JSON_PAYLOAD as u64,
+                MAX_PAYLOAD as u64,
+            )?;
+        }
+        if self.scenario == Scenario::Fanout
+            && !self.no_baseline
+            && (self.deflate || self.json_payload)
+        {
+            return Err(LoadError::Unsupported(
+                "the fanout baseline with --deflate or --json-payload (its writer sends the \
+                 default payload uncompressed): add --no-baseline",
+            ));
+        }
         // `fanout`: the subscribers plus one publisher. The baseline phase needs only the
         // subscribers' descriptors here: its writer's ends are in the writer's own process.
         let connections = match self.scenario {
@@ -317,7 +349,12 @@ impl BenchArgs {
             // Open loop: a write covers at most this many due frames; more wait for the next.
             _ => 64,
         };
-        let burst_bytes = frame_len.saturating_mul(owed_frames + 1);
+        let cycle = if self.json_payload {
+            super::content::VARIANTS as usize
+        } else {
+            1
+        };
+        let burst_bytes = frame_len.saturating_mul(owed_frames + cycle);
         if burst_bytes > MAX_BURST_BYTES {
             return Err(LoadError::OutOfRange {
                 what: "in-flight × frame bytes",
@@ -344,7 +381,9 @@ impl BenchArgs {
             server_pid: self.server_pid,
             threads,
             raw: self.raw,
-            text: self.text,
+            text: self.text || self.json_payload,
+            deflate: self.deflate,
+            json_payload: self.json_payload,
             owed_frames,
             backlog_per_connection: (MAX_BACKLOG / connections as usize).max(1),
             baseline: (self.scenario == Scenario::Fanout && !self.no_baseline).then(|| {
@@ -412,6 +451,10 @@ pub struct Plan {
     pub raw: bool,
     /// Text frames instead of binary.
     pub text: bool,
+    /// Offer permessage-deflate and inflate what the server compresses.
+    pub deflate: bool,
+    /// Realistic JSON payloads ([`super::content`]) instead of one repeated byte.
+    pub json_payload: bool,
     /// Most whole frames one write may carry (sizes the pre-encoded burst).
     pub owed_frames: usize,
     /// Most unanswered messages per connection in `latency`.

@@ -9,6 +9,7 @@
 
 use ringcast::proto::frame::{
     decode_header, DecodeLimits, FrameHeader, HeaderStatus, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
+    RSV1,
 };
 use ringcast::proto::mask::apply_mask;
 use ringcast::proto::{parse_close_payload, CloseFrame, OpCode, ProtocolError};
@@ -77,28 +78,43 @@ pub fn pong_frame(payload: &[u8], key: [u8; 4], out: &mut [u8; MAX_HEADER_LEN + 
     head_len + payload.len()
 }
 
-/// The same frame repeated back to back, so that any run of up to `copies - 1` whole frames
-/// starting at any byte offset inside the first frame is one contiguous slice: a connection
-/// that owes `k` frames and has already written `p` bytes of the current one writes
+/// The same frame (or cycle of equally long frames) repeated back to back, so that any run of up
+/// to `max_owed` whole frames starting at any byte offset inside the first cycle is one
+/// contiguous slice: a connection that owes `k` frames and has already written `p` bytes writes
 /// `slice(p, k * frame_len - p)` in one call, with no copying.
 #[derive(Debug)]
 pub struct Burst {
     bytes: Vec<u8>,
     frame_len: usize,
+    /// Bytes of one cycle: `frame_len × frames in the cycle`.
+    cycle_len: usize,
 }
 
 impl Burst {
     /// Repeats `frame` so that `max_owed` whole frames fit after any offset into the first one.
     pub fn new(frame: &[u8], max_owed: usize) -> Self {
-        assert!(!frame.is_empty(), "a frame has at least a 2-byte header");
-        let copies = max_owed + 1;
-        let mut bytes = Vec::with_capacity(frame.len() * copies);
-        for _ in 0..copies {
-            bytes.extend_from_slice(frame);
+        Burst::cycle(std::slice::from_ref(&frame.to_vec()), max_owed)
+    }
+
+    /// Repeats the cycle `frames` (all of one length, e.g. variants of one JSON document) so
+    /// that `max_owed` whole frames fit after any offset into the first cycle: the wire carries
+    /// `frames[0], frames[1], …, frames[n-1], frames[0], …`.
+    pub fn cycle(frames: &[Vec<u8>], max_owed: usize) -> Self {
+        let frame_len = frames.first().map_or(0, Vec::len);
+        assert!(frame_len > 0, "a frame has at least a 2-byte header");
+        assert!(
+            frames.iter().all(|f| f.len() == frame_len),
+            "the frames of a cycle have one length"
+        );
+        let copies = frames.len() + max_owed;
+        let mut bytes = Vec::with_capacity(frame_len * copies);
+        for f in frames.iter().cycle().take(copies) {
+            bytes.extend_from_slice(f);
         }
         Burst {
             bytes,
-            frame_len: frame.len(),
+            frame_len,
+            cycle_len: frame_len * frames.len(),
         }
     }
 
@@ -110,10 +126,10 @@ impl Burst {
     /// The next bytes to write when the stream has sent `sent` bytes in total and `owed` more
     /// bytes are due (`owed` ≤ `max_owed × frame_len`).
     ///
-    /// Invariant: the wire is the frame repeated, so the position inside the current frame is
-    /// `sent % frame_len`, and the returned slice is never longer than `owed`.
+    /// Invariant: the wire is the cycle repeated, so the position inside the current cycle is
+    /// `sent % cycle_len`, and the returned slice is never longer than `owed`.
     pub fn next(&self, sent: u64, owed: usize) -> &[u8] {
-        let at = (sent % self.frame_len as u64) as usize;
+        let at = (sent % self.cycle_len as u64) as usize;
         let end = (at + owed).min(self.bytes.len());
         &self.bytes[at..end]
     }
@@ -124,8 +140,11 @@ impl Burst {
 pub enum Incoming<'a> {
     /// The final frame of a text or binary message arrived; `len` is the message's payload size.
     Message {
-        /// Payload bytes over all the message's frames.
+        /// Payload bytes over all the message's frames (as sent: compressed when `compressed`).
         len: u64,
+        /// RSV1 was set on the message's first frame: its payload is DEFLATE data (RFC 7692 §6),
+        /// only possible after [`ServerFrames::allow_compression`].
+        compressed: bool,
     },
     /// A ping with its payload (at most 125 bytes).
     Ping(&'a [u8]),
@@ -167,6 +186,8 @@ pub struct ServerFrames {
     message_len: u64,
     /// A data frame with FIN clear was seen and its message is not finished yet.
     fragmented: bool,
+    /// The data message being received is compressed (RSV1 on its first frame).
+    compressed: bool,
 }
 
 impl ServerFrames {
@@ -181,24 +202,33 @@ impl ServerFrames {
             ctrl_len: 0,
             message_len: 0,
             fragmented: false,
+            compressed: false,
         }
+    }
+
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message (RFC 7692 §6). It is
+    /// still refused on control frames (§6.1: "An endpoint MUST NOT set the "Per-Message
+    /// Compressed" bit of control frames") and on continuation frames (§6.1: set "on the first
+    /// frame of a message" only).
+    pub fn allow_compression(&mut self) {
+        self.limits.allowed_rsv = RSV1;
     }
 
     /// Consumes all of `buf`, calling `on` for each completed message or control frame.
     ///
     /// Cost: O(number of frames) plus a copy of control payloads; data payloads are skipped.
     pub fn feed(&mut self, buf: &[u8], on: impl FnMut(Incoming<'_>)) -> Result<(), ProtocolError> {
-        self.feed_tapped(buf, on, |_| {})
+        self.feed_tapped(buf, on, |_, _| {})
     }
 
     /// Like [`ServerFrames::feed`], and also hands every piece of a data payload to `data` as it
-    /// passes (pieces of one message arrive in order, before its [`Incoming::Message`]). Still
-    /// copies nothing: `data` sees slices of `buf`.
+    /// passes (pieces of one message arrive in order, before its [`Incoming::Message`]), with
+    /// whether the message is compressed. Still copies nothing: `data` sees slices of `buf`.
     pub fn feed_tapped(
         &mut self,
         mut buf: &[u8],
         mut on: impl FnMut(Incoming<'_>),
-        mut data: impl FnMut(&[u8]),
+        mut data: impl FnMut(&[u8], bool),
     ) -> Result<(), ProtocolError> {
         while !buf.is_empty() {
             match self.state {
@@ -250,7 +280,7 @@ impl ServerFrames {
                             .copy_from_slice(&buf[..take]);
                         self.ctrl_len += take;
                     } else {
-                        data(&buf[..take]);
+                        data(&buf[..take], self.compressed);
                     }
                     buf = &buf[take..];
                     let remaining = remaining - take as u64;
@@ -282,7 +312,17 @@ impl ServerFrames {
             }
             _ => {}
         }
+        if header.rsv & RSV1 != 0 {
+            match header.opcode {
+                OpCode::Continuation => return Err(ProtocolError::CompressedContinuation),
+                op if op.is_control() => return Err(ProtocolError::ReservedBits(header.rsv)),
+                _ => {}
+            }
+        }
         if !header.opcode.is_control() {
+            if header.opcode != OpCode::Continuation {
+                self.compressed = header.rsv & RSV1 != 0;
+            }
             self.message_len += header.payload_len;
             self.fragmented = !header.fin;
         } else {
@@ -306,6 +346,7 @@ impl ServerFrames {
                 if fin {
                     on(Incoming::Message {
                         len: self.message_len,
+                        compressed: self.compressed,
                     });
                     self.message_len = 0;
                     self.fragmented = false;
@@ -430,6 +471,73 @@ mod tests {
     }
 
     #[test]
+    fn a_cycle_of_frames_goes_out_in_order_from_any_position() {
+        let frames: Vec<Vec<u8>> = (0..3u8)
+            .map(|i| masked_frame(OpCode::Text, &[b'a' + i; 5], [1, 2, 3, 4]))
+            .collect();
+        let len = frames[0].len();
+        let burst = Burst::cycle(&frames, 4);
+        assert_eq!(
+            burst.next(0, 4 * len),
+            frames
+                .concat()
+                .iter()
+                .chain(&frames[0])
+                .copied()
+                .collect::<Vec<_>>()
+        );
+        // Two frames and 3 bytes sent: the rest of frames[2], then frames[0..3] again.
+        let sent = 2 * len as u64 + 3;
+        let expected = [&frames[2][3..], &frames[0], &frames[1], &frames[2]].concat();
+        assert_eq!(burst.next(sent, expected.len()), expected);
+        // Far along the stream: the position in the cycle is all that matters.
+        assert_eq!(
+            burst.next(sent + 300 * len as u64, expected.len()),
+            expected
+        );
+    }
+
+    #[test]
+    fn rsv1_marks_a_compressed_message_only_once_negotiated() {
+        let mut first = server_frame(false, OpCode::Text, b"ab");
+        first[0] |= 0x40;
+        let mut wire = first.clone();
+        wire.extend(server_frame(true, OpCode::Continuation, b"c"));
+        wire.extend(server_frame(true, OpCode::Text, b"plain"));
+        assert_eq!(
+            events(&mut ServerFrames::new(1000), &wire),
+            Err(ProtocolError::ReservedBits(0b100)),
+            "not negotiated"
+        );
+        let mut decoder = ServerFrames::new(1000);
+        decoder.allow_compression();
+        assert_eq!(
+            events(&mut decoder, &wire).unwrap(),
+            [
+                "Message { len: 3, compressed: true }",
+                "Message { len: 5, compressed: false }"
+            ]
+        );
+        // §6.1: never on a continuation or a control frame.
+        let mut cont = server_frame(true, OpCode::Continuation, b"c");
+        cont[0] |= 0x40;
+        let mut decoder = ServerFrames::new(1000);
+        decoder.allow_compression();
+        assert_eq!(
+            events(&mut decoder, &[first.clone(), cont].concat()),
+            Err(ProtocolError::CompressedContinuation)
+        );
+        let mut ping = server_frame(true, OpCode::Ping, b"");
+        ping[0] |= 0x40;
+        let mut decoder = ServerFrames::new(1000);
+        decoder.allow_compression();
+        assert_eq!(
+            events(&mut decoder, &ping),
+            Err(ProtocolError::ReservedBits(0b100))
+        );
+    }
+
+    #[test]
     fn messages_split_at_every_byte_decode_the_same() {
         let mut wire = server_frame(true, OpCode::Binary, &[1; 300]);
         wire.extend(server_frame(true, OpCode::Ping, b"hi"));
@@ -438,10 +546,10 @@ mod tests {
         wire.extend(server_frame(true, OpCode::Continuation, b"cde"));
         wire.extend(server_frame(true, OpCode::Close, &1001u16.to_be_bytes()));
         let expected = vec![
-            "Message { len: 300 }",
+            "Message { len: 300, compressed: false }",
             "Ping([104, 105])",
             "Pong",
-            "Message { len: 5 }",
+            "Message { len: 5, compressed: false }",
             r#"Close(CloseFrame { code: Some(1001), reason: "" })"#,
         ];
         assert_eq!(
@@ -464,7 +572,7 @@ mod tests {
         for b in &wire {
             got.extend(events(&mut decoder, std::slice::from_ref(b)).unwrap());
         }
-        assert_eq!(got, ["Message { len: 70000 }"]);
+        assert_eq!(got, ["Message { len: 70000, compressed: false }"]);
     }
 
     #[test]

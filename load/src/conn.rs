@@ -7,7 +7,9 @@
 //!
 //! Never allocates per message: reads go into the thread's one read buffer, writes come from the
 //! thread's pre-encoded [`Burst`], send times go into a queue sized when the connection starts
-//! (in `latency` it grows only while the server falls behind, up to the backlog cap).
+//! (in `latency` it grows only while the server falls behind, up to the backlog cap). With
+//! `--deflate`, a connection's compressed messages are gathered and inflated in its own buffers,
+//! which grow to the largest message and are then reused.
 //! Never writes a control frame into the middle of a data frame (§5.4: "control frames MAY be
 //! injected in the middle of a fragmented message", i.e. between frames, never inside one).
 
@@ -23,6 +25,8 @@ use tokio::sync::Semaphore;
 
 use super::args::{Plan, Scenario, DRAIN};
 use super::codec::{self, Burst, Incoming, RawCounter, ServerFrames};
+use super::content;
+use super::deflate::{self, ClientInflate};
 use super::error::{ConnError, ServerClose};
 use super::stats::Stats;
 use ringcast::proto::frame::{FrameHeader, MAX_HEADER_LEN};
@@ -68,6 +72,8 @@ pub(crate) struct Worker {
     pub pending: Semaphore,
     /// When this thread's measurement started.
     pub start: Cell<Instant>,
+    /// The measure phase is running: bytes read now count as the run's wire bytes.
+    pub measuring: Cell<bool>,
 }
 
 impl Worker {
@@ -81,20 +87,26 @@ impl Worker {
         } else {
             (OpCode::Binary, 0xA5)
         };
-        let payload = vec![fill; plan.payload];
-        let frame = codec::masked_frame(opcode, &payload, key);
+        let frames: Vec<Vec<u8>> = if plan.json_payload {
+            (0..content::VARIANTS)
+                .map(|k| codec::masked_frame(opcode, &content::json_payload(plan.payload, k), key))
+                .collect()
+        } else {
+            vec![codec::masked_frame(opcode, &vec![fill; plan.payload], key)]
+        };
         let span = plan.duration + plan.ramp_up + DRAIN;
         let permits = (plan.max_pending / plan.threads).max(1) as usize;
         Worker {
             stats: RefCell::new(Stats::new(span)),
             read_buf: RefCell::new(vec![0; READ_BUF].into_boxed_slice()),
-            burst: Burst::new(&frame, plan.owed_frames),
+            burst: Burst::cycle(&frames, plan.owed_frames),
             close: codec::close_frame(key),
             key,
             nonce: Cell::new(nonce),
             progress,
             pending: Semaphore::new(permits),
             start: Cell::new(Instant::now()),
+            measuring: Cell::new(false),
             plan,
         }
     }
@@ -109,13 +121,24 @@ impl Worker {
         out
     }
 
-    /// Largest server frame accepted: the echo of our payload, or a control frame (`fanout`:
-    /// any envelope up to 1 MiB).
-    fn max_frame(&self) -> u64 {
+    /// Largest server message accepted (inflated, when compressed): the echo of our payload, or
+    /// a control frame (`fanout`: any envelope up to 1 MiB).
+    fn max_message(&self) -> u64 {
         if self.plan.scenario == Scenario::Fanout {
             return 1 << 20;
         }
         (self.plan.payload as u64).max(125)
+    }
+
+    /// Largest server frame accepted: [`Worker::max_message`], plus what DEFLATE may add to
+    /// incompressible data (a stored block costs 5 bytes per 64 KiB) when compression is offered.
+    fn max_frame(&self) -> u64 {
+        let max = self.max_message();
+        if self.plan.deflate {
+            max + max / 1024 + 64
+        } else {
+            max
+        }
     }
 }
 
@@ -196,6 +219,8 @@ pub(crate) struct Conn {
     /// The connection was upgraded, so it ends with a close handshake (not in `--raw`, nor in
     /// the `fanout` baseline, whose writer sends plain frames over plain TCP).
     upgraded: bool,
+    /// permessage-deflate, when offered (`--deflate`) and accepted by the server.
+    inflate: Option<Box<ClientInflate>>,
 }
 
 /// Opens connection: TCP connect, `TCP_NODELAY`, then the upgrade (skipped in `--raw` and in the
@@ -217,12 +242,14 @@ pub(crate) async fn open(w: &Worker, answer_pings: bool) -> Result<Conn, ConnErr
         pong_next: None,
         answer_pings,
         upgraded: !(plan.raw || plan.baseline_phase),
+        inflate: None,
     };
     if !conn.upgraded {
         return Ok(conn);
     }
-    // The crate's client handshake (§4.1): no subprotocol or extension offered, so a server
-    // that selects one fails the connection.
+    // The crate's client handshake (§4.1): no subprotocol offered, so a server that selects one
+    // fails the connection. With `--deflate` the tool adds its offer to the request and takes
+    // the server's answer out of the response itself (the crate's client offers no extension).
     let key = ClientKey::from_nonce(w.next_nonce());
     let mut request = Vec::with_capacity(256);
     write_client_request(
@@ -232,17 +259,47 @@ pub(crate) async fn open(w: &Worker, answer_pings: bool) -> Result<Conn, ConnErr
         &[],
         &mut request,
     )?;
+    if plan.deflate {
+        // Before the empty line that ends the head.
+        request.truncate(request.len() - 2);
+        request.extend_from_slice(b"Sec-WebSocket-Extensions: ");
+        request.extend_from_slice(deflate::OFFER.as_bytes());
+        request.extend_from_slice(b"\r\n\r\n");
+    }
     conn.stream.write_all(&request).await?;
-    let mut response = ResponseValidator::new(&key, &[], HandshakeLimits::default());
+    let limits = HandshakeLimits::default();
+    let mut response = ResponseValidator::new(&key, &[], limits);
     let mut head = Vec::with_capacity(1024);
     loop {
         if conn.stream.read_buf(&mut head).await? == 0 {
             return Err(ConnError::UpgradeEof);
         }
-        // Bounded: the validator fails once the head passes its byte limit (8 KiB).
-        if let Parse::Complete(_accepted, len) = response.feed(&head)? {
-            conn.leftover = head.split_off(len);
-            return Ok(conn);
+        let end = head
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|at| at + 4);
+        match end {
+            Some(end) if plan.deflate => {
+                let (rest, answer) = deflate::take_answer(&head[..end])?;
+                match response.feed(&rest)? {
+                    Parse::Complete(_accepted, len) if len == rest.len() => {}
+                    _ => return Err(ConnError::UpgradeEof),
+                }
+                if let Some(answer) = answer {
+                    conn.frames.allow_compression();
+                    conn.inflate = Some(Box::new(ClientInflate::new(answer)));
+                    w.stats.borrow_mut().deflate_negotiated += 1;
+                }
+                conn.leftover = head.split_off(end);
+                return Ok(conn);
+            }
+            // Bounded: the validator fails once the head passes its byte limit (8 KiB).
+            _ => {
+                if let Parse::Complete(_accepted, len) = response.feed(&head)? {
+                    conn.leftover = head.split_off(len);
+                    return Ok(conn);
+                }
+            }
         }
     }
 }
@@ -305,10 +362,35 @@ impl Conn {
         let mut closed = None;
         let mut ping: Option<([u8; 125], usize)> = None;
         let mut pings = 0;
+        // permessage-deflate: a compressed message's pieces are gathered, inflated when it
+        // ends, and only then handed to `on_data` and `on_message`, as if it had come plain.
+        let inflate = RefCell::new(self.inflate.as_deref_mut());
+        let on_data = RefCell::new(on_data);
+        let mut inflate_error = None;
+        let mut compressed_messages = 0u64;
+        let max_message = w.max_message() as usize;
         self.frames.feed_tapped(
             bytes,
             |event| match event {
-                Incoming::Message { len } => on_message(len),
+                Incoming::Message {
+                    compressed: true, ..
+                } => {
+                    let mut inflate = inflate.borrow_mut();
+                    let state = inflate
+                        .as_deref_mut()
+                        .expect("RSV1 is refused unless permessage-deflate was negotiated");
+                    match state.finish(max_message) {
+                        Ok(message) => {
+                            compressed_messages += 1;
+                            (on_data.borrow_mut())(message);
+                            on_message(message.len() as u64);
+                        }
+                        Err(e) => {
+                            inflate_error.get_or_insert(e);
+                        }
+                    }
+                }
+                Incoming::Message { len, .. } => on_message(len),
                 Incoming::Ping(payload) => {
                     pings += 1;
                     let mut copy = [0; 125];
@@ -318,8 +400,17 @@ impl Conn {
                 Incoming::Pong => {}
                 Incoming::Close(frame) => closed = Some(ServerClose::from_frame(frame)),
             },
-            |piece| on_data(piece),
+            |piece, compressed| match inflate.borrow_mut().as_deref_mut() {
+                Some(state) if compressed => state.push(piece),
+                _ => (on_data.borrow_mut())(piece),
+            },
         )?;
+        if let Some(e) = inflate_error {
+            return Err(e.into());
+        }
+        if compressed_messages > 0 && w.measuring.get() {
+            w.stats.borrow_mut().compressed_messages += compressed_messages;
+        }
         if pings > 0 {
             let mut stats = w.stats.borrow_mut();
             stats.pings += pings;
@@ -354,7 +445,12 @@ impl Conn {
         let mut buf = w.read_buf.borrow_mut();
         match self.stream.try_read(&mut buf) {
             Ok(0) => Ok(ReadStatus::Eof),
-            Ok(n) => self.process_tapped(w, &buf[..n], on_message, on_data),
+            Ok(n) => {
+                if w.measuring.get() {
+                    w.stats.borrow_mut().wire_bytes_in += n as u64;
+                }
+                self.process_tapped(w, &buf[..n], on_message, on_data)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(ReadStatus::Open),
             Err(e) => Err(e.into()),
         }
@@ -645,7 +741,9 @@ impl Conn {
     }
 
     /// `fanout` publisher: publishes to `--room` at `--rate` until the deadline, each payload
-    /// `{"t":<unix µs at send>}`, `"echo":false`; reads (and skips) the server's replies.
+    /// `{"t":<unix µs at send>}` (with `--json-payload`: `{"t":…,"body":<JSON of --payload
+    /// bytes>}`, cycling through the variants), `"echo":false`; reads (and skips) the server's
+    /// replies.
     /// Messages are sent when due on the runtime's millisecond timer, so at high rates they leave
     /// in small bursts; each carries its own send time, so latency is unaffected by that.
     pub(crate) async fn publish(&mut self, w: &Worker) -> Result<(), ConnError> {
@@ -659,7 +757,19 @@ impl Conn {
             plan.room
         );
         let suffix = br#"},"echo":false}"#;
-        let mut json = Vec::with_capacity(prefix.len() + 24 + suffix.len());
+        let bodies: Vec<Vec<u8>> = if plan.json_payload {
+            (0..content::VARIANTS)
+                .map(|k| {
+                    let mut b = br#","body":"#.to_vec();
+                    b.extend(content::json_payload(plan.payload, k));
+                    b
+                })
+                .collect()
+        } else {
+            vec![Vec::new()]
+        };
+        let longest = bodies.iter().map(Vec::len).max().unwrap_or(0);
+        let mut json = Vec::with_capacity(prefix.len() + 24 + longest + suffix.len());
         let mut frame = Vec::with_capacity(json.capacity() + MAX_HEADER_LEN);
         let mut k = 0u64;
         loop {
@@ -668,6 +778,7 @@ impl Conn {
                 json.clear();
                 json.extend_from_slice(prefix.as_bytes());
                 push_u64(&mut json, unix_micros());
+                json.extend_from_slice(&bodies[(k % bodies.len() as u64) as usize]);
                 json.extend_from_slice(suffix);
                 self.send_text(w, &json, &mut frame).await?;
                 w.stats.borrow_mut().published += 1;

@@ -33,6 +33,9 @@ pub enum LoadError {
     /// `--raw` with a scenario that needs the WebSocket handshake.
     #[error("--raw does not apply to the {0} scenario")]
     RawUnsupported(Scenario),
+    /// A combination of flags the tool cannot run.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
     /// More connections than the open-file soft limit allows.
     #[error(
         "{needed} file descriptors needed but the open-file limit is {limit} (raise `ulimit -n`)"
@@ -125,6 +128,10 @@ pub enum ConnError {
     /// `fanout`: the server answered a join with an error reply.
     #[error("join refused by the server")]
     JoinRefused,
+    /// permessage-deflate: the server's answer to the offer, or one of its compressed
+    /// messages, was refused (RFC 7692 §7.1, §7.2.2).
+    #[error("permessage-deflate: {0}")]
+    Deflate(#[from] super::deflate::DeflateError),
     /// More than the backlog cap of messages are unanswered: the server stalled.
     #[error("too many unanswered messages (server stalled)")]
     Backlog,

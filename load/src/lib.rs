@@ -25,6 +25,9 @@
 //! - [`args`]: flags, defaults, hard caps → [`Plan`].
 //! - [`target`]: `ws://` URL, resolution, the loopback rule.
 //! - [`codec`]: pre-encoded masked frames out, server frames (or raw echoed bytes) in.
+//! - [`content`]: `--json-payload`'s realistic JSON bodies.
+//! - [`deflate`]: `--deflate`: the permessage-deflate offer, the check of the server's answer,
+//!   inflating what arrives compressed (the tool sends plain).
 //! - `conn`: one connection's I/O: open (TCP, then `ringcast::proto::handshake`'s client
 //!   upgrade), pump, hold, close.
 //! - `runner`: threads and phases (open → measure → close).
@@ -64,6 +67,8 @@ pub mod args;
 mod baseline;
 pub mod codec;
 mod conn;
+pub mod content;
+pub mod deflate;
 pub mod error;
 pub mod figures;
 pub mod plot;
@@ -235,6 +240,10 @@ fn drive(
     let cpu = Cpu {
         tool_cores: cores(cpu_start.1, cpu_end.1),
         server_cores: cpu_start.2.zip(cpu_end.2).map(|(a, b)| cores(a, b)),
+        server_seconds: cpu_start
+            .2
+            .zip(cpu_end.2)
+            .map(|(a, b)| b.saturating_sub(a).as_secs_f64()),
     };
     let memory = match (rss_before, rss_connected, rss_end) {
         (Some(before), Some(connected), Some(end)) => Some(Memory {

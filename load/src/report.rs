@@ -32,6 +32,10 @@ pub struct Cpu {
     pub tool_cores: f64,
     /// The server, when `--server-pid` was given.
     pub server_cores: Option<f64>,
+    /// The server's CPU time over the window in seconds (user + system, from
+    /// `/proc/PID/stat`), when `--server-pid` was given: divided by the messages, the server's
+    /// CPU per message.
+    pub server_seconds: Option<f64>,
 }
 
 /// What the caller sampled around the measurement.
@@ -41,6 +45,26 @@ pub struct Samples {
     pub cpu: Cpu,
     /// Server memory, when sampled.
     pub memory: Option<Memory>,
+}
+
+/// Bytes the server sent, as the tool read them (TCP payload: frame headers and payloads, as
+/// they were on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Wire {
+    /// Read during the measurement window and its drain, by every connection (the `fanout`
+    /// publisher's replies included).
+    pub bytes_in: u64,
+    /// `bytes_in` over the messages (or deliveries) completed, late ones included.
+    pub per_message: Option<f64>,
+}
+
+/// `--deflate`: what the server accepted and used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Deflate {
+    /// Connections whose server accepted the offer.
+    pub negotiated: u64,
+    /// Messages that arrived compressed during the measurement (each was inflated and checked).
+    pub compressed_messages: u64,
 }
 
 /// `fanout`'s own figures. Deliveries are `completed + late`; `completed / window_s` is the
@@ -208,6 +232,10 @@ pub struct Report {
     pub send_lag_us: Option<Percentiles>,
     /// `fanout`: the deliveries side (`None` in the other scenarios).
     pub fanout: Option<Fanout>,
+    /// What the server put on the wire toward the tool.
+    pub wire: Wire,
+    /// `--deflate`: what was negotiated and compressed.
+    pub deflate: Option<Deflate>,
     /// `fanout` without `--no-baseline`: the baseline phase and the ratios to it.
     pub baseline: Option<Baseline>,
     /// Connections the server closed while the tool still needed them, by the close code and
@@ -289,6 +317,17 @@ impl Report {
                     delivered,
                     missing_deliveries: expected.saturating_sub(delivered),
                 }
+            }),
+            wire: Wire {
+                bytes_in: stats.wire_bytes_in,
+                per_message: {
+                    let messages = stats.completed + stats.late;
+                    (messages > 0).then(|| stats.wire_bytes_in as f64 / messages as f64)
+                },
+            },
+            deflate: plan.deflate.then_some(Deflate {
+                negotiated: stats.deflate_negotiated,
+                compressed_messages: stats.compressed_messages,
             }),
             baseline: None,
             closed_by_server: stats
@@ -524,6 +563,34 @@ impl Report {
         for (reason, n) in &self.failures {
             row("failure", format!("{} × {reason}", count(*n)));
         }
+        row(
+            "bytes read",
+            match self.wire.per_message {
+                Some(per) => format!(
+                    "{} B from the server during the window and drain ({} B per {})",
+                    count(self.wire.bytes_in),
+                    whole(per),
+                    match self.scenario {
+                        Scenario::Connect => "handshake",
+                        Scenario::Idle => "server message",
+                        Scenario::Echo | Scenario::Latency => "message",
+                        Scenario::Fanout => "delivery",
+                    }
+                ),
+                None => format!("{} B", count(self.wire.bytes_in)),
+            },
+        );
+        if let Some(d) = &self.deflate {
+            row(
+                "permessage-deflate",
+                format!(
+                    "offered; {} of {} connections negotiated it; {} messages arrived compressed",
+                    count(d.negotiated),
+                    count(self.connected),
+                    count(d.compressed_messages)
+                ),
+            );
+        }
         row("tool cpu", format!("{:.2} cores", self.cpu.tool_cores));
         if let Some(s) = self.cpu.server_cores {
             row("server cpu", format!("{s:.2} cores"));
@@ -642,6 +709,7 @@ mod tests {
             cpu: Cpu {
                 tool_cores: 0.5,
                 server_cores: None,
+                server_seconds: None,
             },
             memory: None,
         };

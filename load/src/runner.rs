@@ -201,7 +201,9 @@ fn thread_main(plan: Arc<Plan>, t: u32, seed: u64, shared: &Shared) -> Result<St
 
     // Phase 2: measure.
     w.start.set(Instant::now());
+    w.measuring.set(true);
     let conns = local.block_on(&runtime, measure(&w, conns));
+    w.measuring.set(false);
     guard.arrive();
 
     // Phase 3: close.

@@ -58,6 +58,13 @@ pub struct Stats {
     pub published: u64,
     /// `fanout`: subscribers whose join the server accepted.
     pub joined: u64,
+    /// `--deflate`: connections whose server accepted permessage-deflate.
+    pub deflate_negotiated: u64,
+    /// Messages that arrived compressed (and were inflated) during the measurement.
+    pub compressed_messages: u64,
+    /// Bytes read from the server during the measurement (drain included): frame headers and
+    /// payloads as they were on the wire, compressed or not.
+    pub wire_bytes_in: u64,
 }
 
 impl Stats {
@@ -80,6 +87,9 @@ impl Stats {
             closed_by_server: BTreeMap::new(),
             published: 0,
             joined: 0,
+            deflate_negotiated: 0,
+            compressed_messages: 0,
+            wire_bytes_in: 0,
         }
     }
 
@@ -159,6 +169,9 @@ impl Stats {
         self.pongs += other.pongs;
         self.published += other.published;
         self.joined += other.joined;
+        self.deflate_negotiated += other.deflate_negotiated;
+        self.compressed_messages += other.compressed_messages;
+        self.wire_bytes_in += other.wire_bytes_in;
         self.last_completion = self.last_completion.max(other.last_completion);
         for (reason, n) in &other.failures {
             *self.failures.entry(reason.clone()).or_insert(0) += n;

@@ -238,7 +238,7 @@ fn compression_options_are_checked_against_their_ranges() {
     assert!(bad(Key::CompressionMinSize, "32MiB").contains("at most max_message_size"));
     let c = Config::default();
     assert_eq!(c.render(Key::Compression), "shared");
-    assert_eq!(c.render(Key::CompressionMinSize), "128B");
+    assert_eq!(c.render(Key::CompressionMinSize), "256B");
 }
 
 // --- room history rules ----------------------------------------------------------------

@@ -582,8 +582,12 @@ async fn websocket(worker: &Rc<Worker>, key: ConnKey, conn: &Rc<ConnShared>) -> 
                 if conn.park_requested.get() && !conn.readable.get() && state == State::Open {
                     conn.park_requested.set(false);
                     let mut machine = conn.machine.borrow_mut();
-                    if machine.as_ref().is_some_and(|m| m.is_idle()) {
-                        *machine = None;
+                    match machine.as_deref_mut() {
+                        Some(m) if m.is_idle() => *machine = None,
+                        // Kept (a context under context takeover, a message in progress): it
+                        // still gives up the compression contexts that hold no state.
+                        Some(m) => m.release_idle_contexts(),
+                        None => {}
                     }
                     return Ok(Step::Park);
                 }

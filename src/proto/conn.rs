@@ -693,6 +693,26 @@ impl Connection {
             && self.contexts_droppable()
     }
 
+    /// Drops each compression context whose direction negotiated no context takeover (RFC 7692
+    /// §7.1.1.1, §7.1.1.2): between messages such a context holds nothing a later message
+    /// depends on, only its buffers (a deflate context is hundreds of KiB), and the next message
+    /// makes it afresh. A context under context takeover is kept: the peer's next message (or
+    /// our next one, in the peer's view) may refer back into its window. The driver calls this
+    /// when a connection parks whose machine it cannot drop (see [`Connection::is_idle`]).
+    /// Between two messages only: a message being inflated holds no context yet (it is inflated
+    /// once complete), so this is safe mid-fragment too.
+    pub fn release_idle_contexts(&mut self) {
+        let Some(c) = self.compression else {
+            return;
+        };
+        if c.params.server_no_context_takeover {
+            self.deflater = None;
+        }
+        if c.params.client_no_context_takeover {
+            self.inflater = None;
+        }
+    }
+
     /// Whether the compression contexts hold nothing a later message depends on: they are absent,
     /// or no context takeover was negotiated for them, so a new machine may make them afresh.
     fn contexts_droppable(&self) -> bool {
@@ -1882,6 +1902,90 @@ mod tests {
             conn.send_deflated(MessageKind::Text, Bytes::from_static(b"Hello"))
                 .unwrap();
             assert_eq!(transmitted(&mut conn), [&shared[..], &shared[..]].concat());
+        }
+
+        /// A dedicated connection whose client offered `offer`, as the dedicated policy answers it.
+        fn dedicated_conn(offer: &str) -> Connection {
+            let params = crate::proto::deflate::negotiate::negotiate_header(
+                offer.as_bytes(),
+                &ServerPolicy::default(),
+            )
+            .unwrap()
+            .params;
+            Connection::with_compression(
+                ConnLimits::default(),
+                Some(Compression {
+                    params,
+                    dedicated_level: Some(6),
+                }),
+            )
+        }
+
+        /// Receives the RFC's two "Hello"s (the second refers back to the first) and sends two.
+        fn exchange_hellos(conn: &mut Connection) {
+            let wire = [
+                frame_rsv(true, 0b100, TEXT, &HELLO_Z),
+                frame_rsv(true, 0b100, TEXT, &[0xf2, 0x00, 0x11, 0x00, 0x00]),
+            ]
+            .concat();
+            assert_eq!(feed_to(conn, &wire).0, [text("Hello"), text("Hello")]);
+            for _ in 0..2 {
+                conn.send_deflated(MessageKind::Text, Bytes::from_static(b"Hello"))
+                    .unwrap();
+            }
+            transmitted(conn);
+            conn.on_written(conn.buffered_bytes());
+        }
+
+        #[test]
+        fn parking_releases_exactly_the_contexts_without_context_takeover() {
+            // server_no_context_takeover only: our deflater holds nothing between messages, the
+            // client's window must stay (its next message may refer back).
+            let mut conn = dedicated_conn("permessage-deflate; server_no_context_takeover");
+            exchange_hellos(&mut conn);
+            assert!(conn.deflater.is_some() && conn.inflater.is_some());
+            assert!(!conn.is_idle(), "the inflate window keeps the machine");
+            conn.release_idle_contexts();
+            assert!(conn.deflater.is_none(), "no takeover: released");
+            assert!(conn.inflater.is_some(), "client takeover: kept");
+            // The client's next message still refers back to its window, and ours stands alone.
+            let (ev, _) = feed_to(
+                &mut conn,
+                &frame_rsv(true, 0b100, TEXT, &[0xf2, 0x00, 0x11, 0x00, 0x00]),
+            );
+            assert_eq!(ev, [text("Hello")]);
+            conn.send_deflated(MessageKind::Text, Bytes::from_static(b"Hello"))
+                .unwrap();
+            assert_eq!(
+                transmitted(&mut conn),
+                [&[0xc1, 0x07][..], &HELLO_Z].concat()
+            );
+
+            // Takeover both ways (what browsers get in dedicated mode): both contexts are kept,
+            // and our next message still refers back to the earlier ones (shorter than "Hello"
+            // standing alone).
+            let mut conn = dedicated_conn("permessage-deflate; client_max_window_bits");
+            exchange_hellos(&mut conn);
+            conn.release_idle_contexts();
+            assert!(conn.deflater.is_some() && conn.inflater.is_some());
+            conn.send_deflated(MessageKind::Text, Bytes::from_static(b"Hello"))
+                .unwrap();
+            let third = transmitted(&mut conn);
+            assert_eq!(third[0], 0xc1);
+            assert!(third.len() - 2 < HELLO_Z.len(), "{third:x?}");
+
+            // No takeover either way: both go, and the machine itself may be dropped.
+            let mut conn = dedicated_conn(
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+            );
+            feed_to(&mut conn, &frame_rsv(true, 0b100, TEXT, &HELLO_Z));
+            conn.send_deflated(MessageKind::Text, Bytes::from_static(b"Hello"))
+                .unwrap();
+            transmitted(&mut conn);
+            conn.on_written(conn.buffered_bytes());
+            assert!(conn.is_idle());
+            conn.release_idle_contexts();
+            assert!(conn.deflater.is_none() && conn.inflater.is_none());
         }
 
         #[test]

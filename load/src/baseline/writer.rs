@@ -334,7 +334,7 @@ mod tests {
                                 times += u32::from(scan.take().value().is_some());
                             }
                         },
-                        |piece| {
+                        |piece, _compressed| {
                             let mut s = scan.get();
                             s.feed(piece);
                             scan.set(s);
