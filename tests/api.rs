@@ -8,6 +8,7 @@
 //! Waiting is always for an event (an answer, a message), never for a span of wall-clock time.
 
 mod api_client;
+mod auth_support;
 mod common;
 mod rooms_client;
 
@@ -535,18 +536,7 @@ async fn history_answers_the_last_messages_or_those_after_a_point() {
 const SECRET: &str = "an-hmac-secret-of-at-least-32-bytes!";
 
 fn token(sub: &str) -> String {
-    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    encode(
-        &Header::new(Algorithm::HS256),
-        &json!({ "sub": sub, "exp": exp }),
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    auth_support::hs256_token(SECRET, sub)
 }
 
 fn with_auth(c: &mut Config) {

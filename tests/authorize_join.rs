@@ -8,16 +8,16 @@
 //! Waiting is always for an event (a reply, a request at the backend), never for a span of
 //! wall-clock time.
 
+mod auth_support;
 mod backend_support;
 mod common;
 mod rooms_client;
 
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use backend_support::{expected_signature, refused_port, Answer, Receiver, Request};
 use common::{http_get, TestServer};
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use ringcast::config::Config;
 use ringcast::security::{AuthMode, Secret};
 use rooms_client::Client;
@@ -27,17 +27,7 @@ const JWT_SECRET: &str = "an-hmac-secret-of-at-least-32-bytes!";
 const HOOK_SECRET: &str = "authorize-test-secret-0123456789";
 
 fn token(sub: &str) -> String {
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    encode(
-        &Header::new(Algorithm::HS256),
-        &json!({ "sub": sub, "exp": exp }),
-        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-    )
-    .unwrap()
+    auth_support::hs256_token(JWT_SECRET, sub)
 }
 
 /// Optional auth, joins asked of `url`.

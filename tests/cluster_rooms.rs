@@ -3,16 +3,16 @@
 //! under 1 000 publishes/s), `msg_id` dedup across nodes, Redis killed and restarted, a node
 //! killed mid-stream.
 
+mod auth_support;
 mod cluster_support;
 mod common;
 mod rooms_client;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cluster_support::{Node, Redis};
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use rooms_client::Client;
 use serde_json::{json, Value};
 
@@ -244,17 +244,7 @@ async fn a_resume_while_the_room_takes_1000_publishes_a_second_is_exactly_once()
 const SECRET: &str = "a-test-secret-that-is-long-enough-for-hs256!";
 
 fn token(sub: &str) -> String {
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    encode(
-        &Header::new(Algorithm::HS256),
-        &json!({"sub": sub, "exp": exp}),
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    auth_support::hs256_token(SECRET, sub)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

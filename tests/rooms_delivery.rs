@@ -3,14 +3,14 @@
 //! when history cannot cover the gap, idempotent publish with `msg_id`, and the history byte
 //! budget under a flood.
 
+mod auth_support;
 mod common;
 mod rooms_client;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::*;
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use ringcast::config::Config;
 use ringcast::room::stream::HistoryRule;
 use ringcast::security::{AuthMode, Secret};
@@ -322,19 +322,8 @@ fn token(sub: &str) -> String {
     token_with(json!({"sub": sub}))
 }
 
-fn token_with(mut claims: Value) -> String {
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    claims["exp"] = json!(exp);
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+fn token_with(claims: Value) -> String {
+    auth_support::hs256_token_with(SECRET, claims)
 }
 
 fn auth_server() -> TestServer {

@@ -7,13 +7,13 @@
 //! Users authenticate with an HS256 token in `?token=` (docs/security.md). Waiting is always for
 //! an event (a message, a metric), never for a span of wall-clock time.
 
+mod auth_support;
 mod common;
 mod rooms_client;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::*;
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use ringcast::config::Config;
 use ringcast::security::{AuthMode, Secret};
 use rooms_client::Client;
@@ -25,17 +25,7 @@ const SECRET: &str = "an-hmac-secret-of-at-least-32-bytes!";
 const HANG_GUARD: Duration = Duration::from_secs(10);
 
 fn token(sub: &str) -> String {
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    encode(
-        &Header::new(Algorithm::HS256),
-        &json!({ "sub": sub, "exp": exp }),
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    auth_support::hs256_token(SECRET, sub)
 }
 
 /// Two workers, auth `mode`, acks that never time out unless `tweak` says otherwise.

@@ -8,6 +8,7 @@
 //! Waiting is always for an event (a request at the receiver, a metric), never for a span of
 //! wall-clock time.
 
+mod auth_support;
 mod backend_support;
 mod common;
 mod rooms_client;
@@ -18,7 +19,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use backend_support::{expected_signature, refused_port, Answer, Receiver, Request};
 use common::{http_get, wait_for, TestServer};
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use ringcast::config::Config;
 use ringcast::security::{AuthMode, Secret};
 use rooms_client::Client;
@@ -28,17 +28,7 @@ const JWT_SECRET: &str = "an-hmac-secret-of-at-least-32-bytes!";
 const HOOK_SECRET: &str = "webhook-test-secret-0123456789";
 
 fn token(sub: &str) -> String {
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    encode(
-        &Header::new(Algorithm::HS256),
-        &json!({ "sub": sub, "exp": exp }),
-        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-    )
-    .unwrap()
+    auth_support::hs256_token(JWT_SECRET, sub)
 }
 
 /// Two workers, optional auth, webhooks to `url` with short batching and retry delays.
