@@ -170,6 +170,65 @@ async fn a_decision_is_reused_for_the_same_user_and_room_until_its_ttl() {
     assert_eq!(uncached.requests().len(), 2);
 }
 
+#[tokio::test]
+async fn identical_questions_asked_at_once_cost_the_backend_one_request() {
+    // A backend that takes its time: every question below arrives while the first is with it.
+    let backend = Receiver::start(|_| Answer {
+        hold: Duration::from_secs(1),
+        ..Answer::ok(r#"{"allow":true}"#)
+    });
+    let server = server(backend.url("/authorize"), |c| {
+        c.authorize_join_cache_ttl = Duration::from_secs(3600);
+    });
+    // One user opening three tabs at once, and another user at the same moment.
+    let mut tabs = Vec::new();
+    for _ in 0..3 {
+        tabs.push(connect_as(&server, "alice").await);
+    }
+    let mut bob = connect_as(&server, "bob").await;
+    let mut asked = Vec::new();
+    for tab in &mut tabs {
+        asked.push(tab.send(json!({"type":"join","room":"lobby"})).await);
+    }
+    let bob_asked = bob.send(json!({"type":"join","room":"lobby"})).await;
+    for (tab, id) in tabs.iter_mut().zip(&asked) {
+        let (reply, _) = tab.reply(id).await;
+        assert_eq!(reply["ok"], true, "{reply}");
+    }
+    assert_eq!(bob.reply(&bob_asked).await.0["ok"], true);
+    let users: Vec<Value> = backend
+        .requests()
+        .iter()
+        .map(|r| r.json()["user"].clone())
+        .collect();
+    assert_eq!(users.len(), 2, "one request per (user, room): {users:?}");
+    assert!(users.contains(&json!("alice")) && users.contains(&json!("bob")));
+    assert_eq!(
+        metric(&server, "ringcast_authorize_join_total{result=\"allowed\"}"),
+        4,
+        "every join is counted with its decision"
+    );
+
+    // With a ttl of 0 nothing is shared: each join is asked, even at the same moment.
+    let uncached = Receiver::start(|_| Answer {
+        hold: Duration::from_millis(300),
+        ..Answer::ok(r#"{"allow":true}"#)
+    });
+    let server = server_with_ttl_zero(&uncached);
+    let mut tabs = Vec::new();
+    for _ in 0..2 {
+        tabs.push(connect_as(&server, "alice").await);
+    }
+    let mut asked = Vec::new();
+    for tab in &mut tabs {
+        asked.push(tab.send(json!({"type":"join","room":"lobby"})).await);
+    }
+    for (tab, id) in tabs.iter_mut().zip(&asked) {
+        assert_eq!(tab.reply(id).await.0["ok"], true);
+    }
+    assert_eq!(uncached.requests().len(), 2);
+}
+
 fn server_with_ttl_zero(backend: &Receiver) -> TestServer {
     server(backend.url("/authorize"), |c| {
         c.authorize_join_cache_ttl = Duration::ZERO;

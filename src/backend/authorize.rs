@@ -17,6 +17,9 @@
 //! failure, answered at once by the policy) and the authorizer thread answers through the mesh
 //! (`MeshMsg::JoinAuthorized` to the joiner's worker), as the cluster bridge does. Questions run
 //! concurrently (at most [`MAX_IN_FLIGHT`] at once) so one slow answer delays no other join.
+//! While decisions are cached (a ttl above 0), a question for a `(user, room)` already being asked
+//! waits for that answer instead of asking again (a user opening several tabs at once costs the
+//! backend one request); it is counted as a cache hit.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -297,10 +300,16 @@ pub fn parse_answer(status: u16, body: &[u8]) -> Option<Verdict> {
     }
 }
 
+/// The cache key of a question: its user (`None`: anonymous) and room.
+type AskKey = (Option<Arc<str>>, Box<str>);
+
 struct Ctx {
     config: AuthorizeConfig,
     client: Client,
     cache: RefCell<DecisionCache>,
+    /// Questions waiting for the answer to an identical one being asked (cached decisions only).
+    /// Invariant: a key is here exactly while its first question is with the backend.
+    waiting: RefCell<HashMap<AskKey, Vec<JoinAsk>>>,
     outboxes: Vec<Outbox>,
     status: Arc<AuthorizeStatus>,
     epoch: Instant,
@@ -366,6 +375,7 @@ async fn run(
     let ctx = Rc::new(Ctx {
         client: Client::new(config.target.clone(), config.timeout),
         cache: RefCell::new(DecisionCache::new(config.cache_ttl, config.cache_size)),
+        waiting: RefCell::new(HashMap::new()),
         config,
         outboxes,
         status,
@@ -383,6 +393,17 @@ async fn run(
             ctx.status.count(&verdict, false);
             ctx.answer(ask, verdict);
             continue;
+        }
+        // A decision that will be cached is shared with identical questions asked meanwhile.
+        let key: Option<AskKey> =
+            (!ctx.config.cache_ttl.is_zero()).then(|| (ask.user.clone(), ask.room.clone()));
+        if let Some(key) = &key {
+            if let Some(waiters) = ctx.waiting.borrow_mut().get_mut(key) {
+                ctx.status.cache_hits.fetch_add(1, Ordering::Relaxed);
+                waiters.push(ask);
+                continue;
+            }
+            ctx.waiting.borrow_mut().insert(key.clone(), Vec::new());
         }
         let permit = slots.clone().acquire_owned().await.expect("never closed");
         let ctx = ctx.clone();
@@ -414,6 +435,13 @@ async fn run(
                     (failure_verdict(ctx.config.fail_open), true)
                 }
             };
+            let waiters = key
+                .and_then(|k| ctx.waiting.borrow_mut().remove(&k))
+                .unwrap_or_default();
+            for waiter in waiters {
+                ctx.status.count(&verdict, failed);
+                ctx.answer(waiter, verdict.clone());
+            }
             ctx.status.count(&verdict, failed);
             ctx.answer(ask, verdict);
         });
