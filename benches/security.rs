@@ -62,64 +62,63 @@ fn peer_table(c: &mut Criterion) {
             table.release(ip);
         });
     });
+    // The baseline: the whole table behind one lock, as before it was sharded.
     g.bench_function("one_lock_admit_release_with_a_contending_thread", |b| {
-        // The baseline: the whole table behind one lock, as before it was sharded.
-        let table = Arc::new(Mutex::new(PeerTable::new(
-            65_536,
-            Some(8),
-            Rate::new(5, 10),
-        )));
-        let stop = Arc::new(AtomicBool::new(false));
-        let other = {
-            let (table, stop) = (Arc::clone(&table), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                let mut j = 0u32;
-                while !stop.load(Ordering::Relaxed) {
-                    j = j.wrapping_add(1);
-                    let ip = IpAddr::V4(Ipv4Addr::from(j | 0x8000_0000));
-                    if table.lock().unwrap().admit(ip, u64::from(j)).is_ok() {
-                        table.lock().unwrap().release(ip);
-                    }
-                }
-            })
-        };
-        let mut i = 0u32;
-        b.iter(|| {
-            i = i.wrapping_add(1) & 0x7fff_ffff;
-            let ip = IpAddr::V4(Ipv4Addr::from(i));
-            assert!(table.lock().unwrap().admit(ip, u64::from(i)).is_ok());
-            table.lock().unwrap().release(ip);
+        let table = Mutex::new(PeerTable::new(65_536, Some(8), Rate::new(5, 10)));
+        with_a_contending_thread(b, Arc::new(table), |t, ip, now| {
+            let admitted = t.lock().unwrap().admit(ip, now).is_ok();
+            if admitted {
+                t.lock().unwrap().release(ip);
+            }
+            admitted
         });
-        stop.store(true, Ordering::Relaxed);
-        other.join().unwrap();
     });
     g.bench_function("sharded_admit_release_with_a_contending_thread", |b| {
-        let table = Arc::new(ShardedPeers::new(65_536, Some(8), Rate::new(5, 10)));
-        let stop = Arc::new(AtomicBool::new(false));
-        let other = {
-            let (table, stop) = (Arc::clone(&table), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                let mut j = 0u32;
-                while !stop.load(Ordering::Relaxed) {
-                    j = j.wrapping_add(1);
-                    let ip = IpAddr::V4(Ipv4Addr::from(j | 0x8000_0000));
-                    if table.admit(ip, u64::from(j)).is_ok() {
-                        table.release(ip);
-                    }
-                }
-            })
-        };
-        let mut i = 0u32;
-        b.iter(|| {
-            i = i.wrapping_add(1) & 0x7fff_ffff;
-            let ip = IpAddr::V4(Ipv4Addr::from(i));
-            assert!(table.admit(ip, u64::from(i)).is_ok());
-            table.release(ip);
+        let table = ShardedPeers::new(65_536, Some(8), Rate::new(5, 10));
+        with_a_contending_thread(b, Arc::new(table), |t, ip, now| {
+            let admitted = t.admit(ip, now).is_ok();
+            if admitted {
+                t.release(ip);
+            }
+            admitted
         });
-        stop.store(true, Ordering::Relaxed);
-        other.join().unwrap();
     });
     g.finish();
+}
+
+/// Times `admit_release` on addresses of the lower half of the IPv4 space while a second thread
+/// runs it on the upper half of the same `table` until the timing is over.
+fn with_a_contending_thread<T: Send + Sync + 'static>(
+    b: &mut criterion::Bencher<'_>,
+    table: Arc<T>,
+    admit_release: fn(&T, IpAddr, u64) -> bool,
+) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let other = {
+        let (table, stop) = (Arc::clone(&table), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut j = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                j = j.wrapping_add(1);
+                admit_release(
+                    &table,
+                    IpAddr::V4(Ipv4Addr::from(j | 0x8000_0000)),
+                    u64::from(j),
+                );
+            }
+        })
+    };
+    let mut i = 0u32;
+    b.iter(|| {
+        i = i.wrapping_add(1) & 0x7fff_ffff;
+        assert!(admit_release(
+            &table,
+            IpAddr::V4(Ipv4Addr::from(i)),
+            u64::from(i)
+        ));
+    });
+    stop.store(true, Ordering::Relaxed);
+    other.join().unwrap();
 }
 
 fn jwt(c: &mut Criterion) {

@@ -266,13 +266,7 @@ pub fn parse_publish(body: &mut [u8], limits: &EnvelopeLimits) -> Result<Publish
         Some(v) => v.as_str().ok_or(ApiError::BadField("room"))?,
     };
     check_room(room, limits, "room")?;
-    let payload = object
-        .get("payload")
-        .ok_or(ApiError::MissingField("payload"))?;
-    let payload = simd_json::to_vec(payload).map_err(|_| ApiError::BadJson)?;
-    if payload.len() > limits.max_payload_len {
-        return Err(ApiError::PayloadTooLarge);
-    }
+    let payload = required_payload(object, limits)?;
     let msg_id = match object.get("msg_id") {
         None => None,
         Some(v) if v.is_null() => None,
@@ -314,6 +308,15 @@ pub fn parse_broadcast(body: &mut [u8], limits: &EnvelopeLimits) -> Result<Broad
         check_room(room, limits, "rooms")?;
         rooms.push(room.to_owned());
     }
+    let payload = required_payload(object, limits)?;
+    Ok(Broadcast { rooms, payload })
+}
+
+/// A body's required `payload`, re-encoded as compact JSON and bounded by `max_payload_len`.
+fn required_payload(
+    object: &simd_json::borrowed::Object<'_>,
+    limits: &EnvelopeLimits,
+) -> Result<Vec<u8>, ApiError> {
     let payload = object
         .get("payload")
         .ok_or(ApiError::MissingField("payload"))?;
@@ -321,7 +324,7 @@ pub fn parse_broadcast(body: &mut [u8], limits: &EnvelopeLimits) -> Result<Broad
     if payload.len() > limits.max_payload_len {
         return Err(ApiError::PayloadTooLarge);
     }
-    Ok(Broadcast { rooms, payload })
+    Ok(payload)
 }
 
 fn check_room(room: &str, limits: &EnvelopeLimits, field: &'static str) -> Result<(), ApiError> {
@@ -394,13 +397,7 @@ pub fn parse_send(body: &mut [u8], limits: &EnvelopeLimits) -> Result<Send, ApiE
         .as_str()
         .filter(|u| !u.is_empty())
         .ok_or(ApiError::BadField("to_user"))?;
-    let payload = object
-        .get("payload")
-        .ok_or(ApiError::MissingField("payload"))?;
-    let payload = simd_json::to_vec(payload).map_err(|_| ApiError::BadJson)?;
-    if payload.len() > limits.max_payload_len {
-        return Err(ApiError::PayloadTooLarge);
-    }
+    let payload = required_payload(object, limits)?;
     let ack = match object.get("ack") {
         None => false,
         Some(v) => v.as_bool().ok_or(ApiError::BadField("ack"))?,

@@ -134,6 +134,8 @@ pub struct Webhooks {
     stop: Arc<Stop>,
     /// Disconnected when the sender thread has returned.
     finished: Mutex<std::sync::mpsc::Receiver<()>>,
+    /// `webhook_timeout`: how long a request in flight at the flush deadline may still take.
+    request_timeout: Duration,
 }
 
 /// The graceful stop, as the sender sees it: set once, with the moment the flush must end.
@@ -176,9 +178,9 @@ impl Webhooks {
         }
         self.stop.wake.notify_one();
         let finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
-        // The sender returns by the deadline (its waits are cut there); the margin covers one
-        // request in flight at that moment, bounded by `webhook_timeout`.
-        let _ = finished.recv_timeout(budget + Duration::from_secs(1));
+        // The sender returns by the deadline (its waits are cut there), or once the request in
+        // flight at that moment ends, within `webhook_timeout`.
+        let _ = finished.recv_timeout(budget + self.request_timeout);
     }
 }
 
@@ -194,6 +196,7 @@ pub fn start(config: WebhookConfig) -> std::io::Result<Webhooks> {
         status: status.clone(),
         stop: stop.clone(),
         finished: Mutex::new(finished),
+        request_timeout: config.timeout,
     };
     std::thread::Builder::new()
         .name("ringcast-webhook".into())
