@@ -10,7 +10,7 @@ use ringcast::proto::handshake::{
 };
 
 /// Chrome 131 on Linux, as sent (the unit tests' fixture).
-const CHROME: &[u8] = include_bytes!("../src/proto/handshake/fixtures/chrome131.http");
+const CHROME: &[u8] = include_bytes!("../core/src/handshake/fixtures/chrome131.http");
 
 /// Length of the 101 for `CHROME`: status line, Upgrade, Connection, Accept, blank line.
 const RESPONSE_LEN: usize = 129;

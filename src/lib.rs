@@ -2,7 +2,7 @@
 //!
 //! A map of the crate (dependencies point one way: `driver` → everything else):
 //!
-//! - [`proto`]: RFC 6455, sans-IO. The upgrade handshake, the frame codec, masking, message
+//! - [`proto`]: the member crate `ringcast-core` (`core/`), re-exported: RFC 6455, sans-IO. The upgrade handshake, the frame codec, masking, message
 //!   assembly with incremental UTF-8 checks, close codes, and the per-connection protocol machine;
 //!   permessage-deflate (RFC 7692): the offer negotiation and the bounded per-message codec.
 //!   Bytes and `now` in, bytes and events out.
@@ -63,7 +63,7 @@ pub mod driver;
 pub mod envelope;
 pub mod logging;
 pub mod metrics;
-pub mod proto;
+pub use ringcast_core as proto;
 pub mod room;
 pub mod security;
 pub mod table;

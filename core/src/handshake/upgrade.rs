@@ -4,7 +4,7 @@
 //! selection, the `Sec-WebSocket-Extensions` grammar, and the bytes of the `101` response.
 //! Never routes (the driver only calls [`validate_upgrade`] on its WebSocket paths) and never
 //! decides on an extension: offers are parsed and kept on the [`Upgrade`]; the caller negotiates
-//! (permessage-deflate: [`crate::proto::deflate::negotiate`]) and passes the answer to
+//! (permessage-deflate: [`crate::deflate::negotiate`]) and passes the answer to
 //! [`Upgrade::render_response_with_extensions`].
 
 use bytes::BufMut;
@@ -60,7 +60,7 @@ impl ExtensionOffer {
 
 /// A `Sec-WebSocket-Extensions` value outside the §9.1 grammar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct BadExtensions;
+pub struct BadExtensions;
 
 /// Parses one `Sec-WebSocket-Extensions` value (§9.1) and appends its offers to `out`:
 ///
@@ -74,10 +74,7 @@ pub(crate) struct BadExtensions;
 /// ```
 ///
 /// Empty list elements are skipped (RFC 7230 §7), so an empty value adds no offer.
-pub(crate) fn parse_extensions(
-    value: &[u8],
-    out: &mut Vec<ExtensionOffer>,
-) -> Result<(), BadExtensions> {
+pub fn parse_extensions(value: &[u8], out: &mut Vec<ExtensionOffer>) -> Result<(), BadExtensions> {
     let mut c = Cursor { s: value, at: 0 };
     loop {
         c.skip_ows();

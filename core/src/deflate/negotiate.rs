@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use crate::proto::handshake::ExtensionOffer;
+use crate::handshake::ExtensionOffer;
 
 use super::{MAX_WINDOW_BITS, MIN_WINDOW_BITS};
 
@@ -239,14 +239,14 @@ pub fn negotiate(offers: &[ExtensionOffer], policy: &ServerPolicy) -> Option<Acc
 /// the §9.1 grammar (the handshake refuses such a request with 400 before this is reached).
 pub fn negotiate_header(value: &[u8], policy: &ServerPolicy) -> Option<Accepted> {
     let mut offers = Vec::new();
-    crate::proto::handshake::upgrade::parse_extensions(value, &mut offers).ok()?;
+    crate::handshake::upgrade::parse_extensions(value, &mut offers).ok()?;
     negotiate(&offers, policy)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::handshake::upgrade::parse_extensions;
+    use crate::handshake::upgrade::parse_extensions;
 
     fn offers(header: &str) -> Vec<ExtensionOffer> {
         let mut out = Vec::new();

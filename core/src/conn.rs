@@ -817,7 +817,7 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::error::{CLOSE_INVALID_PAYLOAD, CLOSE_MESSAGE_TOO_BIG, CLOSE_PROTOCOL_ERROR};
+    use crate::error::{CLOSE_INVALID_PAYLOAD, CLOSE_MESSAGE_TOO_BIG, CLOSE_PROTOCOL_ERROR};
 
     const TEXT: u8 = 0x1;
     const BINARY: u8 = 0x2;
@@ -1710,7 +1710,7 @@ mod tests {
     mod permessage_deflate {
         //! RFC 7692 on the connection: RSV1 rules, inflation, bounds, outgoing compression.
         use super::*;
-        use crate::proto::deflate::negotiate::{Negotiated, ServerPolicy};
+        use crate::deflate::negotiate::{Negotiated, ServerPolicy};
 
         /// §7.2.3.1: "Hello" compressed (the payload of `0xc1 0x07 ...`).
         const HELLO_Z: [u8; 7] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
@@ -1720,7 +1720,7 @@ mod tests {
                 client_no_context_takeover,
                 ..ServerPolicy::default()
             };
-            crate::proto::deflate::negotiate::negotiate_header(b"permessage-deflate", &policy)
+            crate::deflate::negotiate::negotiate_header(b"permessage-deflate", &policy)
                 .unwrap()
                 .params
         }
@@ -1906,7 +1906,7 @@ mod tests {
 
         /// A dedicated connection whose client offered `offer`, as the dedicated policy answers it.
         fn dedicated_conn(offer: &str) -> Connection {
-            let params = crate::proto::deflate::negotiate::negotiate_header(
+            let params = crate::deflate::negotiate::negotiate_header(
                 offer.as_bytes(),
                 &ServerPolicy::default(),
             )

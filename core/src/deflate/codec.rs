@@ -16,8 +16,8 @@ use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 use super::{MAX_WINDOW_BITS, MIN_DEFLATE_WINDOW_BITS, SYNC_TAIL};
-use crate::proto::frame::{FrameHeader, MAX_HEADER_LEN, RSV1};
-use crate::proto::opcode::OpCode;
+use crate::frame::{FrameHeader, MAX_HEADER_LEN, RSV1};
+use crate::opcode::OpCode;
 
 /// The longest header a server frame has (no masking key): 2 + 8.
 const SERVER_HEAD_ROOM: usize = 10;
